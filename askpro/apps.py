@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class AskproConfig(AppConfig):
+    name = "askpro"
+    verbose_name = "Tenants"

@@ -1,0 +1,126 @@
+"""Strict readers for settings that come from the environment.
+
+Every reader raises ImproperlyConfigured naming the variable when its value cannot be
+used, so a typo stops start-up instead of silently falling back to a default.
+"""
+
+import os
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def env_str(name: str, default: str | None = None) -> str | None:
+    """Return the variable, or default when unset. An empty value counts as unset."""
+    value = os.environ.get(name, "").strip()
+    return value if value else default
+
+
+def env_secret(name: str, default: str | None = None) -> str | None:
+    """Like env_str, but also reads NAME_FILE (Docker/Kubernetes secrets)."""
+    path = env_str(f"{name}_FILE")
+    if path:
+        try:
+            return Path(path).read_text().strip() or default
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE: cannot read {path!r} ({exc.strerror})") from None
+    return env_str(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = env_str(name)
+    if raw is None:
+        return default
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}: expected true/false (or 1/0, yes/no), got {raw!r}")
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    raw = env_str(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}: expected a whole number, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name}: must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name}: must be at most {maximum}, got {value}")
+    return value
+
+
+def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
+    raw = env_str(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}: expected a number, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name}: must be at least {minimum}, got {value}")
+    return value
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    """A comma- or whitespace-separated list."""
+    raw = env_str(name)
+    if raw is None:
+        return list(default)
+    return [item for item in raw.replace(",", " ").split() if item]
+
+
+def parse_database_url(name: str, url: str, *, base_dir: Path) -> dict:
+    """Turn postgres://user:pass@host:port/db or sqlite:///path into a DATABASES entry."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "sqlite":
+        # sqlite:///relative.db and sqlite:////absolute.db, as SQLAlchemy spells them
+        raw_path = parts.path[1:] if parts.path.startswith("/") else parts.path
+        if not raw_path:
+            raise ImproperlyConfigured(f"{name}: sqlite URL needs a file path, got {url!r}")
+        path = Path(raw_path)
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(path if path.is_absolute() else base_dir / path),
+        }
+    if scheme in {"postgres", "postgresql", "pgsql"}:
+        db_name = unquote(parts.path.lstrip("/"))
+        if not db_name:
+            raise ImproperlyConfigured(f"{name}: PostgreSQL URL needs a database name, got {url!r}")
+        try:
+            port = parts.port
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: invalid port in {url!r}") from None
+        options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": db_name,
+            "USER": unquote(parts.username or ""),
+            "PASSWORD": unquote(parts.password or ""),
+            "HOST": parts.hostname or "",
+            "PORT": str(port or ""),
+            "OPTIONS": options,
+        }
+    raise ImproperlyConfigured(
+        f"{name}: unsupported scheme {scheme!r}; use postgres://… or sqlite:///…"
+    )
+
+
+def check_redis_url(name: str, url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in {"redis", "rediss", "unix"}:
+        raise ImproperlyConfigured(f"{name}: expected redis://host:port/db, got {url!r}")
+    try:
+        parts.port  # noqa: B018 - raises on a non-numeric port
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}: invalid port in {url!r}") from None
+    return url

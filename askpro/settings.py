@@ -1,0 +1,215 @@
+"""Settings for the AskPro control plane, read from the environment (see README's table).
+
+With nothing set, the project runs on embedded defaults: a SQLite file, the in-process
+cache and eager Celery, so that `make run` works on a bare machine.
+"""
+
+import os
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from .env import (
+    check_redis_url,
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_secret,
+    env_str,
+    parse_database_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DEBUG", False)
+
+SECRET_KEY = env_secret("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY: required when DEBUG is off (set DEBUG=1 for development)")
+    SECRET_KEY = "askpro-insecure-development-key-do-not-use-in-production"  # noqa: S105
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# Key for tenant credentials at rest (Fernet, 32 url-safe base64 bytes). Without it, a key
+# is derived from SECRET_KEY, which is only acceptable for development.
+CREDENTIALS_ENCRYPTION_KEY = env_secret("CREDENTIALS_ENCRYPTION_KEY")
+
+INSTALLED_APPS = [
+    "dashboard.apps.AskproAdminConfig",  # replaces django.contrib.admin with our AdminSite
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "django_celery_beat",
+    "askpro",
+    "mcp_core",
+    "mcp_servers.database",
+    "dashboard",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "askpro.urls"
+WSGI_APPLICATION = "askpro.wsgi.application"
+ASGI_APPLICATION = "askpro.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---
+DATABASE_URL = env_str("DATABASE_URL", "sqlite:///var/askpro.sqlite3")
+DATABASES = {"default": parse_database_url("DATABASE_URL", DATABASE_URL, base_dir=BASE_DIR)}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    DATABASES["default"]["OPTIONS"] = {"timeout": 20}
+else:
+    # psycopg 3 connection pool (Django >= 5.1). Persistent connections must stay off with it.
+    DB_POOL_MIN_SIZE = env_int("DB_POOL_MIN_SIZE", 2, minimum=0)
+    DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 10, minimum=1)
+    if env_bool("DB_POOL", True):
+        DATABASES["default"]["OPTIONS"]["pool"] = {
+            "min_size": DB_POOL_MIN_SIZE,
+            "max_size": DB_POOL_MAX_SIZE,
+            "timeout": env_float("DB_POOL_TIMEOUT", 10.0, minimum=0.1),
+        }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache and Redis ---
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL:
+    check_redis_url("REDIS_URL", REDIS_URL)
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "askpro"),
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                "SOCKET_CONNECT_TIMEOUT": env_float("REDIS_CONNECT_TIMEOUT", 1.0, minimum=0.01),
+                "SOCKET_TIMEOUT": env_float("REDIS_SOCKET_TIMEOUT", 1.0, minimum=0.01),
+            },
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Celery ---
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
+# Without a broker (a bare `make run`), tasks run eagerly in the calling process.
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", CELERY_BROKER_URL is None)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND")
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+# --- Internationalisation ---
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "Europe/Berlin")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# --- DRF and OpenAPI ---
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "mcp_core.api.exceptions.api_exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "AskPro MCP control plane API",
+    "DESCRIPTION": "Call MCP server operations through the orchestrator, discover them, check health.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- MCP orchestrator ---
+# The registry: one dotted path per server class. Plugins add to it (issue: discovery).
+MCP_SERVERS = env_list("MCP_SERVERS", ["mcp_servers.database.server.DatabaseServer"])
+MCP_DEFAULT_TIMEOUT = env_float("MCP_DEFAULT_TIMEOUT", 30.0, minimum=0.1)
+MCP_AUDIT_RETENTION_DAYS = env_int("MCP_AUDIT_RETENTION_DAYS", 90, minimum=1)
+
+# Database server: which tables `query` and `get_schema` may see, and which columns never.
+MCP_DATABASE_ALLOWED_TABLES = env_list(
+    "MCP_DATABASE_ALLOWED_TABLES",
+    [
+        "askpro_company",
+        "askpro_branch",
+        "askpro_staff",
+        "askpro_service",
+        "askpro_customer",
+        "askpro_appointment",
+        "askpro_call",
+        "askpro_phonenumber",
+        "askpro_invoice",
+    ],
+)
+MCP_DATABASE_MAX_ROWS = env_int("MCP_DATABASE_MAX_ROWS", 1000, minimum=1, maximum=100_000)
+MCP_DATABASE_STATEMENT_TIMEOUT_MS = env_int("MCP_DATABASE_STATEMENT_TIMEOUT_MS", 5000, minimum=10)
+
+# --- Upstream credentials (global fallbacks; tenants may carry their own) ---
+CALCOM_API_KEY = env_secret("CALCOM_API_KEY")
+RETELL_API_KEY = env_secret("RETELL_API_KEY")
+STRIPE_SECRET_KEY = env_secret("STRIPE_SECRET_KEY")
+SENTRY_AUTH_TOKEN = env_secret("SENTRY_AUTH_TOKEN")
+
+# --- Sentry ---
+SENTRY_DSN = env_secret("SENTRY_DSN")
+SENTRY_ENVIRONMENT = env_str("SENTRY_ENVIRONMENT", "development" if DEBUG else "production")
+
+# --- Logging: everything to stderr, so stdout stays clean for commands like mcp_stdio ---
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    raise ImproperlyConfigured(f"LOG_LEVEL: expected DEBUG/INFO/WARNING/ERROR/CRITICAL, got {LOG_LEVEL!r}")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
+}
+
+if SENTRY_DSN:
+    from mcp_core.sentry import init_sentry
+
+    init_sentry(dsn=SENTRY_DSN, environment=SENTRY_ENVIRONMENT)
+
+# Behind a TLS-terminating proxy in production.
+if not DEBUG and env_bool("SECURE_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "askpro.settings")

@@ -1,0 +1,21 @@
+"""Test settings: the real PostgreSQL and Redis on this machine, unless the environment says otherwise."""
+
+import os
+
+os.environ.setdefault("DEBUG", "1")
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/askpro")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Every test run gets its own cache namespace so that concurrent runs never see each other's keys.
+os.environ.setdefault("CACHE_KEY_PREFIX", f"askpro-test-{os.getpid()}")
+
+from .settings import *  # noqa: E402, F403
+from .settings import DATABASES  # noqa: E402
+
+# A per-process test database so that concurrent runs on one machine do not collide.
+DATABASES["default"].setdefault("TEST", {})
+DATABASES["default"]["TEST"]["NAME"] = os.environ.get(
+    "TEST_DATABASE_NAME", f"test_askpro_{os.getpid()}"
+)
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_BROKER_URL = None

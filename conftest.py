@@ -1,0 +1,84 @@
+"""Shared fixtures: two tenants (Alice's salon and Bob's practice), keys for each, a platform key.
+
+Tests run against the real PostgreSQL and Redis (askpro.settings_test).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta as td
+from decimal import Decimal
+
+import pytest
+from django.core.cache import cache
+from django.utils import timezone
+
+from askpro.models import Appointment, Branch, Call, Company, Customer, PhoneNumber, Plan, Service
+from mcp_core.api_keys import api_key_create
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache():
+    """Each test starts with an empty cache namespace (only this run's keys, never FLUSHDB)."""
+    yield
+    if hasattr(cache, "delete_pattern"):
+        cache.delete_pattern("*")
+    else:
+        cache.clear()
+
+
+def make_tenant(slug: str, *, name: str | None = None, phone: str = "+4930000001") -> Company:
+    plan, _ = Plan.objects.get_or_create(code="test", defaults={"name": "Test", "requests_per_minute": 10_000})
+    company = Company.objects.create(name=name or slug.title(), slug=slug, plan=plan)
+    branch = Branch.objects.create(company=company, name="Main", slug="main", phone_number=phone, calcom_event_type_id=42)
+    PhoneNumber.objects.create(company=company, branch=branch, number=phone)
+    service = Service.objects.create(company=company, name="Consultation", duration_minutes=30, price=Decimal("50"))
+    customer = Customer.objects.create(company=company, name=f"{slug} Customer", phone=phone.replace("+49", "+4917"), email=f"c@{slug}.example")
+    now = timezone.now()
+    call = Call.objects.create(
+        company=company, branch=branch, customer=customer, retell_call_id=f"call-{slug}", from_number=customer.phone,
+        to_number=phone, started_at=now - td(hours=2), duration_sec=120, cost=Decimal("0.5"), call_successful=True,
+        summary=f"{slug} caller booked",
+    )
+    Appointment.objects.create(
+        company=company, branch=branch, customer=customer, service=service, call=call,
+        starts_at=now + td(days=1), ends_at=now + td(days=1, minutes=30),
+    )
+    Appointment.objects.create(
+        company=company, branch=branch, customer=customer, service=service,
+        starts_at=now - td(hours=3), ends_at=now - td(hours=2), status=Appointment.Status.FAILED,
+        error_message="slot taken",
+    )
+    return company
+
+
+@pytest.fixture
+def alice(db) -> Company:
+    return make_tenant("alice-salon", name="Alice's Salon", phone="+4930111111")
+
+
+@pytest.fixture
+def bob(db) -> Company:
+    return make_tenant("bob-practice", name="Bob's Practice", phone="+4940222222")
+
+
+@pytest.fixture
+def key_factory(db):
+    def make(*, tenant: Company | None, scopes: list[str], name: str = "test key") -> str:
+        return api_key_create(name=name, scopes=scopes, tenant=tenant)[1]
+
+    return make
+
+
+@pytest.fixture
+def alice_key(alice, key_factory) -> str:
+    return key_factory(tenant=alice, scopes=["*"])
+
+
+@pytest.fixture
+def bob_key(bob, key_factory) -> str:
+    return key_factory(tenant=bob, scopes=["*"])
+
+
+@pytest.fixture
+def platform_key(key_factory) -> str:
+    return key_factory(tenant=None, scopes=["*"])

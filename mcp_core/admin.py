@@ -1,0 +1,105 @@
+from django import forms
+from django.contrib import admin, messages
+from django.core.paginator import Paginator
+from django.utils import timezone
+from django.utils.functional import cached_property
+
+from .api_keys import ScopeError, api_key_create, validate_scopes
+from .models import ApiKey, AuditEntry, MetricRollup
+from .registry import get_registry
+
+
+class ApiKeyForm(forms.ModelForm):
+    scopes_text = forms.CharField(
+        label="Scopes",
+        help_text='Space-separated, e.g. "database:read stripe:*". "*" grants everything.',
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ("name", "tenant", "expires_at")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["scopes_text"].initial = " ".join(self.instance.scopes)
+
+    def clean_scopes_text(self):
+        try:
+            return validate_scopes(self.cleaned_data["scopes_text"].split(), known_services=set(get_registry().servers))
+        except ScopeError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    form = ApiKeyForm
+    list_display = ("name", "prefix", "tenant", "scope_list", "created_at", "last_used_at", "expires_at", "is_active")
+    list_filter = ("tenant",)
+    search_fields = ("name", "prefix")
+    list_select_related = ("tenant",)
+    readonly_fields = ("prefix", "created_at", "last_used_at", "revoked_at")
+    actions = ("revoke",)
+
+    @admin.display(description="Scopes")
+    def scope_list(self, obj: ApiKey) -> str:
+        return " ".join(obj.scopes)
+
+    @admin.display(boolean=True, description="Active")
+    def is_active(self, obj: ApiKey) -> bool:
+        return obj.is_usable()
+
+    def save_model(self, request, obj, form, change):
+        scopes = form.cleaned_data["scopes_text"]
+        if change:
+            obj.scopes = scopes
+            super().save_model(request, obj, form, change)
+            return
+        key, raw = api_key_create(name=obj.name, scopes=scopes, tenant=obj.tenant, expires_at=obj.expires_at)
+        obj.pk = key.pk
+        obj.prefix = key.prefix
+        # The only time the secret is ever shown.
+        messages.warning(request, f"Copy this key now; it will not be shown again: {raw}")
+
+    @admin.action(description="Revoke selected keys")
+    def revoke(self, request, queryset):
+        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"Revoked {count} key(s).")
+
+
+class CappedPaginator(Paginator):
+    """The audit log is large: never COUNT(*) it for the change list."""
+
+    @cached_property
+    def count(self) -> int:
+        return 10_000
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "service", "operation", "outcome", "error_code", "principal", "tenant", "transport", "duration_ms")
+    list_filter = ("outcome", "service", "transport", "error_code")
+    search_fields = ("request_id", "principal", "operation")
+    list_select_related = ("tenant",)
+    date_hierarchy = "created_at"
+    paginator = CappedPaginator
+    show_full_result_count = False
+
+
+@admin.register(MetricRollup)
+class MetricRollupAdmin(ReadOnlyAdmin):
+    list_display = ("minute", "service", "operation", "tenant_id", "calls", "errors", "max_ms")
+    list_filter = ("service",)
+    date_hierarchy = "minute"
+    show_full_result_count = False

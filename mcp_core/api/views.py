@@ -1,0 +1,159 @@
+"""The DRF API: call an operation, discover operations, read health. Thin: each view builds
+an MCPRequest or asks a service, and translates the answer to HTTP."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ..api_keys import api_key_authenticate, bearer_token
+from ..contracts import ErrorCode, MCPRequest
+from ..discovery import services_for
+from ..health import health_report
+from ..pipeline import route
+from ..registry import get_registry
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="askpro"'}
+
+
+def _error(code: ErrorCode, message: str, status: int, *, details: dict | None = None, headers: dict | None = None) -> Response:
+    return Response(
+        {"success": False, "data": None, "error": {"code": str(code), "message": message, "details": details or {}}, "metadata": {}},
+        status=status,
+        headers=headers,
+    )
+
+
+def _principal(request: Request):
+    return api_key_authenticate(bearer_token(request.headers.get("Authorization")))
+
+
+class CallRequestSerializer(serializers.Serializer):
+    service = serializers.CharField(help_text="Server name, e.g. database")
+    operation = serializers.CharField(help_text="Operation name, e.g. get_call_stats")
+    params = serializers.DictField(required=False, help_text="The operation's params (see /api/v1/mcp/services)")
+    tenant = serializers.CharField(required=False, help_text="Tenant slug; platform keys only")
+
+
+MCPResponseSerializer = inline_serializer(
+    "MCPResponse",
+    {
+        "success": serializers.BooleanField(),
+        "data": serializers.JSONField(allow_null=True),
+        "error": serializers.JSONField(allow_null=True, help_text="{code, message, details}"),
+        "metadata": serializers.JSONField(help_text="{service, operation, duration_ms, tenant_id, request_id}"),
+    },
+)
+
+
+def _body_problem(body: Any) -> tuple[str, str] | None:
+    if not isinstance(body, dict):
+        return "body", "must be a JSON object"
+    for field in ("service", "operation"):
+        if field not in body:
+            return field, "is required"
+        if not isinstance(body[field], str) or not body[field]:
+            return field, "must be a non-empty string"
+    if "params" in body and not isinstance(body["params"], dict):
+        return "params", "must be a JSON object"
+    if "tenant" in body and not isinstance(body["tenant"], str | int):
+        return "tenant", "must be a tenant slug"
+    unknown = set(body) - {"service", "operation", "params", "tenant"}
+    if unknown:
+        return sorted(unknown)[0], "is not a known field (use service, operation, params, tenant)"
+    return None
+
+
+class CallView(APIView):
+    @extend_schema(
+        operation_id="mcp_call",
+        summary="Call one MCP operation through the orchestrator",
+        request=CallRequestSerializer,
+        responses={code: MCPResponseSerializer for code in (200, 400, 401, 403, 404, 409, 429, 502, 503, 504)},
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        examples=[
+            OpenApiExample(
+                "call stats", value={"service": "database", "operation": "get_call_stats", "params": {"days": 7}}, request_only=True
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        body = request.data
+        problem = _body_problem(body)
+        principal = _principal(request)
+        if principal is None:
+            # Through the pipeline anyway, so that refused attempts are audited like any call.
+            response = route(
+                MCPRequest(
+                    service=str(body.get("service", "")) if isinstance(body, dict) else "",
+                    operation=str(body.get("operation", "")) if isinstance(body, dict) else "",
+                    params={},
+                    principal=None,
+                    transport="api",
+                )
+            )
+            return Response(response.to_dict(), status=401, headers=_CHALLENGE)
+        if problem:
+            field, message = problem
+            return _error(ErrorCode.VALIDATION_ERROR, f"{field}: {message}", 400, details={"field": field})
+        idempotency_key = request.headers.get("Idempotency-Key")
+        if idempotency_key is not None and not (1 <= len(idempotency_key) <= 255):
+            return _error(ErrorCode.VALIDATION_ERROR, "Idempotency-Key: must be 1 to 255 characters", 400, details={"field": "Idempotency-Key"})
+        response = route(
+            MCPRequest(
+                service=body["service"],
+                operation=body["operation"],
+                params=body.get("params") or {},
+                principal=principal,
+                tenant=body.get("tenant"),
+                request_id=request.headers.get("X-Request-ID") or uuid.uuid4().hex,
+                idempotency_key=idempotency_key,
+                transport="api",
+            )
+        )
+        headers = {}
+        retry_after = (response.error or {}).get("details", {}).get("retry_after")
+        if retry_after is not None:
+            headers["Retry-After"] = str(max(1, int(-(-float(retry_after) // 1))))
+        return Response(response.to_dict(), status=response.http_status, headers=headers)
+
+
+class ServicesView(APIView):
+    @extend_schema(
+        operation_id="mcp_services",
+        summary="Every server and operation this key may use, with JSON Schemas",
+        responses={200: inline_serializer("Services", {"services": serializers.JSONField()})},
+    )
+    def get(self, request: Request) -> Response:
+        principal = _principal(request)
+        if principal is None:
+            return _error(ErrorCode.UNAUTHORIZED, "A valid API key is required (Authorization: Bearer <key>)", 401, headers=_CHALLENGE)
+        return Response({"services": services_for(principal)})
+
+
+class HealthView(APIView):
+    @extend_schema(
+        operation_id="mcp_health",
+        summary="Aggregate and per-service health",
+        parameters=[OpenApiParameter("timeout", float, required=False, description="Seconds per check (default 5)")],
+        responses={200: inline_serializer("Health", {"status": serializers.CharField(), "checked_at": serializers.DateTimeField(), "services": serializers.JSONField()})},
+    )
+    def get(self, request: Request) -> Response:
+        principal = _principal(request)
+        if principal is None:
+            return _error(ErrorCode.UNAUTHORIZED, "A valid API key is required (Authorization: Bearer <key>)", 401, headers=_CHALLENGE)
+        raw_timeout = request.query_params.get("timeout", "5")
+        try:
+            timeout = float(raw_timeout)
+            if not 0.1 <= timeout <= 30:
+                raise ValueError
+        except ValueError:
+            return _error(ErrorCode.VALIDATION_ERROR, "timeout: must be a number of seconds between 0.1 and 30", 400, details={"field": "timeout"})
+        report = health_report(list(get_registry().servers.values()), timeout=timeout)
+        return Response(report)

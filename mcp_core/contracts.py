@@ -1,0 +1,161 @@
+"""The request and response every caller and every server speaks (see DESIGN.md, "One call, one path")."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from askpro.models import Company
+
+
+class ErrorCode(StrEnum):
+    VALIDATION_ERROR = "validation_error"
+    NOT_FOUND = "not_found"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    RATE_LIMITED = "rate_limited"
+    CIRCUIT_OPEN = "circuit_open"
+    TIMEOUT = "timeout"
+    UPSTREAM_ERROR = "upstream_error"
+    NOT_CONFIGURED = "not_configured"
+    CONFLICT = "conflict"
+    INTERNAL_ERROR = "internal_error"
+
+
+# The HTTP status each transport uses for an error code.
+HTTP_STATUS_FOR_ERROR: dict[ErrorCode, int] = {
+    ErrorCode.VALIDATION_ERROR: 400,
+    ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.CONFLICT: 409,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.INTERNAL_ERROR: 500,
+    ErrorCode.UPSTREAM_ERROR: 502,
+    ErrorCode.NOT_CONFIGURED: 503,
+    ErrorCode.CIRCUIT_OPEN: 503,
+    ErrorCode.TIMEOUT: 504,
+}
+
+# Errors that say the service itself is failing (they feed circuit breakers); the others
+# are the caller's problem or a business outcome.
+SERVICE_FAILURE_CODES = frozenset({ErrorCode.UPSTREAM_ERROR, ErrorCode.TIMEOUT, ErrorCode.INTERNAL_ERROR})
+
+
+class MCPError(Exception):
+    """Raised by operations (and the pipeline) for a failure the caller should see.
+
+    The message is shown to the caller (an operator or a model): make it say what to do,
+    and never put a secret in it.
+    """
+
+    def __init__(
+        self,
+        code: ErrorCode | str,
+        message: str,
+        *,
+        details: dict[str, Any] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = ErrorCode(code)
+        self.message = message
+        self.details = dict(details or {})
+        if retry_after is not None:
+            self.details["retry_after"] = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: an API key, a signed-in operator, or the system itself (tasks).
+
+    `tenant_id` is the tenant the principal is bound to; None means platform-wide.
+    """
+
+    kind: str  # "api_key" | "user" | "system"
+    name: str
+    scopes: frozenset[str]
+    tenant_id: int | None = None
+    api_key_id: int | None = None
+    user_id: int | None = None
+
+    @property
+    def is_platform(self) -> bool:
+        return self.tenant_id is None
+
+    def has_scope(self, needed: str) -> bool:
+        """True if a scope grants `service:level`. Levels nest: admin ⊃ write ⊃ read;
+        `service:*` grants every level of a service, `*:level` that level everywhere."""
+        if "*" in self.scopes:
+            return True
+        service, _, level = needed.partition(":")
+        levels = {"read": ("read", "write", "admin", "*"), "write": ("write", "admin", "*"), "admin": ("admin", "*")}
+        return any(
+            f"{svc}:{lvl}" in self.scopes for svc in (service, "*") for lvl in levels.get(level, (level,))
+        )
+
+
+SYSTEM_PRINCIPAL = Principal(kind="system", name="system", scopes=frozenset({"*"}))
+
+
+@dataclass(slots=True)
+class MCPRequest:
+    """One call of one operation. `tenant` is the tenant the caller asked for (slug or id);
+    the pipeline decides the effective tenant from it and the principal."""
+
+    service: str
+    operation: str
+    params: dict[str, Any]
+    principal: Principal | None
+    tenant: str | int | None = None
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    idempotency_key: str | None = None
+    transport: str = "internal"
+
+
+@dataclass(slots=True)
+class MCPResponse:
+    success: bool
+    data: Any = None
+    error: dict[str, Any] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def error_code(self) -> ErrorCode | None:
+        return ErrorCode(self.error["code"]) if self.error else None
+
+    @property
+    def http_status(self) -> int:
+        if self.success:
+            return 200
+        return HTTP_STATUS_FOR_ERROR.get(self.error_code, 500)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"success": self.success, "data": self.data, "error": self.error, "metadata": self.metadata}
+
+
+@dataclass(slots=True)
+class OperationContext:
+    """What an operation receives besides its params."""
+
+    request: MCPRequest
+    principal: Principal
+    tenant: Company | None
+    deadline: float  # time.monotonic() value after which the call has timed out
+
+    def remaining(self) -> float:
+        import time
+
+        return max(0.0, self.deadline - time.monotonic())
+
+    @property
+    def request_id(self) -> str:
+        return self.request.request_id
+
+    def require_tenant(self) -> Company:
+        if self.tenant is None:
+            raise MCPError(ErrorCode.VALIDATION_ERROR, "This operation needs a tenant", details={"field": "tenant"})
+        return self.tenant

@@ -1,0 +1,132 @@
+"""Orchestrator state: API keys, the append-only audit log and per-minute metric rollups."""
+
+from django.db import models
+from django.utils import timezone
+
+# Latency histogram bucket upper bounds in milliseconds; the last bucket is open-ended.
+LATENCY_BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+
+
+class ApiKey(models.Model):
+    """A key for the API and MCP endpoints. Only a hash of the secret is stored.
+
+    A key with a tenant acts only on that tenant; a key without one is a platform key.
+    """
+
+    tenant = models.ForeignKey(
+        "askpro.Company",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="api_keys",
+        help_text="Empty for a platform key.",
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True, editable=False, help_text="Shown, not secret.")
+    secret_hash = models.CharField(max_length=64, editable=False)
+    scopes = models.JSONField(default=list, help_text='e.g. ["database:read", "stripe:*"] or ["*"]')
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_platform(self) -> bool:
+        return self.tenant_id is None
+
+    def is_usable(self, now=None) -> bool:
+        now = now or timezone.now()
+        if self.revoked_at is not None and self.revoked_at <= now:
+            return False
+        return not (self.expires_at is not None and self.expires_at <= now)
+
+
+class AuditEntry(models.Model):
+    """One row per orchestrated call. Append-only: the admin reads it, nothing edits it."""
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success"
+        ERROR = "error"
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    request_id = models.CharField(max_length=64, db_index=True)
+    transport = models.CharField(max_length=16, default="internal")
+    principal = models.CharField(max_length=120, help_text="Key prefix, user or system.")
+    api_key = models.ForeignKey(ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    user_id = models.BigIntegerField(null=True, blank=True)
+    tenant = models.ForeignKey(
+        "askpro.Company", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    service = models.CharField(max_length=50)
+    operation = models.CharField(max_length=80)
+    params = models.JSONField(default=dict, help_text="Secrets redacted.")
+    outcome = models.CharField(max_length=8, choices=Outcome.choices)
+    error_code = models.CharField(max_length=32, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    duration_ms = models.FloatField()
+    idempotency_key = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        verbose_name_plural = "audit entries"
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["tenant", "created_at"], name="audit_tenant_created"),
+            models.Index(fields=["service", "operation", "created_at"], name="audit_op_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service}.{self.operation} {self.outcome} ({self.request_id})"
+
+
+class MetricRollup(models.Model):
+    """Calls per (minute, service, operation, tenant) with a latency histogram.
+
+    Pages and reports read these rows; they never scan the audit log.
+    """
+
+    minute = models.DateTimeField()
+    service = models.CharField(max_length=50)
+    operation = models.CharField(max_length=80)
+    # 0 stands for "no tenant" so that the unique key works on every database.
+    tenant_id = models.BigIntegerField(default=0)
+    calls = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    total_ms = models.FloatField(default=0)
+    max_ms = models.FloatField(default=0)
+    # Calls per latency bucket: b0 counts calls <= LATENCY_BUCKETS_MS[0], ..., b13 the overflow.
+    # Columns rather than JSON so that one portable upsert can increment them atomically.
+    b0 = models.PositiveIntegerField(default=0)
+    b1 = models.PositiveIntegerField(default=0)
+    b2 = models.PositiveIntegerField(default=0)
+    b3 = models.PositiveIntegerField(default=0)
+    b4 = models.PositiveIntegerField(default=0)
+    b5 = models.PositiveIntegerField(default=0)
+    b6 = models.PositiveIntegerField(default=0)
+    b7 = models.PositiveIntegerField(default=0)
+    b8 = models.PositiveIntegerField(default=0)
+    b9 = models.PositiveIntegerField(default=0)
+    b10 = models.PositiveIntegerField(default=0)
+    b11 = models.PositiveIntegerField(default=0)
+    b12 = models.PositiveIntegerField(default=0)
+    b13 = models.PositiveIntegerField(default=0)
+
+    def bucket_counts(self) -> list[int]:
+        return [getattr(self, f"b{i}") for i in range(len(LATENCY_BUCKETS_MS) + 1)]
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["minute", "service", "operation", "tenant_id"], name="rollup_unique_minute"
+            )
+        ]
+        indexes = [models.Index(fields=["service", "minute"], name="rollup_service_minute")]
+
+    def __str__(self) -> str:
+        return f"{self.minute:%Y-%m-%d %H:%M} {self.service}.{self.operation}"

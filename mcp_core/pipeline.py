@@ -1,0 +1,265 @@
+"""The one path every call takes: route(MCPRequest) -> MCPResponse.
+
+resolve -> authorize scope -> validate params -> bind tenant -> guards (rate limit, breaker)
+-> execute under the deadline -> audit + metrics, once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import msgspec
+from django.conf import settings
+from django.db import DatabaseError, transaction
+from django.utils.module_loading import import_string
+
+from askpro.models import Company
+
+from .audit import audit_record
+from .contracts import (
+    ErrorCode,
+    MCPError,
+    MCPRequest,
+    MCPResponse,
+    OperationContext,
+    Principal,
+)
+from .metrics import metrics_record
+from .registry import get_registry
+from .schemas import decode_params, describe_validation_error, to_builtins
+from .server import Operation
+
+logger = logging.getLogger(__name__)
+
+# Failures that are the caller's doing; they are audited but not counted as service errors.
+CALLER_ERROR_CODES = frozenset(
+    {ErrorCode.VALIDATION_ERROR, ErrorCode.NOT_FOUND, ErrorCode.UNAUTHORIZED, ErrorCode.FORBIDDEN, ErrorCode.CONFLICT}
+)
+
+
+class Guard:
+    """A step that runs around every execution (rate limiter, circuit breaker, ...).
+
+    `enter` raises MCPError to refuse the call and returns a token; `exit` always runs after
+    an entered call with the outcome, so that counters and slots are released exactly once.
+    """
+
+    def enter(self, op: Operation, ctx: OperationContext) -> Any:
+        return None
+
+    def exit(self, op: Operation, ctx: OperationContext, token: Any, error_code: ErrorCode | None, duration_s: float) -> None:
+        return None
+
+
+_guards: list[Guard] | None = None
+
+
+def get_guards() -> list[Guard]:
+    global _guards
+    if _guards is None:
+        _guards = [import_string(path)() for path in getattr(settings, "MCP_PIPELINE_GUARDS", [])]
+    return _guards
+
+
+def reset_guards_for_tests() -> None:
+    global _guards
+    _guards = None
+
+
+def _resolve_tenant(op: Operation, request: MCPRequest, principal: Principal) -> Company | None:
+    """The effective tenant. A tenant key's own tenant always wins; a tenant it names is never trusted."""
+    requested = request.tenant
+    if principal.tenant_id is not None:
+        if requested not in (None, ""):
+            own = Company.objects.filter(pk=principal.tenant_id).values_list("slug", flat=True).first()
+            if str(requested) not in {str(principal.tenant_id), own}:
+                raise MCPError(
+                    ErrorCode.FORBIDDEN,
+                    "This key is bound to its own tenant and cannot act for another one",
+                    details={"field": "tenant"},
+                )
+        if not op.tenant_scoped:
+            return None
+        company = Company.objects.filter(pk=principal.tenant_id, is_active=True).first()
+        if company is None:
+            raise MCPError(ErrorCode.FORBIDDEN, "The key's tenant is inactive")
+        return company
+    if not op.tenant_scoped:
+        return None
+    if requested in (None, ""):
+        raise MCPError(
+            ErrorCode.VALIDATION_ERROR,
+            "tenant: is required for this operation with a platform key (give the tenant's slug)",
+            details={"field": "tenant", "problem": "missing"},
+        )
+    lookup = {"pk": requested} if isinstance(requested, int) or str(requested).isdigit() else {"slug": requested}
+    company = Company.objects.filter(**lookup).first()
+    if company is None:
+        raise MCPError(ErrorCode.NOT_FOUND, f"tenant: no tenant {requested!r}", details={"field": "tenant"})
+    if not company.is_active:
+        raise MCPError(ErrorCode.FORBIDDEN, f"tenant: {company.slug!r} is inactive", details={"field": "tenant"})
+    return company
+
+
+def _execute(op: Operation, ctx: OperationContext, params: Any) -> Any:
+    server = get_registry().get_server(op.service)
+    if op.annotations.open_world:
+        # Upstream calls manage their own transactions: never hold one open across the network.
+        result = server.call(op, ctx, params)
+    else:
+        # A savepoint: a failing operation leaves nothing half-written, and the connection
+        # stays usable for the audit row that follows.
+        with transaction.atomic():
+            result = server.call(op, ctx, params)
+    if not isinstance(result, op.result):
+        raise TypeError(f"{op.service}.{op.name} returned {type(result).__name__}, not {op.result.__name__}")
+    return to_builtins(result)
+
+
+def route(request: MCPRequest) -> MCPResponse:
+    """Run one call through the pipeline. Never raises: every failure is an MCPResponse."""
+    started = time.perf_counter()
+    principal = request.principal
+    op: Operation | None = None
+    tenant: Company | None = None
+    data: Any = None
+    error: MCPError | None = None
+    try:
+        if principal is None:
+            raise MCPError(ErrorCode.UNAUTHORIZED, "A valid API key is required (Authorization: Bearer <key>)")
+        op = get_registry().get_operation(request.service, request.operation)
+        if op is None:
+            raise MCPError(
+                ErrorCode.NOT_FOUND,
+                f"No operation {request.operation!r} on service {request.service!r}",
+                details={"service": request.service, "operation": request.operation},
+            )
+        if not principal.has_scope(op.scope):
+            raise MCPError(ErrorCode.FORBIDDEN, f"This key lacks the scope {op.scope!r}", details={"required_scope": op.scope})
+        if op.platform_only and not principal.is_platform:
+            raise MCPError(ErrorCode.FORBIDDEN, f"{op.tool_name} is available to platform keys only")
+        try:
+            params = decode_params(op.params, request.params)
+        except msgspec.ValidationError as exc:
+            detail = describe_validation_error(exc)
+            raise MCPError(ErrorCode.VALIDATION_ERROR, detail["message"], details=detail) from None
+        tenant = _resolve_tenant(op, request, principal)
+        timeout = op.timeout or settings.MCP_DEFAULT_TIMEOUT
+        ctx = OperationContext(request=request, principal=principal, tenant=tenant, deadline=time.monotonic() + timeout)
+        data = _run_guarded(op, ctx, params)
+    except MCPError as exc:
+        error = exc
+    except Exception:
+        logger.exception("internal error in %s.%s (request %s)", request.service, request.operation, request.request_id)
+        error = MCPError(ErrorCode.INTERNAL_ERROR, f"Internal error; quote request id {request.request_id}")
+    duration_ms = (time.perf_counter() - started) * 1000
+    _record(request, op, principal, tenant, error, duration_ms)
+    metadata = {
+        "service": request.service,
+        "operation": request.operation,
+        "duration_ms": round(duration_ms, 2),
+        "tenant_id": tenant.pk if tenant else None,
+        "request_id": request.request_id,
+    }
+    if error is not None:
+        return MCPResponse(
+            success=False,
+            error={"code": str(error.code), "message": error.message, "details": error.details},
+            metadata=metadata,
+        )
+    return MCPResponse(success=True, data=data, metadata=metadata)
+
+
+def _run_guarded(op: Operation, ctx: OperationContext, params: Any) -> Any:
+    entered: list[tuple[Guard, Any]] = []
+    started = time.perf_counter()
+    error_code: ErrorCode | None = None
+    try:
+        for guard in get_guards():
+            entered.append((guard, guard.enter(op, ctx)))
+        try:
+            result = _execute(op, ctx, params)
+        except DatabaseError as exc:
+            if "statement timeout" in str(exc) or "canceling statement" in str(exc) or "interrupted" in str(exc):
+                raise MCPError(ErrorCode.TIMEOUT, f"{op.tool_name} ran past its deadline and was stopped") from None
+            raise
+        if op.annotations.read_only and time.monotonic() > ctx.deadline:
+            raise MCPError(ErrorCode.TIMEOUT, f"{op.tool_name} ran past its deadline")
+        return result
+    except MCPError as exc:
+        error_code = exc.code
+        raise
+    except Exception:
+        error_code = ErrorCode.INTERNAL_ERROR
+        raise
+    finally:
+        duration_s = time.perf_counter() - started
+        for guard, token in reversed(entered):
+            try:
+                guard.exit(op, ctx, token, error_code, duration_s)
+            except Exception:
+                logger.exception("guard %s failed on exit", type(guard).__name__)
+
+
+def _record(
+    request: MCPRequest,
+    op: Operation | None,
+    principal: Principal | None,
+    tenant: Company | None,
+    error: MCPError | None,
+    duration_ms: float,
+) -> None:
+    """Audit and metrics, exactly once per call. A recording failure is logged, never raised:
+    the caller's answer must not depend on the bookkeeping."""
+    try:
+        audit_record(
+            request_id=request.request_id,
+            transport=request.transport,
+            principal_name=principal.name if principal else "anonymous",
+            api_key_id=principal.api_key_id if principal else None,
+            user_id=principal.user_id if principal else None,
+            tenant_id=tenant.pk if tenant else (principal.tenant_id if principal else None),
+            service=request.service,
+            operation=request.operation,
+            params=request.params,
+            error_code=str(error.code) if error else None,
+            error_message=error.message if error else "",
+            duration_ms=duration_ms,
+            idempotency_key=request.idempotency_key,
+        )
+        if op is not None:
+            metrics_record(
+                service=op.service,
+                operation=op.name,
+                tenant_id=tenant.pk if tenant else None,
+                duration_ms=duration_ms,
+                error=error is not None and error.code not in CALLER_ERROR_CODES,
+            )
+    except Exception:
+        logger.exception("could not record audit/metrics for request %s", request.request_id)
+
+
+def call_operation(
+    service: str,
+    operation: str,
+    params: dict[str, Any] | None = None,
+    *,
+    principal: Principal,
+    tenant: str | int | None = None,
+    idempotency_key: str | None = None,
+    transport: str = "internal",
+) -> MCPResponse:
+    """Convenience for in-process callers (tasks, the console, other servers via the orchestrator)."""
+    return route(
+        MCPRequest(
+            service=service,
+            operation=operation,
+            params=params or {},
+            principal=principal,
+            tenant=tenant,
+            idempotency_key=idempotency_key,
+            transport=transport,
+        )
+    )

@@ -1,0 +1,91 @@
+"""The registry of MCP servers: `settings.MCP_SERVERS` (dotted paths) plus plugins.
+
+Servers are imported on first use and the registry is frozen from then on, so that every
+part of a process sees the same set (NetBox's registry does the same).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from .server import MCPServer, Operation
+
+
+class RegistryError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Registry:
+    servers: dict[str, MCPServer]
+
+    def get_server(self, name: str) -> MCPServer | None:
+        return self.servers.get(name)
+
+    def get_operation(self, service: str, operation: str) -> Operation | None:
+        server = self.servers.get(service)
+        return None if server is None else server.operations.get(operation)
+
+    def operations(self) -> list[Operation]:
+        """Every operation, in a stable order (service, then operation name)."""
+        return [
+            op
+            for name in sorted(self.servers)
+            for _, op in sorted(self.servers[name].operations.items())
+        ]
+
+    def by_tool_name(self) -> dict[str, Operation]:
+        return {op.tool_name: op for op in self.operations()}
+
+
+def server_paths() -> list[str]:
+    """Dotted paths of every server: the settings list, then installed plugins."""
+    from .plugins import plugin_server_paths
+
+    paths = list(settings.MCP_SERVERS)
+    for path in plugin_server_paths():
+        if path not in paths:
+            paths.append(path)
+    return paths
+
+
+def build_registry(paths: list[str]) -> Registry:
+    """Import and instantiate the servers; raise RegistryError naming the first bad entry."""
+    servers: dict[str, MCPServer] = {}
+    for path in paths:
+        try:
+            cls = import_string(path)
+        except ImportError as exc:
+            raise RegistryError(f"MCP server {path!r} cannot be imported: {exc}") from exc
+        if not (isinstance(cls, type) and issubclass(cls, MCPServer)):
+            raise RegistryError(f"MCP server {path!r} is not an MCPServer subclass")
+        if not cls.name or not cls.name.isidentifier() or cls.name != cls.name.lower():
+            raise RegistryError(f"MCP server {path!r} needs a lower-case identifier as its name")
+        if cls.name in servers:
+            raise RegistryError(f"MCP server name {cls.name!r} is registered twice ({path!r})")
+        servers[cls.name] = cls()
+    return Registry(servers=servers)
+
+
+_lock = threading.Lock()
+_registry: Registry | None = None
+
+
+def get_registry() -> Registry:
+    global _registry
+    if _registry is None:
+        with _lock:
+            if _registry is None:
+                _registry = build_registry(server_paths())
+    return _registry
+
+
+def reset_registry_for_tests() -> None:
+    """Forget the frozen registry (tests that change MCP_SERVERS or install plugins)."""
+    global _registry
+    with _lock:
+        _registry = None

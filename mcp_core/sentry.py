@@ -1,0 +1,45 @@
+"""Sentry initialisation with a before_send hook that scrubs secrets from every event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .audit import REDACTED, redact
+
+
+def scrub_event(event: dict[str, Any], hint: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Redact secret-looking keys and values in request data, headers, extras and frame vars."""
+    request = event.get("request")
+    if isinstance(request, dict):
+        headers = request.get("headers")
+        if isinstance(headers, dict):
+            request["headers"] = {
+                k: (REDACTED if k.lower() in {"authorization", "cookie", "stripe-signature", "x-cal-signature-256", "x-retell-signature"} else v)
+                for k, v in headers.items()
+            }
+        for key in ("data", "cookies", "query_string"):
+            if key in request:
+                request[key] = redact(request[key]) if isinstance(request[key], dict | list) else REDACTED
+    for key in ("extra", "contexts"):
+        if isinstance(event.get(key), dict):
+            event[key] = redact(event[key])
+    for exception in (event.get("exception") or {}).get("values", []) or []:
+        for frame in (exception.get("stacktrace") or {}).get("frames", []) or []:
+            if isinstance(frame.get("vars"), dict):
+                frame["vars"] = redact(frame["vars"])
+    return event
+
+
+def init_sentry(*, dsn: str, environment: str) -> None:
+    import sentry_sdk
+    from sentry_sdk.integrations.celery import CeleryIntegration
+    from sentry_sdk.integrations.django import DjangoIntegration
+
+    sentry_sdk.init(
+        dsn=dsn,
+        environment=environment,
+        integrations=[DjangoIntegration(), CeleryIntegration()],
+        send_default_pii=False,
+        before_send=scrub_event,
+        traces_sample_rate=0.0,
+    )

@@ -1,0 +1,127 @@
+"""The MCPServer base class and the one way to declare an operation."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from .contracts import OperationContext
+from .health import HealthResult
+
+ScopeLevel = Literal["read", "write", "admin"]
+
+
+@dataclass(frozen=True, slots=True)
+class Annotations:
+    read_only: bool = False
+    destructive: bool = False
+    idempotent: bool = False
+    open_world: bool = False
+
+
+@dataclass(frozen=True)
+class Operation:
+    """Everything about one operation, declared once on its server class."""
+
+    name: str
+    description: str
+    params: type
+    result: type
+    annotations: Annotations
+    scope_level: ScopeLevel
+    tenant_scoped: bool
+    timeout: float | None
+    platform_only: bool
+    func: Callable[..., Any] = field(repr=False)
+    service: str = ""
+
+    @property
+    def scope(self) -> str:
+        return f"{self.service}:{self.scope_level}"
+
+    @property
+    def tool_name(self) -> str:
+        return f"{self.service}_{self.name}"
+
+
+def operation(
+    *,
+    description: str,
+    params: type,
+    result: type,
+    scope: ScopeLevel,
+    tenant_scoped: bool = True,
+    read_only: bool = False,
+    destructive: bool = False,
+    idempotent: bool = False,
+    open_world: bool = False,
+    timeout: float | None = None,
+    platform_only: bool = False,
+    name: str | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare a server method as an operation. The method is called as
+    `method(self, ctx: OperationContext, params) -> result instance`.
+
+    scope: the level a key needs on this service (read, write, admin).
+    tenant_scoped: the operation works on one tenant's records; tenant keys act on their
+    own tenant, platform keys must name one. platform_only: tenant keys are refused.
+    timeout: the call's deadline in seconds (settings.MCP_DEFAULT_TIMEOUT when None).
+    """
+
+    def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+        func.__mcp_operation__ = Operation(  # type: ignore[attr-defined]
+            name=name or func.__name__,
+            description=inspect.cleandoc(description),
+            params=params,
+            result=result,
+            annotations=Annotations(
+                read_only=read_only, destructive=destructive, idempotent=idempotent or read_only,
+                open_world=open_world,
+            ),
+            scope_level=scope,
+            tenant_scoped=tenant_scoped,
+            timeout=timeout,
+            platform_only=platform_only,
+            func=func,
+        )
+        return func
+
+    return decorator
+
+
+class MCPServer:
+    """Base for every MCP server: a named set of operations plus a health check.
+
+    Subclasses set `name` and `description`, declare operations with @operation and
+    override `health()`. A server is instantiated once per process by the registry, so it
+    must not keep per-request state.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    operations: ClassVar[dict[str, Operation]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        found: dict[str, Operation] = {}
+        for klass in reversed(cls.__mro__):
+            for attr in vars(klass).values():
+                declared = getattr(attr, "__mcp_operation__", None)
+                if isinstance(declared, Operation):
+                    found[declared.name] = declared
+        cls.operations = {
+            op_name: Operation(**{**op.__dict__, "service": cls.name}) for op_name, op in found.items()
+        }
+
+    def call(self, op: Operation, ctx: OperationContext, params: Any) -> Any:
+        return op.func(self, ctx, params)
+
+    def is_configured(self) -> bool:
+        """False when the server lacks credentials; its health then says not_configured."""
+        return True
+
+    def health(self) -> HealthResult:
+        """Check the server's dependencies cheaply. Must not raise; must honour short timeouts."""
+        raise NotImplementedError

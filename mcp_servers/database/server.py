@@ -1,0 +1,501 @@
+"""The database server: the platform's own records, read safely."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+import msgspec
+from django.apps import apps
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.db.models import Avg, Count, Q, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from askpro.models import Appointment, Branch, Call, Customer, PhoneNumber
+from mcp_core.contracts import ErrorCode, MCPError, OperationContext
+from mcp_core.db import deadline_transaction
+from mcp_core.health import HealthResult, HealthStatus
+from mcp_core.schemas import NoParams, Params, Result
+from mcp_core.server import MCPServer, operation
+
+from .sql_guard import UnsafeQuery, allowed_tables, check_query, secret_columns, sqlite_authorizer
+
+Meta = msgspec.Meta
+
+
+# --- get_schema ---
+class GetSchemaParams(Params):
+    tables: Annotated[list[str] | None, Meta(description="Only these tables (default: every allowed table)")] = None
+
+
+class ColumnInfo(Result):
+    name: str
+    type: str
+    nullable: bool
+
+
+class TableInfo(Result):
+    name: str
+    columns: list[ColumnInfo]
+    indexes: list[str]
+    tenant_rows: Annotated[int | None, Meta(description="Rows that belong to this tenant")]
+
+
+class GetSchemaResult(Result):
+    tables: list[TableInfo]
+    generated_at: dt.datetime
+
+
+# --- query ---
+class QueryParams(Params):
+    sql: Annotated[str, Meta(min_length=1, max_length=20_000, description="Exactly one SELECT statement")]
+    max_rows: Annotated[int, Meta(ge=1, le=100_000, description="Row cap (also capped by settings)")] = 1000
+
+
+class QueryResult(Result):
+    columns: list[str]
+    rows: list[list[Any]]
+    row_count: int
+    truncated: bool
+
+
+# --- search ---
+SearchTable = Literal["customers", "appointments", "calls"]
+
+
+class SearchParams(Params):
+    query: Annotated[str, Meta(min_length=2, max_length=100, description="Text to look for")]
+    tables: Annotated[list[SearchTable], Meta(min_length=1)] = msgspec.field(
+        default_factory=lambda: ["customers", "appointments", "calls"]
+    )
+    limit: Annotated[int, Meta(ge=1, le=50, description="Rows per table")] = 20
+
+
+class SearchHit(Result):
+    table: str
+    id: int
+    label: str
+    matched: str
+
+
+class SearchResult(Result):
+    query: str
+    hits: list[SearchHit]
+
+
+# --- get_call_stats ---
+class CallStatsParams(Params):
+    days: Annotated[int, Meta(ge=1, le=365, description="How many days back")] = 7
+    branch_id: Annotated[int, Meta(ge=1, description="Only this branch")] | None = None
+
+
+class CallDay(Result):
+    date: dt.date
+    total: int
+    ended: int
+    failed: int
+    avg_duration_sec: float | None
+    total_cost: float
+
+
+class CallStatsResult(Result):
+    days: int
+    total: int
+    ended: int
+    failed: int
+    successful: int
+    with_appointment: int
+    avg_duration_sec: float | None
+    total_cost: float
+    daily: list[CallDay]
+
+
+# --- get_failed_appointments ---
+class FailedAppointmentsParams(Params):
+    hours: Annotated[int, Meta(ge=1, le=24 * 90, description="Look back this many hours")] = 24
+    limit: Annotated[int, Meta(ge=1, le=1000)] = 100
+
+
+class FailedAppointment(Result):
+    id: int
+    starts_at: dt.datetime
+    status: str
+    error_message: str
+    customer_name: str | None
+    customer_phone: str | None
+    branch: str | None
+    service: str | None
+
+
+class FailedAppointmentsResult(Result):
+    appointments: list[FailedAppointment]
+    count: int
+
+
+# --- get_tenant_stats ---
+class TenantStatsResult(Result):
+    tenant: str
+    branches: int
+    staff: int
+    services: int
+    customers: int
+    appointments: int
+    calls: int
+    phone_numbers: int
+    calls_last_30_days: int
+    appointments_upcoming: int
+
+
+# --- get_phone_branch_mapping ---
+class PhoneMappingParams(Params):
+    phone_number: Annotated[str, Meta(min_length=3, max_length=32, description="E.164 number")] | None = None
+    branch_id: Annotated[int, Meta(ge=1, description="Only this branch")] | None = None
+    include_inactive: bool = False
+
+
+class MappedBranch(Result):
+    id: int
+    name: str
+    is_active: bool
+    calcom_event_type_id: int | None
+    retell_agent_id: str
+
+
+class PhoneMapping(Result):
+    phone_number: str
+    type: str
+    is_active: bool
+    branch: MappedBranch | None
+
+
+class PhoneMappingResult(Result):
+    mappings: list[PhoneMapping]
+    total: int
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, bytes | memoryview):
+        return bytes(value).hex()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    return value
+
+
+def _model_for_table() -> dict[str, Any]:
+    return {model._meta.db_table: model for model in apps.get_models()}
+
+
+class DatabaseServer(MCPServer):
+    """Reads the platform's own database: schema, tenant statistics, search and safe SQL."""
+
+    name = "database"
+    description = "The AskPro platform database: calls, appointments, customers, branches, phone numbers."
+
+    @operation(
+        description="""List the tables an agent may query with their columns, indexes and how many
+        rows belong to the tenant. Secret columns are never listed.""",
+        params=GetSchemaParams,
+        result=GetSchemaResult,
+        scope="read",
+        read_only=True,
+    )
+    def get_schema(self, ctx: OperationContext, params: GetSchemaParams) -> GetSchemaResult:
+        tenant = ctx.require_tenant()
+        allowed = sorted(allowed_tables())
+        wanted = params.tables or allowed
+        unknown = [name for name in wanted if name not in allowed]
+        if unknown:
+            raise MCPError(
+                ErrorCode.VALIDATION_ERROR,
+                f"tables: {', '.join(unknown)} not allowed; choose from {', '.join(allowed)}",
+                details={"field": "tables", "problem": "invalid_value"},
+            )
+        models_by_table = _model_for_table()
+        secrets = secret_columns()
+        tables = []
+        for name in wanted:
+            model = models_by_table.get(name)
+            if model is None:
+                continue
+            columns = [
+                ColumnInfo(name=f.column, type=f.get_internal_type(), nullable=f.null)
+                for f in model._meta.concrete_fields
+                if f.column not in secrets.get(name, frozenset())
+            ]
+            indexes = [index.name for index in model._meta.indexes]
+            indexes += [f"{f.column} (unique)" for f in model._meta.concrete_fields if f.unique and not f.primary_key]
+            field_names = {f.name for f in model._meta.concrete_fields}
+            if name == "askpro_company":
+                tenant_rows = 1
+            elif "company" in field_names:
+                tenant_rows = model.objects.filter(company=tenant).count()
+            else:
+                tenant_rows = None
+            tables.append(TableInfo(name=name, columns=columns, indexes=indexes, tenant_rows=tenant_rows))
+        return GetSchemaResult(tables=tables, generated_at=timezone.now())
+
+    @operation(
+        description="""Run one read-only SELECT over the allowed tables (platform operators only).
+        The statement is parsed and refused if it writes, calls unsafe functions, stacks
+        statements or reads secret columns; it runs read-only under a statement timeout and a
+        row cap. Use get_schema first to see tables and columns.""",
+        params=QueryParams,
+        result=QueryResult,
+        scope="admin",
+        tenant_scoped=False,
+        platform_only=True,
+        read_only=True,
+        timeout=15,
+    )
+    def query(self, ctx: OperationContext, params: QueryParams) -> QueryResult:
+        dialect = "postgres" if connection.vendor == "postgresql" else "sqlite"
+        try:
+            checked = check_query(params.sql, dialect=dialect)
+        except UnsafeQuery as exc:
+            raise MCPError(ErrorCode.VALIDATION_ERROR, str(exc), details={"field": "sql", "problem": "unsafe"}) from None
+        cap = min(params.max_rows, settings.MCP_DATABASE_MAX_ROWS)
+        try:
+            with deadline_transaction(ctx, read_only=True, cap_ms=settings.MCP_DATABASE_STATEMENT_TIMEOUT_MS):
+                if connection.vendor == "sqlite":
+                    raw = connection.connection
+                    raw.set_authorizer(sqlite_authorizer(allowed_tables(), secret_columns()))
+                try:
+                    with connection.cursor() as cursor:
+                        cursor.execute(checked.sql)
+                        columns = [col[0] for col in cursor.description or []]
+                        fetched = cursor.fetchmany(cap + 1)
+                finally:
+                    if connection.vendor == "sqlite":
+                        raw.set_authorizer(None)
+        except DatabaseError as exc:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if "statement timeout" in message or "canceling statement" in message or "interrupted" in message:
+                raise MCPError(ErrorCode.TIMEOUT, "sql: the query ran past its time limit and was stopped") from None
+            if "read-only" in message or "not authorized" in message or "prohibited" in message:
+                raise MCPError(
+                    ErrorCode.VALIDATION_ERROR, f"sql: refused by the database ({message})", details={"field": "sql", "problem": "unsafe"}
+                ) from None
+            raise MCPError(ErrorCode.VALIDATION_ERROR, f"sql: {message}", details={"field": "sql", "problem": "invalid"}) from None
+        truncated = len(fetched) > cap
+        rows = [[_jsonable(v) for v in row] for row in fetched[:cap]]
+        return QueryResult(columns=columns, rows=rows, row_count=len(rows), truncated=truncated)
+
+    @operation(
+        description="""Find the tenant's customers, appointments and calls whose text matches a query
+        (name, phone, e-mail, notes, call summary). Use it to look someone up by name or number.""",
+        params=SearchParams,
+        result=SearchResult,
+        scope="read",
+        read_only=True,
+    )
+    def search(self, ctx: OperationContext, params: SearchParams) -> SearchResult:
+        tenant = ctx.require_tenant()
+        term = params.query.strip()
+        hits: list[SearchHit] = []
+        if "customers" in params.tables:
+            rows = Customer.objects.filter(company=tenant).filter(
+                Q(name__icontains=term) | Q(phone__icontains=term) | Q(email__icontains=term) | Q(notes__icontains=term)
+            )[: params.limit]
+            hits += [SearchHit(table="customers", id=c.pk, label=c.name, matched=c.phone or c.email) for c in rows]
+        if "appointments" in params.tables:
+            rows = (
+                Appointment.objects.filter(company=tenant)
+                .filter(Q(customer__name__icontains=term) | Q(customer__phone__icontains=term) | Q(notes__icontains=term))
+                .select_related("customer")[: params.limit]
+            )
+            hits += [
+                SearchHit(
+                    table="appointments",
+                    id=a.pk,
+                    label=f"{a.starts_at:%Y-%m-%d %H:%M} {a.customer.name if a.customer else ''}".strip(),
+                    matched=a.status,
+                )
+                for a in rows
+            ]
+        if "calls" in params.tables:
+            rows = (
+                Call.objects.filter(company=tenant)
+                .filter(Q(from_number__icontains=term) | Q(summary__icontains=term) | Q(customer__name__icontains=term))
+                .select_related("customer")[: params.limit]
+            )
+            hits += [
+                SearchHit(table="calls", id=c.pk, label=f"{c.from_number} {c.started_at:%Y-%m-%d %H:%M}", matched=c.summary[:120])
+                for c in rows
+            ]
+        return SearchResult(query=term, hits=hits)
+
+    @operation(
+        description="""Call statistics for the tenant over the last N days: totals, failures, average
+        duration, cost, calls that led to an appointment, and a per-day series.""",
+        params=CallStatsParams,
+        result=CallStatsResult,
+        scope="read",
+        read_only=True,
+    )
+    def get_call_stats(self, ctx: OperationContext, params: CallStatsParams) -> CallStatsResult:
+        tenant = ctx.require_tenant()
+        since = timezone.now() - dt.timedelta(days=params.days)
+        calls = Call.objects.filter(company=tenant, started_at__gte=since)
+        if params.branch_id is not None:
+            if not Branch.objects.filter(company=tenant, pk=params.branch_id).exists():
+                raise MCPError(ErrorCode.NOT_FOUND, f"branch_id: no branch {params.branch_id} for this tenant", details={"field": "branch_id"})
+            calls = calls.filter(branch_id=params.branch_id)
+        failed_q = Q(status=Call.Status.ERROR) | Q(call_successful=False)
+        totals = calls.aggregate(
+            total=Count("id"),
+            ended=Count("id", filter=Q(status=Call.Status.ENDED)),
+            failed=Count("id", filter=failed_q),
+            successful=Count("id", filter=Q(call_successful=True)),
+            avg_duration=Avg("duration_sec"),
+            cost=Sum("cost"),
+        )
+        with_appointment = calls.filter(appointments__isnull=False).values("id").distinct().count()
+        daily = (
+            calls.annotate(day=TruncDate("started_at", tzinfo=dt.UTC))
+            .values("day")
+            .annotate(
+                total=Count("id"),
+                ended=Count("id", filter=Q(status=Call.Status.ENDED)),
+                failed=Count("id", filter=failed_q),
+                avg_duration=Avg("duration_sec"),
+                cost=Sum("cost"),
+            )
+            .order_by("day")
+        )
+        return CallStatsResult(
+            days=params.days,
+            total=totals["total"],
+            ended=totals["ended"],
+            failed=totals["failed"],
+            successful=totals["successful"],
+            with_appointment=with_appointment,
+            avg_duration_sec=None if totals["avg_duration"] is None else round(float(totals["avg_duration"]), 1),
+            total_cost=float(totals["cost"] or 0),
+            daily=[
+                CallDay(
+                    date=row["day"],
+                    total=row["total"],
+                    ended=row["ended"],
+                    failed=row["failed"],
+                    avg_duration_sec=None if row["avg_duration"] is None else round(float(row["avg_duration"]), 1),
+                    total_cost=float(row["cost"] or 0),
+                )
+                for row in daily
+            ],
+        )
+
+    @operation(
+        description="""Appointments of the tenant that failed (status failed, or an error recorded) in
+        the last N hours, with customer, branch and service, newest first.""",
+        params=FailedAppointmentsParams,
+        result=FailedAppointmentsResult,
+        scope="read",
+        read_only=True,
+    )
+    def get_failed_appointments(self, ctx: OperationContext, params: FailedAppointmentsParams) -> FailedAppointmentsResult:
+        tenant = ctx.require_tenant()
+        since = timezone.now() - dt.timedelta(hours=params.hours)
+        rows = (
+            Appointment.objects.filter(company=tenant, updated_at__gte=since)
+            .filter(Q(status=Appointment.Status.FAILED) | ~Q(error_message=""))
+            .select_related("customer", "branch", "service")
+            .order_by("-updated_at")[: params.limit]
+        )
+        items = [
+            FailedAppointment(
+                id=a.pk,
+                starts_at=a.starts_at,
+                status=a.status,
+                error_message=a.error_message,
+                customer_name=a.customer.name if a.customer else None,
+                customer_phone=a.customer.phone if a.customer else None,
+                branch=a.branch.name if a.branch else None,
+                service=a.service.name if a.service else None,
+            )
+            for a in rows
+        ]
+        return FailedAppointmentsResult(appointments=items, count=len(items))
+
+    @operation(
+        description="Counts of the tenant's branches, staff, services, customers, appointments, calls and phone numbers.",
+        params=NoParams,
+        result=TenantStatsResult,
+        scope="read",
+        read_only=True,
+    )
+    def get_tenant_stats(self, ctx: OperationContext, params: NoParams) -> TenantStatsResult:
+        tenant = ctx.require_tenant()
+        now = timezone.now()
+        return TenantStatsResult(
+            tenant=tenant.slug,
+            branches=tenant.branches.count(),
+            staff=tenant.staff.count(),
+            services=tenant.services.count(),
+            customers=tenant.customers.count(),
+            appointments=tenant.appointments.count(),
+            calls=tenant.calls.count(),
+            phone_numbers=tenant.phone_numbers.count(),
+            calls_last_30_days=tenant.calls.filter(started_at__gte=now - dt.timedelta(days=30)).count(),
+            appointments_upcoming=tenant.appointments.filter(
+                starts_at__gte=now, status__in=[Appointment.Status.SCHEDULED, Appointment.Status.CONFIRMED]
+            ).count(),
+        )
+
+    @operation(
+        description="""Which branch each of the tenant's phone numbers rings: number, type, and the
+        branch with its Cal.com event type and Retell agent. Filter by number or branch.""",
+        params=PhoneMappingParams,
+        result=PhoneMappingResult,
+        scope="read",
+        read_only=True,
+    )
+    def get_phone_branch_mapping(self, ctx: OperationContext, params: PhoneMappingParams) -> PhoneMappingResult:
+        tenant = ctx.require_tenant()
+        numbers = PhoneNumber.objects.filter(company=tenant).select_related("branch")
+        if not params.include_inactive:
+            numbers = numbers.filter(is_active=True)
+        if params.phone_number:
+            numbers = numbers.filter(number=params.phone_number.strip())
+        if params.branch_id is not None:
+            if not Branch.objects.filter(company=tenant, pk=params.branch_id).exists():
+                raise MCPError(ErrorCode.NOT_FOUND, f"branch_id: no branch {params.branch_id} for this tenant", details={"field": "branch_id"})
+            numbers = numbers.filter(branch_id=params.branch_id)
+        mappings = [
+            PhoneMapping(
+                phone_number=n.number,
+                type=n.type,
+                is_active=n.is_active,
+                branch=None
+                if n.branch is None
+                else MappedBranch(
+                    id=n.branch.pk,
+                    name=n.branch.name,
+                    is_active=n.branch.is_active,
+                    calcom_event_type_id=n.branch.calcom_event_type_id,
+                    retell_agent_id=n.branch.retell_agent_id,
+                ),
+            )
+            for n in numbers
+        ]
+        return PhoneMappingResult(mappings=mappings, total=len(mappings))
+
+    def health(self) -> HealthResult:
+        import time
+
+        started = time.perf_counter()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+                cursor.fetchone()
+        except DatabaseError as exc:
+            return HealthResult(HealthStatus.UNHEALTHY, f"database unreachable: {type(exc).__name__}")
+        latency = (time.perf_counter() - started) * 1000
+        status = HealthStatus.DEGRADED if latency > 500 else HealthStatus.HEALTHY
+        return HealthResult(status, f"{connection.vendor} answered SELECT 1", latency_ms=latency)

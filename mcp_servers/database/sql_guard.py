@@ -1,0 +1,135 @@
+"""The read-only SQL guard: one SELECT over allow-listed tables, checked by a real parser.
+
+The parser is the first of three fences. The second is the database itself: PostgreSQL
+runs the statement in a read-only transaction under a statement timeout, SQLite under an
+authorizer that denies writes and unlisted tables. The third is the row cap.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from functools import lru_cache
+
+import sqlglot
+from django.apps import apps
+from django.conf import settings
+from sqlglot import exp
+from sqlglot.errors import ParseError
+
+from askpro.crypto import EncryptedTextField
+
+# Statement kinds that change something, anywhere in the tree (writable CTEs included).
+_FORBIDDEN_NODES: tuple[type[exp.Expression], ...] = tuple(
+    getattr(exp, name)
+    for name in (
+        "Insert", "Update", "Delete", "Merge", "Create", "Drop", "Alter", "Command", "Copy",
+        "TruncateTable", "Set", "Transaction", "Commit", "Rollback", "Grant", "Use", "Pragma",
+        "Lock", "Into", "LoadData", "Analyze",
+    )
+    if hasattr(exp, name)
+)
+_READ_ROOTS = (exp.Select, exp.Union, exp.Intersect, exp.Except)
+# Functions sqlglot does not model itself; only these are allowed. pg_sleep is harmless in
+# itself and bounded by the statement timeout.
+ALLOWED_UNMODELLED_FUNCTIONS = frozenset(
+    {
+        "pg_sleep", "date_part", "to_char", "to_date", "age", "nullif", "strftime", "julianday",
+        "ifnull", "printf", "date", "datetime", "initcap", "split_part", "regexp_replace",
+        "char_length", "octet_length", "round", "abs", "btrim", "ltrim", "rtrim",
+    }
+)
+
+
+class UnsafeQuery(ValueError):
+    """The query was refused; the message says why and names the offending part."""
+
+
+@dataclass(frozen=True)
+class CheckedQuery:
+    sql: str
+    tables: frozenset[str]
+
+
+@lru_cache(maxsize=1)
+def secret_columns() -> dict[str, frozenset[str]]:
+    """db_table -> columns holding secrets, found from the models (encrypted fields)."""
+    found: dict[str, set[str]] = {}
+    for model in apps.get_models():
+        for field in model._meta.concrete_fields:
+            if isinstance(field, EncryptedTextField):
+                found.setdefault(model._meta.db_table, set()).add(field.column)
+    return {table: frozenset(cols) for table, cols in found.items()}
+
+
+def allowed_tables() -> frozenset[str]:
+    return frozenset(settings.MCP_DATABASE_ALLOWED_TABLES)
+
+
+def check_query(sql: str, *, dialect: str) -> CheckedQuery:
+    """Parse and vet one statement; raise UnsafeQuery with a reason a person can act on."""
+    sql = sql.strip().rstrip(";").strip()
+    if not sql:
+        raise UnsafeQuery("sql: is empty")
+    try:
+        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
+    except ParseError as exc:
+        raise UnsafeQuery(f"sql: cannot be parsed ({exc.errors[0]['description'] if exc.errors else exc})") from None
+    if len(statements) != 1:
+        raise UnsafeQuery(f"sql: exactly one statement is allowed, found {len(statements)}")
+    tree = statements[0]
+    if not isinstance(tree, _READ_ROOTS):
+        raise UnsafeQuery(f"sql: only SELECT is allowed, not {tree.key.upper()}")
+    for node in tree.walk():
+        if isinstance(node, _FORBIDDEN_NODES):
+            raise UnsafeQuery(f"sql: {node.key.upper()} is not allowed in a read-only query")
+        if isinstance(node, exp.Anonymous):
+            name = node.name.lower()
+            if name not in ALLOWED_UNMODELLED_FUNCTIONS:
+                raise UnsafeQuery(f"sql: function {name}() is not allowed")
+    cte_names = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    tables: set[str] = set()
+    allowed = allowed_tables()
+    for table in tree.find_all(exp.Table):
+        name = table.name.lower()
+        schema = (table.db or "").lower()
+        if not name:
+            # a table-valued function such as generate_series()
+            continue
+        if schema in {"", "public", "main"} and name in cte_names:
+            continue
+        if schema not in {"", "public", "main"} or name not in allowed:
+            shown = f"{schema}.{name}" if schema else name
+            raise UnsafeQuery(f"sql: table {shown!r} is not in the allow-list")
+        tables.add(name)
+    secrets = secret_columns()
+    guarded = {name for name in tables if name in secrets}
+    all_secret = set().union(*(secrets[name] for name in guarded)) if guarded else set()
+    for column in tree.find_all(exp.Column):
+        if column.name.lower() in all_secret:
+            raise UnsafeQuery(f"sql: column {column.name!r} holds a secret and cannot be read")
+    if guarded and any(True for _ in tree.find_all(exp.Star)):
+        raise UnsafeQuery(
+            f"sql: SELECT * is not allowed on {', '.join(sorted(guarded))}; list the columns (secret columns are excluded)"
+        )
+    return CheckedQuery(sql=sql, tables=frozenset(tables))
+
+
+def sqlite_authorizer(allowed: frozenset[str], secrets: dict[str, frozenset[str]]):
+    """An sqlite3 authorizer that allows reading listed tables and nothing else."""
+
+    def authorize(action, arg1, arg2, db_name, trigger):
+        if action == sqlite3.SQLITE_SELECT or action == getattr(sqlite3, "SQLITE_RECURSIVE", 33):
+            return sqlite3.SQLITE_OK
+        if action == sqlite3.SQLITE_READ:
+            table = (arg1 or "").lower()
+            if not table:
+                return sqlite3.SQLITE_OK  # the result of a CTE or subquery
+            if table not in allowed or (arg2 or "").lower() in secrets.get(table, frozenset()):
+                return sqlite3.SQLITE_DENY
+            return sqlite3.SQLITE_OK
+        if action == sqlite3.SQLITE_FUNCTION:
+            return sqlite3.SQLITE_OK
+        return sqlite3.SQLITE_DENY
+
+    return authorize
