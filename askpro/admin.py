@@ -3,6 +3,9 @@ from django.contrib import admin
 from .models import Appointment, Branch, Call, Company, Customer, Invoice, PhoneNumber, Plan, Service, Staff
 
 
+SECRET_FIELDS = ("calcom_api_key", "calcom_webhook_secret", "retell_api_key", "stripe_secret_key", "stripe_webhook_secret")
+
+
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
     list_display = ("name", "code", "requests_per_minute", "max_concurrent_calls")
@@ -23,8 +26,11 @@ class CompanyAdmin(admin.ModelAdmin):
             {
                 "fields": (
                     "calcom_api_key",
+                    "calcom_webhook_secret",
                     "retell_api_key",
                     "retell_agent_id",
+                    "stripe_secret_key",
+                    "stripe_webhook_secret",
                     "stripe_customer_id",
                     "stripe_subscription_id",
                 ),
@@ -38,7 +44,7 @@ class CompanyAdmin(admin.ModelAdmin):
         from django import forms
 
         # Secrets are write-only in the admin: shown as password inputs that never render the value.
-        for name in ("calcom_api_key", "retell_api_key"):
+        for name in SECRET_FIELDS:
             if name in form.base_fields:
                 form.base_fields[name].widget = forms.PasswordInput(render_value=False)
                 form.base_fields[name].help_text = "Leave empty to keep the stored key."
@@ -48,7 +54,7 @@ class CompanyAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             stored = Company.objects.get(pk=obj.pk)
-            for name in ("calcom_api_key", "retell_api_key"):
+            for name in SECRET_FIELDS:
                 if not form.cleaned_data.get(name):
                     setattr(obj, name, getattr(stored, name))
         super().save_model(request, obj, form, change)

@@ -51,6 +51,11 @@ class Company(models.Model):
     calcom_api_key = EncryptedTextField(blank=True, default="")
     retell_api_key = EncryptedTextField(blank=True, default="")
     retell_agent_id = models.CharField(max_length=100, blank=True, default="")
+    calcom_webhook_secret = EncryptedTextField(blank=True, default="")
+    stripe_secret_key = EncryptedTextField(
+        blank=True, default="", help_text="Only for a tenant with its own Stripe account; else the platform's."
+    )
+    stripe_webhook_secret = EncryptedTextField(blank=True, default="")
     stripe_customer_id = models.CharField(max_length=100, blank=True, default="")
     stripe_subscription_id = models.CharField(max_length=100, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
