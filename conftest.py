@@ -27,25 +27,54 @@ def _clean_cache():
 
 
 def make_tenant(slug: str, *, name: str | None = None, phone: str = "+4930000001") -> Company:
-    plan, _ = Plan.objects.get_or_create(code="test", defaults={"name": "Test", "requests_per_minute": 10_000})
+    plan, _ = Plan.objects.get_or_create(
+        code="test", defaults={"name": "Test", "requests_per_minute": 10_000}
+    )
     company = Company.objects.create(name=name or slug.title(), slug=slug, plan=plan)
-    branch = Branch.objects.create(company=company, name="Main", slug="main", phone_number=phone, calcom_event_type_id=42)
+    branch = Branch.objects.create(
+        company=company, name="Main", slug="main", phone_number=phone, calcom_event_type_id=42
+    )
     PhoneNumber.objects.create(company=company, branch=branch, number=phone)
-    service = Service.objects.create(company=company, name="Consultation", duration_minutes=30, price=Decimal("50"))
-    customer = Customer.objects.create(company=company, name=f"{slug} Customer", phone=phone.replace("+49", "+4917"), email=f"c@{slug}.example")
+    service = Service.objects.create(
+        company=company, name="Consultation", duration_minutes=30, price=Decimal("50")
+    )
+    customer = Customer.objects.create(
+        company=company,
+        name=f"{slug} Customer",
+        phone=phone.replace("+49", "+4917"),
+        email=f"c@{slug}.example",
+    )
     now = timezone.now()
     call = Call.objects.create(
-        company=company, branch=branch, customer=customer, retell_call_id=f"call-{slug}", from_number=customer.phone,
-        to_number=phone, started_at=now - td(hours=2), duration_sec=120, cost=Decimal("0.5"), call_successful=True,
+        company=company,
+        branch=branch,
+        customer=customer,
+        retell_call_id=f"call-{slug}",
+        from_number=customer.phone,
+        to_number=phone,
+        started_at=now - td(hours=2),
+        duration_sec=120,
+        cost=Decimal("0.5"),
+        call_successful=True,
         summary=f"{slug} caller booked",
     )
     Appointment.objects.create(
-        company=company, branch=branch, customer=customer, service=service, call=call,
-        starts_at=now + td(days=1), ends_at=now + td(days=1, minutes=30),
+        company=company,
+        branch=branch,
+        customer=customer,
+        service=service,
+        call=call,
+        starts_at=now + td(days=1),
+        ends_at=now + td(days=1, minutes=30),
     )
     Appointment.objects.create(
-        company=company, branch=branch, customer=customer, service=service,
-        starts_at=now - td(hours=3), ends_at=now - td(hours=2), status=Appointment.Status.FAILED,
+        company=company,
+        branch=branch,
+        customer=customer,
+        service=service,
+        starts_at=now - td(hours=3),
+        ends_at=now - td(hours=2),
+        status=Appointment.Status.FAILED,
         error_message="slot taken",
     )
     return company

@@ -1,9 +1,25 @@
 from django.contrib import admin
 
-from .models import Appointment, Branch, Call, Company, Customer, Invoice, PhoneNumber, Plan, Service, Staff
+from .models import (
+    Appointment,
+    Branch,
+    Call,
+    Company,
+    Customer,
+    Invoice,
+    PhoneNumber,
+    Plan,
+    Service,
+    Staff,
+)
 
-
-SECRET_FIELDS = ("calcom_api_key", "calcom_webhook_secret", "retell_api_key", "stripe_secret_key", "stripe_webhook_secret")
+SECRET_FIELDS = (
+    "calcom_api_key",
+    "calcom_webhook_secret",
+    "retell_api_key",
+    "stripe_secret_key",
+    "stripe_webhook_secret",
+)
 
 
 @admin.register(Plan)
@@ -14,13 +30,34 @@ class PlanAdmin(admin.ModelAdmin):
 
 @admin.register(Company)
 class CompanyAdmin(admin.ModelAdmin):
-    list_display = ("name", "slug", "plan", "billing_status", "is_active", "has_calcom_key", "has_retell_key")
+    list_display = (
+        "name",
+        "slug",
+        "plan",
+        "billing_status",
+        "is_active",
+        "has_calcom_key",
+        "has_retell_key",
+    )
     list_filter = ("is_active", "billing_status", "plan")
     search_fields = ("name", "slug")
     list_select_related = ("plan",)
     prepopulated_fields = {"slug": ("name",)}
     fieldsets = (
-        (None, {"fields": ("name", "slug", "timezone", "currency", "plan", "is_active", "billing_status")}),
+        (
+            None,
+            {
+                "fields": (
+                    "name",
+                    "slug",
+                    "timezone",
+                    "currency",
+                    "plan",
+                    "is_active",
+                    "billing_status",
+                )
+            },
+        ),
         (
             "Integrations",
             {
@@ -103,7 +140,16 @@ class CustomerAdmin(admin.ModelAdmin):
 
 @admin.register(Call)
 class CallAdmin(admin.ModelAdmin):
-    list_display = ("started_at", "company", "branch", "from_number", "to_number", "status", "duration_sec", "call_successful")
+    list_display = (
+        "started_at",
+        "company",
+        "branch",
+        "from_number",
+        "to_number",
+        "status",
+        "duration_sec",
+        "call_successful",
+    )
     list_filter = ("status", "direction", "call_successful", "company")
     search_fields = ("retell_call_id", "from_number", "to_number", "summary")
     list_select_related = ("company", "branch")

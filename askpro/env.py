@@ -110,9 +110,7 @@ def parse_database_url(name: str, url: str, *, base_dir: Path) -> dict:
             "PORT": str(port or ""),
             "OPTIONS": options,
         }
-    raise ImproperlyConfigured(
-        f"{name}: unsupported scheme {scheme!r}; use postgres://… or sqlite:///…"
-    )
+    raise ImproperlyConfigured(f"{name}: unsupported scheme {scheme!r}; use postgres://… or sqlite:///…")
 
 
 def check_redis_url(name: str, url: str) -> str:

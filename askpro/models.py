@@ -53,7 +53,9 @@ class Company(models.Model):
     retell_agent_id = models.CharField(max_length=100, blank=True, default="")
     calcom_webhook_secret = EncryptedTextField(blank=True, default="")
     stripe_secret_key = EncryptedTextField(
-        blank=True, default="", help_text="Only for a tenant with its own Stripe account; else the platform's."
+        blank=True,
+        default="",
+        help_text="Only for a tenant with its own Stripe account; else the platform's.",
     )
     stripe_webhook_secret = EncryptedTextField(blank=True, default="")
     stripe_customer_id = models.CharField(max_length=100, blank=True, default="")
@@ -118,7 +120,9 @@ class Service(models.Model):
     """Something a company sells by appointment (a haircut, a consultation)."""
 
     company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="services")
-    branch = models.ForeignKey(Branch, on_delete=models.SET_NULL, null=True, blank=True, related_name="services")
+    branch = models.ForeignKey(
+        Branch, on_delete=models.SET_NULL, null=True, blank=True, related_name="services"
+    )
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
     duration_minutes = models.PositiveIntegerField(default=30, validators=[MinValueValidator(5)])
@@ -249,7 +253,9 @@ class Appointment(models.Model):
                 condition=Q(calcom_booking_uid__isnull=False),
                 name="appt_unique_calcom_uid",
             ),
-            models.CheckConstraint(condition=Q(ends_at__gte=models.F("starts_at")), name="appt_ends_after_start"),
+            models.CheckConstraint(
+                condition=Q(ends_at__gte=models.F("starts_at")), name="appt_ends_after_start"
+            ),
         ]
 
     def __str__(self) -> str:

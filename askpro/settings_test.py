@@ -13,9 +13,7 @@ from .settings import DATABASES  # noqa: E402
 
 # A per-process test database so that concurrent runs on one machine do not collide.
 DATABASES["default"].setdefault("TEST", {})
-DATABASES["default"]["TEST"]["NAME"] = os.environ.get(
-    "TEST_DATABASE_NAME", f"test_askpro_{os.getpid()}"
-)
+DATABASES["default"]["TEST"]["NAME"] = os.environ.get("TEST_DATABASE_NAME", f"test_askpro_{os.getpid()}")
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_BROKER_URL = None

@@ -26,7 +26,9 @@ class ApiKeyForm(forms.ModelForm):
 
     def clean_scopes_text(self):
         try:
-            return validate_scopes(self.cleaned_data["scopes_text"].split(), known_services=set(get_registry().servers))
+            return validate_scopes(
+                self.cleaned_data["scopes_text"].split(), known_services=set(get_registry().servers)
+            )
         except ScopeError as exc:
             raise forms.ValidationError(str(exc)) from None
 
@@ -34,7 +36,16 @@ class ApiKeyForm(forms.ModelForm):
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     form = ApiKeyForm
-    list_display = ("name", "prefix", "tenant", "scope_list", "created_at", "last_used_at", "expires_at", "is_active")
+    list_display = (
+        "name",
+        "prefix",
+        "tenant",
+        "scope_list",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "is_active",
+    )
     list_filter = ("tenant",)
     search_fields = ("name", "prefix")
     list_select_related = ("tenant",)
@@ -88,7 +99,17 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "service", "operation", "outcome", "error_code", "principal", "tenant", "transport", "duration_ms")
+    list_display = (
+        "created_at",
+        "service",
+        "operation",
+        "outcome",
+        "error_code",
+        "principal",
+        "tenant",
+        "transport",
+        "duration_ms",
+    )
     list_filter = ("outcome", "service", "transport", "error_code")
     search_fields = ("request_id", "principal", "operation")
     list_select_related = ("tenant",)

@@ -19,7 +19,9 @@ _SECRET_NAME = re.compile(
     re.IGNORECASE,
 )
 # Values that are secrets whatever their key is called: our keys, Stripe keys, webhook secrets.
-_SECRET_VALUE = re.compile(r"^(askp_[0-9a-f]{10}_|sk_(live|test)_|rk_(live|test)_|whsec_|key_[A-Za-z0-9]{16,})")
+_SECRET_VALUE = re.compile(
+    r"^(askp_[0-9a-f]{10}_|sk_(live|test)_|rk_(live|test)_|whsec_|key_[A-Za-z0-9]{16,})"
+)
 MAX_PARAM_CHARS = 2000
 
 

@@ -18,10 +18,20 @@ def check_registry(app_configs, **kwargs):
         if not op.description.strip():
             errors.append(checks.Error(f"Operation {where} has no description", id="mcp.E002"))
         if not (isinstance(op.params, type) and issubclass(op.params, Params)):
-            errors.append(checks.Error(f"Operation {where}: params must subclass mcp_core.schemas.Params", id="mcp.E003"))
+            errors.append(
+                checks.Error(
+                    f"Operation {where}: params must subclass mcp_core.schemas.Params",
+                    id="mcp.E003",
+                )
+            )
             continue
         if not (isinstance(op.result, type) and issubclass(op.result, Result)):
-            errors.append(checks.Error(f"Operation {where}: result must subclass mcp_core.schemas.Result", id="mcp.E003"))
+            errors.append(
+                checks.Error(
+                    f"Operation {where}: result must subclass mcp_core.schemas.Result",
+                    id="mcp.E003",
+                )
+            )
             continue
         for kind, struct in (("params", op.params), ("result", op.result)):
             try:
@@ -30,7 +40,9 @@ def check_registry(app_configs, **kwargs):
                 errors.append(checks.Error(f"Operation {where}: {kind} schema fails: {exc}", id="mcp.E004"))
                 continue
             if schema.get("type") != "object":
-                errors.append(checks.Error(f"Operation {where}: {kind} schema is not an object", id="mcp.E004"))
+                errors.append(
+                    checks.Error(f"Operation {where}: {kind} schema is not an object", id="mcp.E004")
+                )
         if op.annotations.read_only and op.scope_level != "read" and op.scope_level != "admin":
             errors.append(checks.Error(f"Operation {where} is read-only but needs {op.scope}", id="mcp.E005"))
         if not op.annotations.read_only and op.scope_level == "read":

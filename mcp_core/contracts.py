@@ -92,7 +92,11 @@ class Principal:
         if "*" in self.scopes:
             return True
         service, _, level = needed.partition(":")
-        levels = {"read": ("read", "write", "admin", "*"), "write": ("write", "admin", "*"), "admin": ("admin", "*")}
+        levels = {
+            "read": ("read", "write", "admin", "*"),
+            "write": ("write", "admin", "*"),
+            "admin": ("admin", "*"),
+        }
         return any(
             f"{svc}:{lvl}" in self.scopes for svc in (service, "*") for lvl in levels.get(level, (level,))
         )
@@ -134,7 +138,12 @@ class MCPResponse:
         return HTTP_STATUS_FOR_ERROR.get(self.error_code, 500)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"success": self.success, "data": self.data, "error": self.error, "metadata": self.metadata}
+        return {
+            "success": self.success,
+            "data": self.data,
+            "error": self.error,
+            "metadata": self.metadata,
+        }
 
 
 @dataclass(slots=True)
@@ -157,5 +166,9 @@ class OperationContext:
 
     def require_tenant(self) -> Company:
         if self.tenant is None:
-            raise MCPError(ErrorCode.VALIDATION_ERROR, "This operation needs a tenant", details={"field": "tenant"})
+            raise MCPError(
+                ErrorCode.VALIDATION_ERROR,
+                "This operation needs a tenant",
+                details={"field": "tenant"},
+            )
         return self.tenant

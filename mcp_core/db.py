@@ -19,7 +19,9 @@ def remaining_ms(ctx: OperationContext, cap_ms: int | None = None) -> int:
 
 
 @contextmanager
-def deadline_transaction(ctx: OperationContext, *, read_only: bool = False, cap_ms: int | None = None) -> Iterator[None]:
+def deadline_transaction(
+    ctx: OperationContext, *, read_only: bool = False, cap_ms: int | None = None
+) -> Iterator[None]:
     """A savepoint whose statements are cancelled at the call's deadline.
 
     PostgreSQL: statement_timeout set locally, and transaction_read_only when asked, which

@@ -88,7 +88,9 @@ def check_servers(servers: list[MCPServer], *, timeout: float = 5.0) -> dict[str
         else:
             future.cancel()
             results[name] = HealthResult(
-                HealthStatus.UNHEALTHY, f"check timed out after {timeout:g}s", latency_ms=timeout * 1000
+                HealthStatus.UNHEALTHY,
+                f"check timed out after {timeout:g}s",
+                latency_ms=timeout * 1000,
             )
     pool.shutdown(wait=False, cancel_futures=True)
     return results

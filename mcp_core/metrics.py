@@ -15,7 +15,17 @@ _BUCKET_COLUMNS = [f"b{i}" for i in range(len(LATENCY_BUCKETS_MS) + 1)]
 
 def _upsert_sql() -> str:
     table = connection.ops.quote_name(MetricRollup._meta.db_table)
-    columns = ["minute", "service", "operation", "tenant_id", "calls", "errors", "total_ms", "max_ms", *_BUCKET_COLUMNS]
+    columns = [
+        "minute",
+        "service",
+        "operation",
+        "tenant_id",
+        "calls",
+        "errors",
+        "total_ms",
+        "max_ms",
+        *_BUCKET_COLUMNS,
+    ]
     placeholders = ", ".join(["%s"] * len(columns))
     increments = ", ".join(
         f"{col} = {table}.{col} + excluded.{col}" for col in ["calls", "errors", "total_ms", *_BUCKET_COLUMNS]
@@ -32,14 +42,26 @@ def bucket_index(duration_ms: float) -> int:
     return bisect.bisect_left(LATENCY_BUCKETS_MS, duration_ms)
 
 
-def metrics_record(*, service: str, operation: str, tenant_id: int | None, duration_ms: float, error: bool) -> None:
+def metrics_record(
+    *, service: str, operation: str, tenant_id: int | None, duration_ms: float, error: bool
+) -> None:
     minute = timezone.now().replace(second=0, microsecond=0)
     buckets = [0] * len(_BUCKET_COLUMNS)
     buckets[bucket_index(duration_ms)] = 1
     with connection.cursor() as cursor:
         cursor.execute(
             _upsert_sql(),
-            [minute, service, operation, tenant_id or 0, 1, int(error), duration_ms, duration_ms, *buckets],
+            [
+                minute,
+                service,
+                operation,
+                tenant_id or 0,
+                1,
+                int(error),
+                duration_ms,
+                duration_ms,
+                *buckets,
+            ],
         )
 
 

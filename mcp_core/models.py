@@ -117,9 +117,6 @@ class MetricRollup(models.Model):
     b12 = models.PositiveIntegerField(default=0)
     b13 = models.PositiveIntegerField(default=0)
 
-    def bucket_counts(self) -> list[int]:
-        return [getattr(self, f"b{i}") for i in range(len(LATENCY_BUCKETS_MS) + 1)]
-
     class Meta:
         constraints = [
             models.UniqueConstraint(
@@ -130,3 +127,6 @@ class MetricRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.minute:%Y-%m-%d %H:%M} {self.service}.{self.operation}"
+
+    def bucket_counts(self) -> list[int]:
+        return [getattr(self, f"b{i}") for i in range(len(LATENCY_BUCKETS_MS) + 1)]

@@ -35,7 +35,13 @@ logger = logging.getLogger(__name__)
 
 # Failures that are the caller's doing; they are audited but not counted as service errors.
 CALLER_ERROR_CODES = frozenset(
-    {ErrorCode.VALIDATION_ERROR, ErrorCode.NOT_FOUND, ErrorCode.UNAUTHORIZED, ErrorCode.FORBIDDEN, ErrorCode.CONFLICT}
+    {
+        ErrorCode.VALIDATION_ERROR,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.UNAUTHORIZED,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.CONFLICT,
+    }
 )
 
 
@@ -49,7 +55,14 @@ class Guard:
     def enter(self, op: Operation, ctx: OperationContext) -> Any:
         return None
 
-    def exit(self, op: Operation, ctx: OperationContext, token: Any, error_code: ErrorCode | None, duration_s: float) -> None:
+    def exit(
+        self,
+        op: Operation,
+        ctx: OperationContext,
+        token: Any,
+        error_code: ErrorCode | None,
+        duration_s: float,
+    ) -> None:
         return None
 
 
@@ -94,12 +107,18 @@ def _resolve_tenant(op: Operation, request: MCPRequest, principal: Principal) ->
             "tenant: is required for this operation with a platform key (give the tenant's slug)",
             details={"field": "tenant", "problem": "missing"},
         )
-    lookup = {"pk": requested} if isinstance(requested, int) or str(requested).isdigit() else {"slug": requested}
+    lookup = (
+        {"pk": requested} if isinstance(requested, int) or str(requested).isdigit() else {"slug": requested}
+    )
     company = Company.objects.filter(**lookup).first()
     if company is None:
         raise MCPError(ErrorCode.NOT_FOUND, f"tenant: no tenant {requested!r}", details={"field": "tenant"})
     if not company.is_active:
-        raise MCPError(ErrorCode.FORBIDDEN, f"tenant: {company.slug!r} is inactive", details={"field": "tenant"})
+        raise MCPError(
+            ErrorCode.FORBIDDEN,
+            f"tenant: {company.slug!r} is inactive",
+            details={"field": "tenant"},
+        )
     return company
 
 
@@ -128,7 +147,9 @@ def route(request: MCPRequest) -> MCPResponse:
     error: MCPError | None = None
     try:
         if principal is None:
-            raise MCPError(ErrorCode.UNAUTHORIZED, "A valid API key is required (Authorization: Bearer <key>)")
+            raise MCPError(
+                ErrorCode.UNAUTHORIZED, "A valid API key is required (Authorization: Bearer <key>)"
+            )
         op = get_registry().get_operation(request.service, request.operation)
         if op is None:
             raise MCPError(
@@ -137,7 +158,11 @@ def route(request: MCPRequest) -> MCPResponse:
                 details={"service": request.service, "operation": request.operation},
             )
         if not principal.has_scope(op.scope):
-            raise MCPError(ErrorCode.FORBIDDEN, f"This key lacks the scope {op.scope!r}", details={"required_scope": op.scope})
+            raise MCPError(
+                ErrorCode.FORBIDDEN,
+                f"This key lacks the scope {op.scope!r}",
+                details={"required_scope": op.scope},
+            )
         if op.platform_only and not principal.is_platform:
             raise MCPError(ErrorCode.FORBIDDEN, f"{op.tool_name} is available to platform keys only")
         try:
@@ -147,12 +172,19 @@ def route(request: MCPRequest) -> MCPResponse:
             raise MCPError(ErrorCode.VALIDATION_ERROR, detail["message"], details=detail) from None
         tenant = _resolve_tenant(op, request, principal)
         timeout = op.timeout or settings.MCP_DEFAULT_TIMEOUT
-        ctx = OperationContext(request=request, principal=principal, tenant=tenant, deadline=time.monotonic() + timeout)
+        ctx = OperationContext(
+            request=request, principal=principal, tenant=tenant, deadline=time.monotonic() + timeout
+        )
         data = _run_guarded(op, ctx, params)
     except MCPError as exc:
         error = exc
     except Exception:
-        logger.exception("internal error in %s.%s (request %s)", request.service, request.operation, request.request_id)
+        logger.exception(
+            "internal error in %s.%s (request %s)",
+            request.service,
+            request.operation,
+            request.request_id,
+        )
         error = MCPError(ErrorCode.INTERNAL_ERROR, f"Internal error; quote request id {request.request_id}")
     duration_ms = (time.perf_counter() - started) * 1000
     _record(request, op, principal, tenant, error, duration_ms)
@@ -182,8 +214,14 @@ def _run_guarded(op: Operation, ctx: OperationContext, params: Any) -> Any:
         try:
             result = _execute(op, ctx, params)
         except DatabaseError as exc:
-            if "statement timeout" in str(exc) or "canceling statement" in str(exc) or "interrupted" in str(exc):
-                raise MCPError(ErrorCode.TIMEOUT, f"{op.tool_name} ran past its deadline and was stopped") from None
+            if (
+                "statement timeout" in str(exc)
+                or "canceling statement" in str(exc)
+                or "interrupted" in str(exc)
+            ):
+                raise MCPError(
+                    ErrorCode.TIMEOUT, f"{op.tool_name} ran past its deadline and was stopped"
+                ) from None
             raise
         if op.annotations.read_only and time.monotonic() > ctx.deadline:
             raise MCPError(ErrorCode.TIMEOUT, f"{op.tool_name} ran past its deadline")

@@ -33,9 +33,7 @@ class Registry:
     def operations(self) -> list[Operation]:
         """Every operation, in a stable order (service, then operation name)."""
         return [
-            op
-            for name in sorted(self.servers)
-            for _, op in sorted(self.servers[name].operations.items())
+            op for name in sorted(self.servers) for _, op in sorted(self.servers[name].operations.items())
         ]
 
     def by_tool_name(self) -> dict[str, Operation]:

@@ -14,7 +14,18 @@ def scrub_event(event: dict[str, Any], hint: dict[str, Any] | None = None) -> di
         headers = request.get("headers")
         if isinstance(headers, dict):
             request["headers"] = {
-                k: (REDACTED if k.lower() in {"authorization", "cookie", "stripe-signature", "x-cal-signature-256", "x-retell-signature"} else v)
+                k: (
+                    REDACTED
+                    if k.lower()
+                    in {
+                        "authorization",
+                        "cookie",
+                        "stripe-signature",
+                        "x-cal-signature-256",
+                        "x-retell-signature",
+                    }
+                    else v
+                )
                 for k, v in headers.items()
             }
         for key in ("data", "cookies", "query_string"):

@@ -77,7 +77,9 @@ def operation(
             params=params,
             result=result,
             annotations=Annotations(
-                read_only=read_only, destructive=destructive, idempotent=idempotent or read_only,
+                read_only=read_only,
+                destructive=destructive,
+                idempotent=idempotent or read_only,
                 open_world=open_world,
             ),
             scope_level=scope,

@@ -22,9 +22,21 @@ from ..registry import get_registry
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="askpro"'}
 
 
-def _error(code: ErrorCode, message: str, status: int, *, details: dict | None = None, headers: dict | None = None) -> Response:
+def _error(
+    code: ErrorCode,
+    message: str,
+    status: int,
+    *,
+    details: dict | None = None,
+    headers: dict | None = None,
+) -> Response:
     return Response(
-        {"success": False, "data": None, "error": {"code": str(code), "message": message, "details": details or {}}, "metadata": {}},
+        {
+            "success": False,
+            "data": None,
+            "error": {"code": str(code), "message": message, "details": details or {}},
+            "metadata": {},
+        },
         status=status,
         headers=headers,
     )
@@ -37,7 +49,9 @@ def _principal(request: Request):
 class CallRequestSerializer(serializers.Serializer):
     service = serializers.CharField(help_text="Server name, e.g. database")
     operation = serializers.CharField(help_text="Operation name, e.g. get_call_stats")
-    params = serializers.DictField(required=False, help_text="The operation's params (see /api/v1/mcp/services)")
+    params = serializers.DictField(
+        required=False, help_text="The operation's params (see /api/v1/mcp/services)"
+    )
     tenant = serializers.CharField(required=False, help_text="Tenant slug; platform keys only")
 
 
@@ -47,7 +61,9 @@ MCPResponseSerializer = inline_serializer(
         "success": serializers.BooleanField(),
         "data": serializers.JSONField(allow_null=True),
         "error": serializers.JSONField(allow_null=True, help_text="{code, message, details}"),
-        "metadata": serializers.JSONField(help_text="{service, operation, duration_ms, tenant_id, request_id}"),
+        "metadata": serializers.JSONField(
+            help_text="{service, operation, duration_ms, tenant_id, request_id}"
+        ),
     },
 )
 
@@ -75,11 +91,15 @@ class CallView(APIView):
         operation_id="mcp_call",
         summary="Call one MCP operation through the orchestrator",
         request=CallRequestSerializer,
-        responses={code: MCPResponseSerializer for code in (200, 400, 401, 403, 404, 409, 429, 502, 503, 504)},
+        responses={
+            code: MCPResponseSerializer for code in (200, 400, 401, 403, 404, 409, 429, 502, 503, 504)
+        },
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
         examples=[
             OpenApiExample(
-                "call stats", value={"service": "database", "operation": "get_call_stats", "params": {"days": 7}}, request_only=True
+                "call stats",
+                value={"service": "database", "operation": "get_call_stats", "params": {"days": 7}},
+                request_only=True,
             )
         ],
     )
@@ -104,7 +124,12 @@ class CallView(APIView):
             return _error(ErrorCode.VALIDATION_ERROR, f"{field}: {message}", 400, details={"field": field})
         idempotency_key = request.headers.get("Idempotency-Key")
         if idempotency_key is not None and not (1 <= len(idempotency_key) <= 255):
-            return _error(ErrorCode.VALIDATION_ERROR, "Idempotency-Key: must be 1 to 255 characters", 400, details={"field": "Idempotency-Key"})
+            return _error(
+                ErrorCode.VALIDATION_ERROR,
+                "Idempotency-Key: must be 1 to 255 characters",
+                400,
+                details={"field": "Idempotency-Key"},
+            )
         response = route(
             MCPRequest(
                 service=body["service"],
@@ -133,7 +158,12 @@ class ServicesView(APIView):
     def get(self, request: Request) -> Response:
         principal = _principal(request)
         if principal is None:
-            return _error(ErrorCode.UNAUTHORIZED, "A valid API key is required (Authorization: Bearer <key>)", 401, headers=_CHALLENGE)
+            return _error(
+                ErrorCode.UNAUTHORIZED,
+                "A valid API key is required (Authorization: Bearer <key>)",
+                401,
+                headers=_CHALLENGE,
+            )
         return Response({"services": services_for(principal)})
 
 
@@ -141,19 +171,40 @@ class HealthView(APIView):
     @extend_schema(
         operation_id="mcp_health",
         summary="Aggregate and per-service health",
-        parameters=[OpenApiParameter("timeout", float, required=False, description="Seconds per check (default 5)")],
-        responses={200: inline_serializer("Health", {"status": serializers.CharField(), "checked_at": serializers.DateTimeField(), "services": serializers.JSONField()})},
+        parameters=[
+            OpenApiParameter("timeout", float, required=False, description="Seconds per check (default 5)")
+        ],
+        responses={
+            200: inline_serializer(
+                "Health",
+                {
+                    "status": serializers.CharField(),
+                    "checked_at": serializers.DateTimeField(),
+                    "services": serializers.JSONField(),
+                },
+            )
+        },
     )
     def get(self, request: Request) -> Response:
         principal = _principal(request)
         if principal is None:
-            return _error(ErrorCode.UNAUTHORIZED, "A valid API key is required (Authorization: Bearer <key>)", 401, headers=_CHALLENGE)
+            return _error(
+                ErrorCode.UNAUTHORIZED,
+                "A valid API key is required (Authorization: Bearer <key>)",
+                401,
+                headers=_CHALLENGE,
+            )
         raw_timeout = request.query_params.get("timeout", "5")
         try:
             timeout = float(raw_timeout)
             if not 0.1 <= timeout <= 30:
                 raise ValueError
         except ValueError:
-            return _error(ErrorCode.VALIDATION_ERROR, "timeout: must be a number of seconds between 0.1 and 30", 400, details={"field": "timeout"})
+            return _error(
+                ErrorCode.VALIDATION_ERROR,
+                "timeout: must be a number of seconds between 0.1 and 30",
+                400,
+                details={"field": "timeout"},
+            )
         report = health_report(list(get_registry().servers.values()), timeout=timeout)
         return Response(report)

@@ -28,7 +28,9 @@ Meta = msgspec.Meta
 
 # --- get_schema ---
 class GetSchemaParams(Params):
-    tables: Annotated[list[str] | None, Meta(description="Only these tables (default: every allowed table)")] = None
+    tables: Annotated[
+        list[str] | None, Meta(description="Only these tables (default: every allowed table)")
+    ] = None
 
 
 class ColumnInfo(Result):
@@ -230,7 +232,9 @@ class DatabaseServer(MCPServer):
                 if f.column not in secrets.get(name, frozenset())
             ]
             indexes = [index.name for index in model._meta.indexes]
-            indexes += [f"{f.column} (unique)" for f in model._meta.concrete_fields if f.unique and not f.primary_key]
+            indexes += [
+                f"{f.column} (unique)" for f in model._meta.concrete_fields if f.unique and not f.primary_key
+            ]
             field_names = {f.name for f in model._meta.concrete_fields}
             if name == "askpro_company":
                 tenant_rows = 1
@@ -259,7 +263,9 @@ class DatabaseServer(MCPServer):
         try:
             checked = check_query(params.sql, dialect=dialect)
         except UnsafeQuery as exc:
-            raise MCPError(ErrorCode.VALIDATION_ERROR, str(exc), details={"field": "sql", "problem": "unsafe"}) from None
+            raise MCPError(
+                ErrorCode.VALIDATION_ERROR, str(exc), details={"field": "sql", "problem": "unsafe"}
+            ) from None
         cap = min(params.max_rows, settings.MCP_DATABASE_MAX_ROWS)
         try:
             with deadline_transaction(ctx, read_only=True, cap_ms=settings.MCP_DATABASE_STATEMENT_TIMEOUT_MS):
@@ -277,12 +283,20 @@ class DatabaseServer(MCPServer):
         except DatabaseError as exc:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             if "statement timeout" in message or "canceling statement" in message or "interrupted" in message:
-                raise MCPError(ErrorCode.TIMEOUT, "sql: the query ran past its time limit and was stopped") from None
+                raise MCPError(
+                    ErrorCode.TIMEOUT, "sql: the query ran past its time limit and was stopped"
+                ) from None
             if "read-only" in message or "not authorized" in message or "prohibited" in message:
                 raise MCPError(
-                    ErrorCode.VALIDATION_ERROR, f"sql: refused by the database ({message})", details={"field": "sql", "problem": "unsafe"}
+                    ErrorCode.VALIDATION_ERROR,
+                    f"sql: refused by the database ({message})",
+                    details={"field": "sql", "problem": "unsafe"},
                 ) from None
-            raise MCPError(ErrorCode.VALIDATION_ERROR, f"sql: {message}", details={"field": "sql", "problem": "invalid"}) from None
+            raise MCPError(
+                ErrorCode.VALIDATION_ERROR,
+                f"sql: {message}",
+                details={"field": "sql", "problem": "invalid"},
+            ) from None
         truncated = len(fetched) > cap
         rows = [[_jsonable(v) for v in row] for row in fetched[:cap]]
         return QueryResult(columns=columns, rows=rows, row_count=len(rows), truncated=truncated)
@@ -301,13 +315,22 @@ class DatabaseServer(MCPServer):
         hits: list[SearchHit] = []
         if "customers" in params.tables:
             rows = Customer.objects.filter(company=tenant).filter(
-                Q(name__icontains=term) | Q(phone__icontains=term) | Q(email__icontains=term) | Q(notes__icontains=term)
+                Q(name__icontains=term)
+                | Q(phone__icontains=term)
+                | Q(email__icontains=term)
+                | Q(notes__icontains=term)
             )[: params.limit]
-            hits += [SearchHit(table="customers", id=c.pk, label=c.name, matched=c.phone or c.email) for c in rows]
+            hits += [
+                SearchHit(table="customers", id=c.pk, label=c.name, matched=c.phone or c.email) for c in rows
+            ]
         if "appointments" in params.tables:
             rows = (
                 Appointment.objects.filter(company=tenant)
-                .filter(Q(customer__name__icontains=term) | Q(customer__phone__icontains=term) | Q(notes__icontains=term))
+                .filter(
+                    Q(customer__name__icontains=term)
+                    | Q(customer__phone__icontains=term)
+                    | Q(notes__icontains=term)
+                )
                 .select_related("customer")[: params.limit]
             )
             hits += [
@@ -322,11 +345,20 @@ class DatabaseServer(MCPServer):
         if "calls" in params.tables:
             rows = (
                 Call.objects.filter(company=tenant)
-                .filter(Q(from_number__icontains=term) | Q(summary__icontains=term) | Q(customer__name__icontains=term))
+                .filter(
+                    Q(from_number__icontains=term)
+                    | Q(summary__icontains=term)
+                    | Q(customer__name__icontains=term)
+                )
                 .select_related("customer")[: params.limit]
             )
             hits += [
-                SearchHit(table="calls", id=c.pk, label=f"{c.from_number} {c.started_at:%Y-%m-%d %H:%M}", matched=c.summary[:120])
+                SearchHit(
+                    table="calls",
+                    id=c.pk,
+                    label=f"{c.from_number} {c.started_at:%Y-%m-%d %H:%M}",
+                    matched=c.summary[:120],
+                )
                 for c in rows
             ]
         return SearchResult(query=term, hits=hits)
@@ -345,7 +377,11 @@ class DatabaseServer(MCPServer):
         calls = Call.objects.filter(company=tenant, started_at__gte=since)
         if params.branch_id is not None:
             if not Branch.objects.filter(company=tenant, pk=params.branch_id).exists():
-                raise MCPError(ErrorCode.NOT_FOUND, f"branch_id: no branch {params.branch_id} for this tenant", details={"field": "branch_id"})
+                raise MCPError(
+                    ErrorCode.NOT_FOUND,
+                    f"branch_id: no branch {params.branch_id} for this tenant",
+                    details={"field": "branch_id"},
+                )
             calls = calls.filter(branch_id=params.branch_id)
         failed_q = Q(status=Call.Status.ERROR) | Q(call_successful=False)
         totals = calls.aggregate(
@@ -376,7 +412,9 @@ class DatabaseServer(MCPServer):
             failed=totals["failed"],
             successful=totals["successful"],
             with_appointment=with_appointment,
-            avg_duration_sec=None if totals["avg_duration"] is None else round(float(totals["avg_duration"]), 1),
+            avg_duration_sec=None
+            if totals["avg_duration"] is None
+            else round(float(totals["avg_duration"]), 1),
             total_cost=float(totals["cost"] or 0),
             daily=[
                 CallDay(
@@ -384,7 +422,9 @@ class DatabaseServer(MCPServer):
                     total=row["total"],
                     ended=row["ended"],
                     failed=row["failed"],
-                    avg_duration_sec=None if row["avg_duration"] is None else round(float(row["avg_duration"]), 1),
+                    avg_duration_sec=None
+                    if row["avg_duration"] is None
+                    else round(float(row["avg_duration"]), 1),
                     total_cost=float(row["cost"] or 0),
                 )
                 for row in daily
@@ -399,7 +439,9 @@ class DatabaseServer(MCPServer):
         scope="read",
         read_only=True,
     )
-    def get_failed_appointments(self, ctx: OperationContext, params: FailedAppointmentsParams) -> FailedAppointmentsResult:
+    def get_failed_appointments(
+        self, ctx: OperationContext, params: FailedAppointmentsParams
+    ) -> FailedAppointmentsResult:
         tenant = ctx.require_tenant()
         since = timezone.now() - dt.timedelta(hours=params.hours)
         rows = (
@@ -444,7 +486,8 @@ class DatabaseServer(MCPServer):
             phone_numbers=tenant.phone_numbers.count(),
             calls_last_30_days=tenant.calls.filter(started_at__gte=now - dt.timedelta(days=30)).count(),
             appointments_upcoming=tenant.appointments.filter(
-                starts_at__gte=now, status__in=[Appointment.Status.SCHEDULED, Appointment.Status.CONFIRMED]
+                starts_at__gte=now,
+                status__in=[Appointment.Status.SCHEDULED, Appointment.Status.CONFIRMED],
             ).count(),
         )
 
@@ -456,7 +499,9 @@ class DatabaseServer(MCPServer):
         scope="read",
         read_only=True,
     )
-    def get_phone_branch_mapping(self, ctx: OperationContext, params: PhoneMappingParams) -> PhoneMappingResult:
+    def get_phone_branch_mapping(
+        self, ctx: OperationContext, params: PhoneMappingParams
+    ) -> PhoneMappingResult:
         tenant = ctx.require_tenant()
         numbers = PhoneNumber.objects.filter(company=tenant).select_related("branch")
         if not params.include_inactive:
@@ -465,7 +510,11 @@ class DatabaseServer(MCPServer):
             numbers = numbers.filter(number=params.phone_number.strip())
         if params.branch_id is not None:
             if not Branch.objects.filter(company=tenant, pk=params.branch_id).exists():
-                raise MCPError(ErrorCode.NOT_FOUND, f"branch_id: no branch {params.branch_id} for this tenant", details={"field": "branch_id"})
+                raise MCPError(
+                    ErrorCode.NOT_FOUND,
+                    f"branch_id: no branch {params.branch_id} for this tenant",
+                    details={"field": "branch_id"},
+                )
             numbers = numbers.filter(branch_id=params.branch_id)
         mappings = [
             PhoneMapping(

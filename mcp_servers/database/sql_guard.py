@@ -23,9 +23,27 @@ from askpro.crypto import EncryptedTextField
 _FORBIDDEN_NODES: tuple[type[exp.Expression], ...] = tuple(
     getattr(exp, name)
     for name in (
-        "Insert", "Update", "Delete", "Merge", "Create", "Drop", "Alter", "Command", "Copy",
-        "TruncateTable", "Set", "Transaction", "Commit", "Rollback", "Grant", "Use", "Pragma",
-        "Lock", "Into", "LoadData", "Analyze",
+        "Insert",
+        "Update",
+        "Delete",
+        "Merge",
+        "Create",
+        "Drop",
+        "Alter",
+        "Command",
+        "Copy",
+        "TruncateTable",
+        "Set",
+        "Transaction",
+        "Commit",
+        "Rollback",
+        "Grant",
+        "Use",
+        "Pragma",
+        "Lock",
+        "Into",
+        "LoadData",
+        "Analyze",
     )
     if hasattr(exp, name)
 )
@@ -34,9 +52,28 @@ _READ_ROOTS = (exp.Select, exp.Union, exp.Intersect, exp.Except)
 # itself and bounded by the statement timeout.
 ALLOWED_UNMODELLED_FUNCTIONS = frozenset(
     {
-        "pg_sleep", "date_part", "to_char", "to_date", "age", "nullif", "strftime", "julianday",
-        "ifnull", "printf", "date", "datetime", "initcap", "split_part", "regexp_replace",
-        "char_length", "octet_length", "round", "abs", "btrim", "ltrim", "rtrim",
+        "pg_sleep",
+        "date_part",
+        "to_char",
+        "to_date",
+        "age",
+        "nullif",
+        "strftime",
+        "julianday",
+        "ifnull",
+        "printf",
+        "date",
+        "datetime",
+        "initcap",
+        "split_part",
+        "regexp_replace",
+        "char_length",
+        "octet_length",
+        "round",
+        "abs",
+        "btrim",
+        "ltrim",
+        "rtrim",
     }
 )
 
@@ -74,7 +111,9 @@ def check_query(sql: str, *, dialect: str) -> CheckedQuery:
     try:
         statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
     except ParseError as exc:
-        raise UnsafeQuery(f"sql: cannot be parsed ({exc.errors[0]['description'] if exc.errors else exc})") from None
+        raise UnsafeQuery(
+            f"sql: cannot be parsed ({exc.errors[0]['description'] if exc.errors else exc})"
+        ) from None
     if len(statements) != 1:
         raise UnsafeQuery(f"sql: exactly one statement is allowed, found {len(statements)}")
     tree = statements[0]

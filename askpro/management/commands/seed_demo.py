@@ -9,6 +9,5 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         created = seed_demo()
         self.stdout.write(
-            "Demo data ready: "
-            + ", ".join(f"{count} {what} created" for what, count in created.items())
+            "Demo data ready: " + ", ".join(f"{count} {what} created" for what, count in created.items())
         )

@@ -24,5 +24,7 @@ class Command(BaseCommand):
             key, raw = api_key_create(name=options["name"], scopes=options["scopes"].split(), tenant=tenant)
         except ScopeError as exc:
             raise CommandError(f"--scopes: {exc}") from None
-        self.stderr.write(f"Created key {key.prefix} ({'platform' if tenant is None else tenant.slug}): {' '.join(key.scopes)}")
+        self.stderr.write(
+            f"Created key {key.prefix} ({'platform' if tenant is None else tenant.slug}): {' '.join(key.scopes)}"
+        )
         self.stdout.write(raw)
