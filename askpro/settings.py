@@ -181,11 +181,39 @@ MCP_DATABASE_ALLOWED_TABLES = env_list(
 MCP_DATABASE_MAX_ROWS = env_int("MCP_DATABASE_MAX_ROWS", 1000, minimum=1, maximum=100_000)
 MCP_DATABASE_STATEMENT_TIMEOUT_MS = env_int("MCP_DATABASE_STATEMENT_TIMEOUT_MS", 5000, minimum=10)
 
-# --- Upstream credentials (global fallbacks; tenants may carry their own) ---
-CALCOM_API_KEY = env_secret("CALCOM_API_KEY")
-RETELL_API_KEY = env_secret("RETELL_API_KEY")
-STRIPE_SECRET_KEY = env_secret("STRIPE_SECRET_KEY")
-SENTRY_AUTH_TOKEN = env_secret("SENTRY_AUTH_TOKEN")
+# --- Sandboxes: local fakes of the upstream APIs (manage.py run_sandbox) ---
+# With SANDBOX=1 the servers talk to the sandboxes with demo credentials, so every
+# operation can be tried without accounts.
+SANDBOX = env_bool("SANDBOX", False)
+SANDBOX_HOST = "127.0.0.1"
+SANDBOX_PORTS = {
+    "calcom": env_int("SANDBOX_CALCOM_PORT", 8701, minimum=1, maximum=65535),
+    "retell": env_int("SANDBOX_RETELL_PORT", 8702, minimum=1, maximum=65535),
+    "stripe": env_int("SANDBOX_STRIPE_PORT", 8703, minimum=1, maximum=65535),
+    "sentry": env_int("SANDBOX_SENTRY_PORT", 8704, minimum=1, maximum=65535),
+}
+
+
+def _upstream(name: str, real: str, service: str) -> str:
+    default = f"http://{SANDBOX_HOST}:{SANDBOX_PORTS[service]}" if SANDBOX else real
+    return env_str(name, default)
+
+
+# --- Upstream endpoints and credentials (global fallbacks; tenants may carry their own) ---
+CALCOM_BASE_URL = _upstream("CALCOM_BASE_URL", "https://api.cal.com", "calcom")
+RETELL_BASE_URL = _upstream("RETELL_BASE_URL", "https://api.retellai.com", "retell")
+STRIPE_API_BASE = _upstream("STRIPE_API_BASE", "https://api.stripe.com", "stripe")
+SENTRY_BASE_URL = _upstream("SENTRY_BASE_URL", "https://sentry.io", "sentry")
+SENTRY_ORG = env_str("SENTRY_ORG", "askpro")
+SENTRY_PROJECT = env_str("SENTRY_PROJECT", "control-plane")
+CALCOM_API_KEY = env_secret("CALCOM_API_KEY", "cal_test_sandbox_key" if SANDBOX else None)
+RETELL_API_KEY = env_secret("RETELL_API_KEY", "key_sandbox_retell_demo" if SANDBOX else None)
+STRIPE_SECRET_KEY = env_secret("STRIPE_SECRET_KEY", "sk_test_sandbox_demo" if SANDBOX else None)
+SENTRY_AUTH_TOKEN = env_secret("SENTRY_AUTH_TOKEN", "sntrys_sandbox_demo" if SANDBOX else None)
+STRIPE_WEBHOOK_SECRET = env_secret("STRIPE_WEBHOOK_SECRET", "whsec_sandbox_demo" if SANDBOX else None)
+CALCOM_WEBHOOK_SECRET = env_secret(
+    "CALCOM_WEBHOOK_SECRET", "calcom_sandbox_webhook_secret" if SANDBOX else None
+)
 
 # --- Sentry ---
 SENTRY_DSN = env_secret("SENTRY_DSN")
