@@ -31,7 +31,8 @@ run: install
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py seed_demo
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py demo_access
 	@echo "Serving on http://127.0.0.1:$(PORT)/  (admin: /admin/, API docs: /api/docs/)"
-	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
+	@if [ "$${SANDBOX:-0}" = "1" ]; then echo "SANDBOX=1: upstream sandboxes start too (manage.py run_sandbox)"; fi
+	PY=$(BIN)/python PORT=$(PORT) ./scripts/run_dev.sh
 
 test: install-dev
 	DATABASE_URL=$${DATABASE_URL:-$(DATABASE_URL_TEST)} REDIS_URL=$${REDIS_URL:-$(REDIS_URL_TEST)} ./scripts/ensure_services.sh
