@@ -1,0 +1,200 @@
+"""The MCP endpoint `/mcp`: django-mcpz's stateless, dual-era Streamable HTTP view, with one
+tool per registry operation plus `mcp_search_tools`.
+
+django-mcpz registers tools with `server.tool(...)(func)`. We call that at run time, not at
+import: the django-mcpz server is built lazily from the registry on the first request (and
+rebuilt if the registry is reset), so plugins and settings decide the tools, not import order.
+Each tool is registered with *dict* input/output schemas, so django-mcpz does no argument
+validation of its own: the pipeline validates, which keeps bad-argument calls audited and
+their errors in our field-by-field form.
+"""
+
+from __future__ import annotations
+
+import threading
+from http import HTTPStatus
+from typing import Annotated, Any
+
+import msgspec
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from django_mcpz.server import MCPServer as MCPZServer
+from django_mcpz.server import ToolError
+
+from ..api_keys import api_key_authenticate, bearer_token
+from ..discovery import describe_operation, operation_allowed
+from ..pipeline import route
+from ..registry import Registry, get_registry
+from ..server import Operation
+from . import search
+from .tools import (
+    build_request,
+    error_text,
+    tool_annotations,
+    tool_description,
+    tool_input_schema,
+    tool_output_schema,
+    tool_title,
+)
+
+SERVER_NAME = "askpro-control-plane"
+SERVER_VERSION = "1.0.0"
+SEARCH_TOOL = "mcp_search_tools"
+INSTRUCTIONS = (
+    "AskPro's control plane: one tool per operation of each service (database, calcom, retell, "
+    "stripe, webhooks, queue, sentry, ...), named <service>_<operation>. Tools that act on one "
+    "tenant take an optional `tenant` (slug) argument, required with platform keys. Failures come "
+    "back as tool errors starting with an error code (validation_error, not_found, forbidden, ...) "
+    f"and say what to fix. With many tools, call {SEARCH_TOOL} first to find the right one."
+)
+CHALLENGE = 'Bearer realm="askpro"'
+
+
+def api_key_auth(request: HttpRequest) -> HttpResponse | None:
+    """django-mcpz auth callable: the same API keys as the DRF API. Sets request.mcp_principal."""
+    raw = bearer_token(request.headers.get("Authorization"))
+    principal = api_key_authenticate(raw) if raw else None
+    if principal is None:
+        challenge = CHALLENGE if raw is None else f'{CHALLENGE}, error="invalid_token"'
+        return HttpResponse(status=HTTPStatus.UNAUTHORIZED, headers={"WWW-Authenticate": challenge})
+    request.mcp_principal = principal  # type: ignore[attr-defined]
+    return None
+
+
+class _Server(MCPZServer):
+    def _tools_list(self, request, request_id, params):
+        # Tool permissions filter the list only. A call to a tool the key may not use still goes
+        # through the pipeline, which refuses it as `forbidden` and audits the attempt.
+        request.mcp_listing = True
+        return super()._tools_list(request, request_id, params)
+
+
+def _visible(op: Operation):
+    def permission(request: HttpRequest) -> bool:
+        if not getattr(request, "mcp_listing", False):
+            return True
+        return operation_allowed(op, request.mcp_principal)
+
+    return permission
+
+
+def _caller(op: Operation):
+    def call(request: HttpRequest, arguments: dict[str, Any]) -> Any:
+        mcp_request = build_request(
+            op,
+            arguments,
+            request.mcp_principal,
+            request_id=request.headers.get("X-Request-ID"),
+            idempotency_key=request.headers.get("Idempotency-Key"),
+        )
+        response = route(mcp_request)
+        if not response.success:
+            raise ToolError(error_text(response))
+        return response.data
+
+    call.__name__ = op.tool_name
+    return call
+
+
+class SearchParams(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    query: Annotated[
+        str,
+        msgspec.Meta(min_length=1, max_length=500, description="What you want to do, in plain words"),
+    ]
+    limit: Annotated[int, msgspec.Meta(ge=1, le=20, description="How many tools to return")] = 5
+
+
+class SearchMatch(msgspec.Struct, kw_only=True):
+    name: str
+    score: float
+    description: str
+    scope: str
+    tenant_scoped: bool
+    annotations: dict[str, bool]
+    inputSchema: dict[str, Any]  # noqa: N815 - the MCP field name
+    outputSchema: dict[str, Any]  # noqa: N815
+
+
+class SearchResult(msgspec.Struct, kw_only=True):
+    query: str
+    matches: list[SearchMatch]
+
+
+def search_tools(request: HttpRequest, params: SearchParams) -> SearchResult:
+    """Rank the operations this key may use for a plain-words query."""
+    ops = [op for op in get_registry().operations() if operation_allowed(op, request.mcp_principal)]
+    matches = [
+        SearchMatch(
+            name=hit.op.tool_name,
+            score=round(hit.score, 3),
+            description=tool_description(hit.op),
+            scope=hit.op.scope,
+            tenant_scoped=hit.op.tenant_scoped,
+            annotations=tool_annotations(hit.op),
+            inputSchema=tool_input_schema(hit.op),
+            outputSchema=tool_output_schema(hit.op),
+        )
+        for hit in search.rank(params.query, ops, limit=params.limit)
+    ]
+    return SearchResult(query=params.query, matches=matches)
+
+
+def build_server(registry: Registry) -> MCPZServer:
+    server = _Server(
+        name=SERVER_NAME,
+        version=SERVER_VERSION,
+        title="AskPro control plane",
+        instructions=INSTRUCTIONS,
+        auth=api_key_auth,
+    )
+    server.tool(
+        name=SEARCH_TOOL,
+        title="Search tools",
+        description=(
+            "Find the tools for a task: give a plain-words query (e.g. 'cancel an appointment', "
+            "'why are calls failing', 'refund') and get the best-matching tools, ranked, with their "
+            "input and output schemas. Only tools this key may call are returned."
+        ),
+        read_only=True,
+        destructive=False,
+        idempotent=True,
+        open_world=False,
+    )(search_tools)
+    for op in registry.operations():
+        describe_operation(op)  # fails early, naming the op, if its schema cannot be generated
+        annotations = tool_annotations(op)
+        server.tool(
+            name=op.tool_name,
+            title=tool_title(op),
+            description=tool_description(op),
+            input_schema=tool_input_schema(op),
+            output_schema=tool_output_schema(op),
+            read_only=annotations["readOnlyHint"],
+            destructive=annotations["destructiveHint"],
+            idempotent=annotations["idempotentHint"],
+            open_world=annotations["openWorldHint"],
+            permission=_visible(op),
+        )(_caller(op))
+    return server
+
+
+_lock = threading.Lock()
+_built: tuple[Registry, MCPZServer] | None = None
+
+
+def get_server() -> MCPZServer:
+    """The django-mcpz server for the current registry, built once per registry."""
+    global _built
+    registry = get_registry()
+    built = _built
+    if built is None or built[0] is not registry:
+        with _lock:
+            if _built is None or _built[0] is not registry:
+                _built = (registry, build_server(registry))
+            built = _built
+    return built[1]
+
+
+@csrf_exempt
+def mcp_view(request: HttpRequest) -> HttpResponse:
+    return get_server()(request)
