@@ -47,9 +47,13 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_celery_beat",
+    "health_check",  # /health/ (its templates)
     "askpro",
     "mcp_core",
     "mcp_servers.database",
+    "mcp_servers.webhooks",
+    "mcp_servers.queue",
+    "mcp_servers.sentry",
     "dashboard",
 ]
 
@@ -130,6 +134,23 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")
+# Redis broker: a key prefix isolates deployments (and test runs) sharing one Redis; unacked
+# messages of a dead worker come back after the visibility timeout.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1),
+    **({"global_keyprefix": env_str("CELERY_KEY_PREFIX")} if env_str("CELERY_KEY_PREFIX") else {}),
+}
+
+# --- Webhooks (mcp_servers.webhooks) ---
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 5, minimum=1, maximum=50)
+WEBHOOK_RETRY_BASE_SECONDS = env_float("WEBHOOK_RETRY_BASE_SECONDS", 30.0, minimum=0.0)
+WEBHOOK_RETRY_MAX_SECONDS = env_float("WEBHOOK_RETRY_MAX_SECONDS", 3600.0, minimum=0.0)
+# A claimed event whose worker died is taken over after this lease (see webhooks/services.py).
+WEBHOOK_LEASE_SECONDS = env_float("WEBHOOK_LEASE_SECONDS", 300.0, minimum=0.5)
+WEBHOOK_INBOUND_CACHE_SECONDS = env_int("WEBHOOK_INBOUND_CACHE_SECONDS", 3600, minimum=1)
+# Agent for inbound calls to a number we do not know (empty: Retell's own number config).
+RETELL_DEFAULT_AGENT_ID = env_str("RETELL_DEFAULT_AGENT_ID", "")
 
 # --- Internationalisation ---
 LANGUAGE_CODE = "en-us"
@@ -159,9 +180,48 @@ SPECTACULAR_SETTINGS = {
 
 # --- MCP orchestrator ---
 # The registry: one dotted path per server class. Plugins add to it (issue: discovery).
-MCP_SERVERS = env_list("MCP_SERVERS", ["mcp_servers.database.server.DatabaseServer"])
+MCP_SERVERS = env_list(
+    "MCP_SERVERS",
+    [
+        "mcp_servers.database.server.DatabaseServer",
+        "mcp_servers.webhooks.server.WebhookServer",
+        "mcp_servers.queue.server.QueueServer",
+        "mcp_servers.sentry.server.SentryServer",
+    ],
+)
 MCP_DEFAULT_TIMEOUT = env_float("MCP_DEFAULT_TIMEOUT", 30.0, minimum=0.1)
 MCP_AUDIT_RETENTION_DAYS = env_int("MCP_AUDIT_RETENTION_DAYS", 90, minimum=1)
+
+# --- Resilience (README "Resilience"): guards around every execution, in this order ---
+MCP_PIPELINE_GUARDS = env_list(
+    "MCP_PIPELINE_GUARDS", ["mcp_core.ratelimit.RateLimitGuard", "mcp_core.breaker.BreakerGuard"]
+)
+# Limits for a tenant without a Plan (a plan's own limits win). Reported as policy "default".
+MCP_RATE_LIMIT_DEFAULT_PER_MINUTE = env_int("MCP_RATE_LIMIT_DEFAULT_PER_MINUTE", 60, minimum=0)
+MCP_RATE_LIMIT_DEFAULT_CONCURRENCY = env_int("MCP_RATE_LIMIT_DEFAULT_CONCURRENCY", 10, minimum=0)
+# A plan edit reaches other processes within this many seconds.
+MCP_RATE_LIMIT_PLAN_CACHE_SECONDS = env_float("MCP_RATE_LIMIT_PLAN_CACHE_SECONDS", 5.0, minimum=0.0)
+# The cache alias whose Redis holds limiter and breaker state (process memory if not django-redis).
+MCP_RESILIENCE_CACHE = env_str("MCP_RESILIENCE_CACHE", "default")
+# After a Redis failure, fail open without asking Redis for this long; log at most once per interval.
+MCP_RESILIENCE_REDIS_RETRY_SECONDS = env_float("MCP_RESILIENCE_REDIS_RETRY_SECONDS", 5.0, minimum=0.0)
+MCP_RESILIENCE_LOG_INTERVAL = env_float("MCP_RESILIENCE_LOG_INTERVAL", 60.0, minimum=0.0)
+# Circuit breakers: "default" applies to every service; a service's entry overrides single keys.
+MCP_BREAKERS = {
+    "default": {
+        "enabled": env_bool("MCP_BREAKER_ENABLED", True),
+        "failure_rate_threshold": env_float("MCP_BREAKER_FAILURE_RATE", 50.0, minimum=0.0),  # %
+        "slow_call_rate_threshold": env_float("MCP_BREAKER_SLOW_CALL_RATE", 100.0, minimum=0.0),  # %
+        "slow_call_duration": env_float("MCP_BREAKER_SLOW_CALL_SECONDS", 10.0, minimum=0.0),
+        "minimum_calls": env_int("MCP_BREAKER_MINIMUM_CALLS", 10, minimum=1),
+        "window": env_float("MCP_BREAKER_WINDOW_SECONDS", 60.0, minimum=0.1),
+        "open_duration": env_float("MCP_BREAKER_OPEN_SECONDS", 30.0, minimum=0.01),
+        "half_open_calls": env_int("MCP_BREAKER_HALF_OPEN_CALLS", 3, minimum=1),
+        "half_open_max_wait": env_float("MCP_BREAKER_HALF_OPEN_MAX_WAIT", 120.0, minimum=0.1),
+    },
+    # Stripe bills: give it longer to recover before trying again (as the original did).
+    "stripe": {"open_duration": 60.0},
+}
 
 # Database server: which tables `query` and `get_schema` may see, and which columns never.
 MCP_DATABASE_ALLOWED_TABLES = env_list(

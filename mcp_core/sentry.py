@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .audit import REDACTED, redact
+from .redaction import REDACTED, redact, redact_text
 
 
 def scrub_event(event: dict[str, Any], hint: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -38,6 +38,13 @@ def scrub_event(event: dict[str, Any], hint: dict[str, Any] | None = None) -> di
         for frame in (exception.get("stacktrace") or {}).get("frames", []) or []:
             if isinstance(frame.get("vars"), dict):
                 frame["vars"] = redact(frame["vars"])
+            for key in ("pre_context", "post_context"):
+                if isinstance(frame.get(key), list):
+                    frame[key] = [redact_text(line) if isinstance(line, str) else line for line in frame[key]]
+            if isinstance(frame.get("context_line"), str):
+                frame["context_line"] = redact_text(frame["context_line"])
+        if isinstance(exception.get("value"), str):
+            exception["value"] = redact_text(exception["value"])
     return event
 
 

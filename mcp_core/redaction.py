@@ -1,0 +1,46 @@
+"""Redaction of secrets in anything we store or send (audit params, Sentry events).
+
+No Django models here: settings import this module (through mcp_core.sentry) before apps load.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+REDACTED = "[redacted]"
+_SECRET_NAME = re.compile(
+    r"(pass(word)?|secret|token|api[_-]?key|authorization|credential|private|signature|card|cvc|iban)",
+    re.IGNORECASE,
+)
+# Values that are secrets whatever their key is called: our keys, Stripe keys, webhook secrets.
+_EMBEDDED_SECRET = re.compile(r"(askp_[0-9a-f]{10}_\S+|(sk|rk)_(live|test)_\w+|whsec_\w+)")
+_SECRET_VALUE = re.compile(
+    r"^(askp_[0-9a-f]{10}_|sk_(live|test)_|rk_(live|test)_|whsec_|key_[A-Za-z0-9]{16,})"
+)
+MAX_PARAM_CHARS = 2000
+
+
+def redact(value: Any, *, depth: int = 0) -> Any:
+    """A copy of params with secret-looking keys and values replaced; long strings cut."""
+    if depth > 8:
+        return "…"
+    if isinstance(value, dict):
+        return {
+            str(k): REDACTED if _SECRET_NAME.search(str(k)) else redact(v, depth=depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(v, depth=depth + 1) for v in value[:100]]
+    if isinstance(value, str):
+        if _SECRET_VALUE.match(value):
+            return REDACTED
+        return value if len(value) <= MAX_PARAM_CHARS else value[:MAX_PARAM_CHARS] + "…"
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return str(value)[:MAX_PARAM_CHARS]
+
+
+def redact_text(text: str) -> str:
+    """Replace secret-looking tokens embedded in free text (log lines, source context)."""
+    return _EMBEDDED_SECRET.sub(REDACTED, text)
