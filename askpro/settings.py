@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "askpro",
     "mcp_core",
     "mcp_servers.database",
+    "mcp_servers.calcom",
     "mcp_servers.webhooks",
     "mcp_servers.queue",
     "mcp_servers.sentry",
@@ -184,6 +185,7 @@ MCP_SERVERS = env_list(
     "MCP_SERVERS",
     [
         "mcp_servers.database.server.DatabaseServer",
+        "mcp_servers.calcom.server.CalcomServer",
         "mcp_servers.webhooks.server.WebhookServer",
         "mcp_servers.queue.server.QueueServer",
         "mcp_servers.sentry.server.SentryServer",
