@@ -250,6 +250,8 @@ class RetellSandbox(SandboxServer):
     `api_keys` are the keys it accepts (the demo key by default). `legacy_only=True`
     answers only the pre-May-2026 list routes, like an older deployment or proxy would.
     `concurrency_limit` caps calls in `registered`/`ongoing`, as Retell's plan limit does.
+    `seed=True` (the default, for `manage.py run_sandbox`) loads the demo workspace; tests
+    pass `seed=False` and add what they need.
     """
 
     service: ClassVar[str] = "retell"
@@ -260,7 +262,7 @@ class RetellSandbox(SandboxServer):
         port: int = 0,
         *,
         api_keys: list[str] | None = None,
-        seed: bool = False,
+        seed: bool = True,
         legacy_only: bool = False,
         concurrency_limit: int = 20,
     ) -> None:
@@ -448,6 +450,13 @@ class RetellSandbox(SandboxServer):
                         to_number=number,
                         start_timestamp=_now_ms() - (n + 1) * 3_600_000,
                     )
+
+    def describe(self) -> str:
+        with self._state_lock:
+            return (
+                f"demo key {DEMO_API_KEY}, {len(self.agents)} agents, "
+                f"{len(self.phone_numbers)} phone numbers, {len(self.calls)} calls"
+            )
 
     def set_call_status(self, call_id: str, status: str, **fields: Any) -> dict[str, Any]:
         with self._state_lock:
