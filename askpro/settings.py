@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "mcp_servers.webhooks",
     "mcp_servers.queue",
     "mcp_servers.sentry",
+    "mcp_servers.retell",
     "dashboard",
 ]
 
@@ -189,6 +190,7 @@ MCP_SERVERS = env_list(
         "mcp_servers.webhooks.server.WebhookServer",
         "mcp_servers.queue.server.QueueServer",
         "mcp_servers.sentry.server.SentryServer",
+        "mcp_servers.retell.server.RetellServer",
     ],
 )
 MCP_DEFAULT_TIMEOUT = env_float("MCP_DEFAULT_TIMEOUT", 30.0, minimum=0.1)
