@@ -55,7 +55,9 @@ INSTALLED_APPS = [
     "mcp_servers.webhooks",
     "mcp_servers.queue",
     "mcp_servers.sentry",
+    "mcp_servers.ui_audit",
     "mcp_servers.retell",
+    "mcp_servers.stripe",
     "dashboard",
 ]
 
@@ -190,7 +192,9 @@ MCP_SERVERS = env_list(
         "mcp_servers.webhooks.server.WebhookServer",
         "mcp_servers.queue.server.QueueServer",
         "mcp_servers.sentry.server.SentryServer",
+        "mcp_servers.ui_audit.server.UIAuditServer",
         "mcp_servers.retell.server.RetellServer",
+        "mcp_servers.stripe.server.StripeServer",
     ],
 )
 MCP_DEFAULT_TIMEOUT = env_float("MCP_DEFAULT_TIMEOUT", 30.0, minimum=0.1)
