@@ -1,0 +1,323 @@
+"""Webhook ingestion and processing.
+
+Ingestion: verify the signature, store the event in one short transaction, answer 2xx, and
+enqueue processing after the commit. A delivery that is not authentic is counted (never
+stored) and refused with 401.
+
+Processing (exactly-once effect):
+1. the unique (provider, idempotency_key) makes a second delivery a duplicate, never a row;
+2. a worker *claims* an event with one conditional UPDATE (received -> processing, with a
+   lease); a second task for the same event finds nothing to claim;
+3. handlers are idempotent, and the final "processed" UPDATE is fenced on the attempt number,
+   so a worker that lost its lease cannot overwrite the outcome of the one that took over.
+A failing handler is retried with exponential backoff; after WEBHOOK_MAX_ATTEMPTS the event is
+`failed` (the dead letter) until replayed. A worker that dies mid-event leaves it `processing`
+with a lease: the broker redelivers the message (acks_late) and the sweeper re-enqueues
+anything whose lease ran out or whose message was lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+from dataclasses import dataclass
+from datetime import timedelta as td
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from .models import RejectedDelivery, WebhookEvent
+from .tenants import claimed_tenant_id, tenant_secret
+from .verification import SIGNATURE_HEADERS, VERIFIERS, SignatureError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_HANDLERS = {
+    "stripe": "mcp_servers.webhooks.handlers.stripe.handle",
+    "calcom": "mcp_servers.webhooks.handlers.calcom.handle",
+    "retell": "mcp_servers.webhooks.handlers.retell.handle",
+}
+_PLATFORM_SECRETS = {
+    "stripe": "STRIPE_WEBHOOK_SECRET",
+    "calcom": "CALCOM_WEBHOOK_SECRET",
+    "retell": "RETELL_API_KEY",
+}
+# A tenant's own secret can only help when the platform secret simply did not match.
+_TRY_TENANT_SECRET_ON = frozenset({"bad_signature", "no_secret"})
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    payload: dict[str, Any]
+    tenant_id: int | None
+    verified_by: str  # "platform" | "tenant"
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What the view answers: an HTTP status and a small JSON body (never the payload)."""
+
+    status: int
+    body: dict[str, Any]
+
+
+# --- verification ---
+def webhook_verify(provider: str, raw: bytes, headers: Any) -> Verified:
+    """Verify with the platform secret; if that does not match, with the secret of the tenant
+    the payload points at. Raises SignatureError. The tenant is trusted only after a match."""
+    verify = VERIFIERS[provider]
+    signature = headers.get(SIGNATURE_HEADERS[provider])
+    platform_secret = getattr(settings, _PLATFORM_SECRETS[provider], None) or ""
+    try:
+        payload = verify(raw, signature, platform_secret)
+        return Verified(payload, None, "platform")
+    except SignatureError as exc:
+        if exc.reason not in _TRY_TENANT_SECRET_ON:
+            raise
+        first = exc
+    unverified = _loads(raw)
+    tenant_id = claimed_tenant_id(provider, unverified) if unverified is not None else None
+    secret = tenant_secret(tenant_id, provider) if tenant_id else ""
+    if not secret:
+        raise first
+    payload = verify(raw, signature, secret)
+    return Verified(payload, tenant_id, "tenant")
+
+
+def _loads(raw: bytes) -> dict[str, Any] | None:
+    import json
+
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def rejection_record(provider: str, reason: str) -> None:
+    """Count a refused delivery per provider, reason and hour (no payload is kept)."""
+    now = timezone.now()
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    updated = RejectedDelivery.objects.filter(provider=provider, reason=reason, hour=hour).update(
+        count=F("count") + 1, last_seen_at=now
+    )
+    if updated:
+        return
+    try:
+        with transaction.atomic():
+            RejectedDelivery.objects.create(
+                provider=provider, reason=reason, hour=hour, count=1, last_seen_at=now
+            )
+    except IntegrityError:  # a concurrent refusal created the bucket first
+        RejectedDelivery.objects.filter(provider=provider, reason=reason, hour=hour).update(
+            count=F("count") + 1, last_seen_at=now
+        )
+
+
+# --- identity ---
+def event_identity(provider: str, payload: dict[str, Any], raw: bytes) -> tuple[str, str, str]:
+    """(event_id, type, idempotency_key) of a verified payload."""
+    body_hash = hashlib.sha256(raw).hexdigest()
+    if provider == "stripe":
+        event_id = str(payload.get("id") or "")
+        return event_id, str(payload.get("type") or "unknown"), event_id or f"sha256:{body_hash}"
+    if provider == "calcom":
+        trigger = str(payload.get("triggerEvent") or "unknown")
+        inner = payload.get("payload") if isinstance(payload.get("payload"), dict) else {}
+        uid = str(inner.get("uid") or inner.get("bookingId") or "")
+        created = str(payload.get("createdAt") or "")
+        # Cal.com has no event id; a redelivery repeats the same body (trigger, uid, createdAt).
+        key = f"{trigger}:{uid}:{created}" if uid and created else f"sha256:{body_hash}"
+        return (f"{trigger}:{uid}" if uid else trigger), trigger, key[:200]
+    event = str(payload.get("event") or "unknown")
+    call = payload.get("call") if isinstance(payload.get("call"), dict) else {}
+    call_id = str(call.get("call_id") or "")
+    # Retell retries the same event of the same call; one row per (event, call).
+    return call_id, event, (f"{event}:{call_id}" if call_id else f"sha256:{body_hash}")
+
+
+# --- ingestion ---
+def webhook_receive(provider: str, raw: bytes, headers: Any) -> Receipt:
+    """Verify, persist, acknowledge. Processing is enqueued after the commit."""
+    try:
+        verified = webhook_verify(provider, raw, headers)
+    except SignatureError as exc:
+        rejection_record(provider, exc.reason)
+        return Receipt(401, {"error": "invalid signature"})
+    return webhook_store(provider, verified, raw)
+
+
+def webhook_store(provider: str, verified: Verified, raw: bytes) -> Receipt:
+    event_id, event_type, key = event_identity(provider, verified.payload, raw)
+    tenant_id = verified.tenant_id
+    if tenant_id is None:
+        # The platform's secret verified it, so the payload's own pointer can be trusted.
+        tenant_id = claimed_tenant_id(provider, verified.payload)
+    try:
+        with transaction.atomic():
+            event = WebhookEvent.objects.create(
+                provider=provider,
+                event_id=event_id[:200],
+                idempotency_key=key,
+                type=event_type[:100],
+                tenant_id=tenant_id,
+                verified_by=verified.verified_by,
+                payload=verified.payload,
+            )
+            transaction.on_commit(lambda: webhook_enqueue(event.pk))
+    except IntegrityError:
+        # Same event again (or at the same moment: the unique index made us wait for the
+        # other insert to commit). Count it; do not process it again.
+        WebhookEvent.objects.filter(provider=provider, idempotency_key=key).update(
+            duplicate_count=F("duplicate_count") + 1
+        )
+        return Receipt(200, {"status": "duplicate"})
+    return Receipt(202, {"status": "received", "id": event.pk})
+
+
+def webhook_enqueue(event_id: int, *, countdown: float | None = None) -> None:
+    """Hand the event to Celery. If the broker is unreachable the event stays stored as
+    `received` and the sweeper enqueues it later: the acknowledgement never depends on it."""
+    from .tasks import process_webhook_event
+
+    try:
+        process_webhook_event.apply_async(args=[event_id], countdown=countdown)
+    except Exception:
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            # Eager mode runs the task right here; its failure is already recorded on the event.
+            logger.exception("webhook event %s: eager processing raised", event_id)
+        else:
+            logger.warning("webhook event %s: could not enqueue; the sweeper will retry", event_id)
+
+
+# --- processing ---
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    state: str  # processed | retry | dead | busy | done | missing | lost
+    retry_in: float | None = None
+
+
+def retry_delay(attempt: int) -> float:
+    """Exponential backoff with jitter: base * 2^(attempt-1), capped, ±10%."""
+    base = settings.WEBHOOK_RETRY_BASE_SECONDS * (2 ** max(0, attempt - 1))
+    delay = min(base, settings.WEBHOOK_RETRY_MAX_SECONDS)
+    return round(delay * random.uniform(0.9, 1.1), 3)
+
+
+def _handler_for(provider: str):
+    handlers = {**DEFAULT_HANDLERS, **getattr(settings, "WEBHOOK_HANDLERS", {})}
+    return import_string(handlers[provider])
+
+
+def webhook_process(event_id: int) -> Outcome:
+    """Claim the event, run its provider's handler, record the outcome (see module doc)."""
+    now = timezone.now()
+    lease = td(seconds=settings.WEBHOOK_LEASE_SECONDS)
+    claimable = Q(status=WebhookEvent.Status.RECEIVED) | Q(
+        status=WebhookEvent.Status.PROCESSING, lease_until__lt=now
+    )
+    claimed = (
+        WebhookEvent.objects.filter(pk=event_id)
+        .filter(claimable)
+        .update(
+            status=WebhookEvent.Status.PROCESSING,
+            attempts=F("attempts") + 1,
+            lease_until=now + lease,
+            updated_at=now,
+        )
+    )
+    if not claimed:
+        current = WebhookEvent.objects.filter(pk=event_id).values("status", "lease_until").first()
+        if current is None:
+            return Outcome("missing")
+        if current["status"] == WebhookEvent.Status.PROCESSING and current["lease_until"]:
+            # Another worker holds it; come back when its lease ends in case that worker died.
+            remaining = (current["lease_until"] - now).total_seconds()
+            return Outcome("busy", retry_in=max(remaining, 0.0) + 1.0)
+        return Outcome("done")
+    event = WebhookEvent.objects.select_related("tenant").get(pk=event_id)
+    attempt = event.attempts
+    try:
+        result = _handler_for(event.provider)(event)
+    except Exception as exc:
+        return _record_failure(event, attempt, exc)
+    fenced = WebhookEvent.objects.filter(
+        pk=event_id, status=WebhookEvent.Status.PROCESSING, attempts=attempt
+    ).update(
+        status=WebhookEvent.Status.PROCESSED,
+        processed_at=timezone.now(),
+        lease_until=None,
+        next_attempt_at=None,
+        last_error="",
+        result=str(result or "")[:300],
+        tenant_id=event.tenant_id,
+    )
+    return Outcome("processed" if fenced else "lost")
+
+
+def _record_failure(event: WebhookEvent, attempt: int, exc: Exception) -> Outcome:
+    error = f"{type(exc).__name__}: {exc}"[:2000]
+    dead = attempt >= settings.WEBHOOK_MAX_ATTEMPTS
+    delay = None if dead else retry_delay(attempt)
+    logger.warning(
+        "webhook event %s (%s %s) attempt %s failed: %s",
+        event.pk,
+        event.provider,
+        event.type,
+        attempt,
+        type(exc).__name__,
+    )
+    WebhookEvent.objects.filter(pk=event.pk, status=WebhookEvent.Status.PROCESSING, attempts=attempt).update(
+        status=WebhookEvent.Status.FAILED if dead else WebhookEvent.Status.RECEIVED,
+        last_error=error,
+        lease_until=None,
+        next_attempt_at=None if dead else timezone.now() + td(seconds=delay),
+        tenant_id=event.tenant_id,
+    )
+    return Outcome("dead") if dead else Outcome("retry", retry_in=delay)
+
+
+# --- operator actions ---
+def webhook_replay(event: WebhookEvent, *, force: bool = False) -> str:
+    """Queue an event for processing again. A dead letter (or a waiting event) is reset to
+    `received` with a fresh attempt budget. A processed event is left alone unless `force`
+    (handlers are idempotent, so forcing re-applies the same state). Returns what happened."""
+    now = timezone.now()
+    if event.status == WebhookEvent.Status.PROCESSING and event.lease_until and event.lease_until > now:
+        return "in_progress"
+    if event.status == WebhookEvent.Status.PROCESSED and not force:
+        return "already_processed"
+    WebhookEvent.objects.filter(pk=event.pk).update(
+        status=WebhookEvent.Status.RECEIVED,
+        attempts=0,
+        lease_until=None,
+        next_attempt_at=None,
+        updated_at=now,
+    )
+    transaction.on_commit(lambda: webhook_enqueue(event.pk))
+    return "queued"
+
+
+def webhook_sweep(*, grace_seconds: float = 60.0, limit: int = 500) -> int:
+    """Enqueue events whose message may have been lost: `received` and due for longer than
+    the grace period, or `processing` with an expired lease. Safe to run at any time: a
+    second task for an event finds nothing to claim. Returns how many were enqueued."""
+    now = timezone.now()
+    cutoff = now - td(seconds=grace_seconds)
+    waiting = Q(status=WebhookEvent.Status.RECEIVED) & (
+        Q(next_attempt_at__isnull=True, received_at__lte=cutoff) | Q(next_attempt_at__lte=cutoff)
+    )
+    stalled = Q(status=WebhookEvent.Status.PROCESSING, lease_until__lt=now)
+    ids = list(
+        WebhookEvent.objects.filter(waiting | stalled)
+        .order_by("received_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for pk in ids:
+        webhook_enqueue(pk)
+    return len(ids)
