@@ -451,6 +451,18 @@ class RetellSandbox(SandboxServer):
                         start_timestamp=_now_ms() - (n + 1) * 3_600_000,
                     )
 
+    def reset(self) -> None:
+        """Forget every record, fault and logged request (tests share one sandbox per module)."""
+        with self._state_lock, self.lock:
+            self.agents.clear()
+            self.llms.clear()
+            self.phone_numbers.clear()
+            self.calls.clear()
+            self.faults.clear()
+            self.request_log.clear()
+            self.webhook_log.clear()
+            self.legacy_only = False
+
     def describe(self) -> str:
         with self._state_lock:
             return (

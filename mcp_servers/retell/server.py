@@ -949,7 +949,7 @@ class RetellServer(MCPServer):
                 )
                 agent_id = inbound[0] if inbound else ""
                 row = (
-                    PhoneNumber.objects.select_for_update()
+                    PhoneNumber.objects.select_for_update(of=("self",))
                     .select_related("branch")
                     .filter(company=scope.company, number=number)
                     .first()
