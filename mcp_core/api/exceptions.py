@@ -20,10 +20,16 @@ def api_exception_handler(exc, context):
         exceptions.Throttled: "rate_limited",
     }.get(type(exc), "validation_error")
     detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+    # Name what was wrong, like every other validation_error: the body or its content type.
+    message, details = str(detail), {}
+    if isinstance(exc, exceptions.ParseError):
+        message, details = f"body: {detail}", {"field": "body", "problem": "invalid"}
+    elif isinstance(exc, exceptions.UnsupportedMediaType):
+        message, details = f"Content-Type: {detail}", {"field": "Content-Type", "problem": "invalid"}
     body = {
         "success": False,
         "data": None,
-        "error": {"code": code, "message": str(detail), "details": {}},
+        "error": {"code": code, "message": message, "details": details},
         "metadata": {},
     }
     return Response(body, status=response.status_code, headers=dict(response.items()))

@@ -1,0 +1,96 @@
+"""Helpers shared by the generated matrices: calling the DRF API and knowing tenant A's data."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from django.apps import apps
+
+from askpro.models import Appointment, Branch, Call, Company, Customer, PhoneNumber
+
+CALL_URL = "/api/v1/mcp/call"
+
+
+def api_call(client, key: str | None, body: Any, *, raw: bool = False):
+    """POST to the call endpoint; returns (status, parsed body, response)."""
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"} if key else {}
+    data = body if raw else json.dumps(body)
+    response = client.post(CALL_URL, data=data, content_type="application/json", **headers)
+    return response.status_code, response.json(), response
+
+
+def body_for(op, params: dict[str, Any], *, tenant: str | int | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"service": op.service, "operation": op.name, "params": params}
+    if tenant is not None:
+        body["tenant"] = tenant
+    return body
+
+
+def tenant_markers(company: Company) -> list[str]:
+    """Strings that identify a tenant's records; none may appear in another tenant's answers."""
+    markers = {company.slug, company.name}
+    for customer in Customer.objects.filter(company=company):
+        markers |= {customer.name, customer.phone, customer.email}
+    for call in Call.objects.filter(company=company):
+        markers |= {call.summary, call.retell_call_id or "", call.from_number}
+    for number in PhoneNumber.objects.filter(company=company):
+        markers.add(number.number)
+    for appointment in Appointment.objects.filter(company=company):
+        markers.add(appointment.error_message)
+    return sorted(m for m in markers if m and len(m) >= 5)
+
+
+def tenant_snapshot(company: Company) -> dict[str, list[dict[str, Any]]]:
+    """Every row of every tenant-domain model that belongs to the company, for before/after checks."""
+    snapshot: dict[str, list[dict[str, Any]]] = {
+        "company": list(Company.objects.filter(pk=company.pk).values())
+    }
+    for model in apps.get_app_config("askpro").get_models():
+        if any(f.name == "company" for f in model._meta.concrete_fields):
+            snapshot[model._meta.label] = list(model.objects.filter(company=company).order_by("pk").values())
+    return snapshot
+
+
+def record_ids(company: Company) -> dict[str, Any]:
+    """Tenant A's record identifiers by the param names operations use for them."""
+    branch = Branch.objects.filter(company=company).first()
+    customer = Customer.objects.filter(company=company).first()
+    appointment = Appointment.objects.filter(company=company).first()
+    call = Call.objects.filter(company=company).first()
+    number = PhoneNumber.objects.filter(company=company).first()
+    ids: dict[str, Any] = {
+        "branch_id": branch.pk,
+        "customer_id": customer.pk,
+        "appointment_id": appointment.pk,
+        "call_pk": call.pk,
+        "call_id": call.retell_call_id,
+        "retell_call_id": call.retell_call_id,
+        "phone_number": number.number,
+        "phone_number_id": number.pk,
+        "phone": customer.phone,
+        "customer_phone": customer.phone,
+        "email": customer.email,
+        "customer_email": customer.email,
+    }
+    for model in apps.get_app_config("askpro").get_models():
+        if any(f.name == "company" for f in model._meta.concrete_fields):
+            row = model.objects.filter(company=company).first()
+            if row is not None:
+                ids.setdefault(f"{model._meta.model_name}_id", row.pk)
+    return ids
+
+
+@pytest.fixture
+def scoped_key(key_factory):
+    """A key whose stored scopes are exactly `scopes` (even naming a service not registered)."""
+    from mcp_core.api_keys import api_key_create
+    from mcp_core.models import ApiKey
+
+    def make(*, tenant, scopes: list[str]) -> str:
+        key, raw = api_key_create(name="matrix key", scopes=["*"], tenant=tenant)
+        ApiKey.objects.filter(pk=key.pk).update(scopes=scopes)
+        return raw
+
+    return make

@@ -1,0 +1,285 @@
+"""Params derived from an operation's JSON Schema, for the generated test matrices.
+
+`valid_params` builds the smallest params the schema accepts (required fields only, with
+values inside their bounds); `bad_params_cases` builds, per property, the inputs a careful
+validator must refuse. Both read only the JSON Schema, so a new operation is covered the
+moment it is registered.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from mcp_core.discovery import params_schema
+from mcp_core.server import Operation
+
+# hint(name, schema) -> a value to use for that property, or NOTHING to fall back to the default.
+NOTHING = object()
+Hint = Callable[[str, dict[str, Any]], Any]
+
+_FORMAT_SAMPLES = {
+    "date-time": "2026-01-15T10:00:00Z",
+    "date": "2026-01-15",
+    "time": "10:00:00",
+    "uuid": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+    "email": "someone@example.com",
+    "uri": "https://example.com/",
+    "duration": "P1D",
+}
+
+
+def resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    """Follow a local $ref (msgspec puts nested Structs and Enums in $defs)."""
+    while "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        schema = root.get("$defs", {})[name]
+    return schema
+
+
+def branches(schema: dict[str, Any], root: dict[str, Any]) -> list[dict[str, Any]]:
+    """The alternatives of a property: anyOf/oneOf members, or the schema itself."""
+    schema = resolve(schema, root)
+    members = schema.get("anyOf") or schema.get("oneOf")
+    if members:
+        return [resolve(member, root) for member in members]
+    return [schema]
+
+
+def non_null(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any] | None:
+    """The first alternative that is not null (None if the property can only be null)."""
+    for branch in branches(schema, root):
+        if branch.get("type") != "null":
+            return branch
+    return None
+
+
+def json_types(schema: dict[str, Any], root: dict[str, Any]) -> set[str]:
+    """The JSON types a property accepts; {"any"} when the schema does not say."""
+    found: set[str] = set()
+    for branch in branches(schema, root):
+        if "enum" in branch:
+            found |= {_json_type(value) for value in branch["enum"]}
+        elif "const" in branch:
+            found.add(_json_type(branch["const"]))
+        elif "type" in branch:
+            kinds = branch["type"] if isinstance(branch["type"], list) else [branch["type"]]
+            found |= set(kinds)
+        else:
+            return {"any"}
+    if "integer" in found:
+        found.add("integer")
+    return found
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def sample(schema: dict[str, Any], root: dict[str, Any], *, name: str = "", hint: Hint | None = None) -> Any:
+    """A valid value for one property schema."""
+    if hint is not None:
+        hinted = hint(name, schema)
+        if hinted is not NOTHING:
+            return hinted
+    branch = non_null(schema, root)
+    if branch is None:
+        return None
+    if "enum" in branch:
+        return branch["enum"][0]
+    if "const" in branch:
+        return branch["const"]
+    if "default" in schema and schema["default"] is not None:
+        return schema["default"]
+    kind = branch.get("type")
+    if isinstance(kind, list):
+        kind = next(k for k in kind if k != "null")
+    if kind == "integer":
+        low = branch.get(
+            "minimum", branch.get("exclusiveMinimum", 0) + 1 if "exclusiveMinimum" in branch else 1
+        )
+        high = branch.get("maximum", branch.get("exclusiveMaximum", low + 2) - 1)
+        return max(low, min(high, 1))
+    if kind == "number":
+        low = branch.get("minimum", 1)
+        high = branch.get("maximum", low + 1)
+        return float(max(low, min(high, 1)))
+    if kind == "boolean":
+        return False
+    if kind == "string":
+        fmt = branch.get("format")
+        if fmt in _FORMAT_SAMPLES:
+            return _FORMAT_SAMPLES[fmt]
+        if "pattern" in branch:
+            return _string_for_pattern(branch)
+        return _sized_string(branch, "sample")
+    if kind == "array":
+        count = max(1, branch.get("minItems", 1))
+        item = branch.get("items", {})
+        return [sample(item, root) for _ in range(count)] if item else []
+    if kind == "object":
+        return build_object(branch, root)
+    return "sample"
+
+
+def _sized_string(schema: dict[str, Any], base: str) -> str:
+    low = schema.get("minLength", 0)
+    high = schema.get("maxLength", max(low, len(base)))
+    text = base if len(base) >= low else base + "x" * (low - len(base))
+    return text[:high]
+
+
+def _string_for_pattern(schema: dict[str, Any]) -> str:
+    pattern = schema["pattern"]
+    candidates = (
+        "sample",
+        "abc",
+        "a1",
+        "A",
+        "1",
+        "+4930123456",
+        "someone@example.com",
+        "https://example.com/",
+        "/admin/",
+        "2026-01-15",
+        "2026-01-15T10:00:00Z",
+        "10:00",
+        "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+        "sample-slug",
+        "Europe/Berlin",
+        "EUR",
+        "x" * 8,
+    )
+    for candidate in candidates:
+        if re.search(pattern, candidate):
+            return candidate
+    raise AssertionError(f"no sample string matches pattern {pattern!r}; teach tests/matrix/params.py")
+
+
+def build_object(schema: dict[str, Any], root: dict[str, Any], *, hint: Hint | None = None) -> dict[str, Any]:
+    """Required properties always, optional ones only where the hint supplies a value."""
+    schema = resolve(schema, root)
+    required = set(schema.get("required", []))
+    result: dict[str, Any] = {}
+    for name, prop in schema.get("properties", {}).items():
+        if name in required:
+            result[name] = sample(prop, root, name=name, hint=hint)
+        elif hint is not None:
+            hinted = hint(name, prop)
+            if hinted is not NOTHING:
+                result[name] = hinted
+    return result
+
+
+def valid_params(op: Operation, *, hint: Hint | None = None) -> dict[str, Any]:
+    schema = params_schema(op)
+    return build_object(schema, schema, hint=hint)
+
+
+@dataclass(frozen=True)
+class BadCase:
+    """Params that must be refused with validation_error naming `field`."""
+
+    label: str
+    params: Any
+    field: str
+
+
+_WRONG_TYPE_CANDIDATES: tuple[tuple[str, Any], ...] = (
+    ("string", "not-the-right-type"),
+    ("integer", 12345),
+    ("boolean", True),
+    ("array", [1, 2]),
+    ("object", {"nested": 1}),
+)
+
+
+def wrong_type_value(schema: dict[str, Any], root: dict[str, Any]) -> Any:
+    accepted = json_types(schema, root)
+    if "any" in accepted:
+        return NOTHING
+    for kind, value in _WRONG_TYPE_CANDIDATES:
+        if kind in accepted or (kind == "integer" and "number" in accepted):
+            continue
+        # Enum/const members are values, not types: a string outside a string enum is
+        # an out-of-range case, handled there.
+        return value
+    return NOTHING
+
+
+def _out_of_range_values(schema: dict[str, Any], root: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    branch = non_null(schema, root)
+    if branch is None:
+        return
+    if "enum" in branch:
+        values = branch["enum"]
+        if all(isinstance(v, str) for v in values):
+            yield "not in enum", "zz-not-an-option"
+        elif all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            yield "not in enum", max(values) + 1000
+        return
+    kind = branch.get("type")
+    if kind in ("integer", "number"):
+        if "minimum" in branch:
+            yield "below minimum", branch["minimum"] - 1
+        if "exclusiveMinimum" in branch:
+            yield "at exclusiveMinimum", branch["exclusiveMinimum"]
+        if "maximum" in branch:
+            yield "above maximum", branch["maximum"] + 1
+        if "exclusiveMaximum" in branch:
+            yield "at exclusiveMaximum", branch["exclusiveMaximum"]
+    elif kind == "string":
+        if branch.get("minLength", 0) > 0:
+            yield "shorter than minLength", "x" * (branch["minLength"] - 1)
+        if "maxLength" in branch:
+            yield "longer than maxLength", "x" * (branch["maxLength"] + 1)
+        if "pattern" in branch:
+            for candidate in ("", " ", "!!!", "\u00e9\u00e9"):
+                if not re.search(branch["pattern"], candidate):
+                    yield "not matching pattern", candidate
+                    break
+        fmt = branch.get("format")
+        if fmt in ("date-time", "date", "time", "uuid"):
+            yield f"not a {fmt}", "not-a-" + fmt
+    elif kind == "array":
+        item = branch.get("items", {})
+        if branch.get("minItems", 0) > 0:
+            yield "fewer than minItems", [sample(item, root) for _ in range(branch["minItems"] - 1)]
+        if "maxItems" in branch:
+            yield "more than maxItems", [sample(item, root) for _ in range(branch["maxItems"] + 1)]
+        if item:
+            for label, value in _out_of_range_values(item, root):
+                yield f"item {label}", [value]
+
+
+def bad_params_cases(op: Operation, *, base: dict[str, Any] | None = None) -> list[BadCase]:
+    """Every refusal the schema implies: missing required, unknown, wrong type, out of range."""
+    schema = params_schema(op)
+    root = schema
+    base = dict(base if base is not None else valid_params(op))
+    cases: list[BadCase] = []
+    for name in schema.get("required", []):
+        params = {k: v for k, v in base.items() if k != name}
+        cases.append(BadCase(f"missing {name}", params, name))
+    cases.append(BadCase("unknown param", {**base, "zz_unknown_param": 1}, "zz_unknown_param"))
+    for name, prop in schema.get("properties", {}).items():
+        wrong = wrong_type_value(prop, root)
+        if wrong is not NOTHING:
+            cases.append(BadCase(f"{name} wrong type", {**base, name: wrong}, name))
+        for label, value in _out_of_range_values(prop, root):
+            cases.append(BadCase(f"{name} {label}", {**base, name: value}, name))
+    return cases
