@@ -7,6 +7,8 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/askpro
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
 # Every test run gets its own cache namespace so that concurrent runs never see each other's keys.
 os.environ.setdefault("CACHE_KEY_PREFIX", f"askpro-test-{os.getpid()}")
+# pytest-django runs with DEBUG off, where tenant credentials need a real key: a fixed test-only one.
+os.environ.setdefault("CREDENTIALS_ENCRYPTION_KEY", "End74mnnIlAcXaUnHm5cCb0erJJmlxvz7l8CQ8Li4aM=")
 
 from .settings import *  # noqa: E402, F403
 from .settings import DATABASES  # noqa: E402

@@ -108,17 +108,26 @@ class CalcomSandbox(SandboxServer):
         super().__init__(host, port)
         self.rate_limit = rate_limit
         self.rate_window = rate_window
-        self.accounts: dict[str, dict[str, Any]] = {}  # api key -> user
-        self.event_types: dict[int, dict[str, Any]] = {}
-        self.schedules: dict[int, dict[str, Any]] = {}  # user id -> schedule
-        self.bookings: dict[str, dict[str, Any]] = {}  # uid -> booking
-        self.webhook_deliveries: list[dict[str, Any]] = []
-        self._rate: dict[str, tuple[float, int]] = {}  # key -> (window start, count)
-        self._next_user = 1
-        self._next_event_type = 1001
-        self._next_booking = 5001
-        for key in [DEMO_API_KEY] if api_keys is None else api_keys:
-            self.add_account(key, demo=demo)
+        self._seed = ([DEMO_API_KEY] if api_keys is None else list(api_keys), demo)
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the initial state: seeded accounts only, no bookings, faults or request log."""
+        with self.lock:
+            self.faults.clear()
+            self.request_log.clear()
+            self.accounts: dict[str, dict[str, Any]] = {}  # api key -> user
+            self.event_types: dict[int, dict[str, Any]] = {}
+            self.schedules: dict[int, dict[str, Any]] = {}  # user id -> schedule
+            self.bookings: dict[str, dict[str, Any]] = {}  # uid -> booking
+            self.webhook_deliveries: list[dict[str, Any]] = []
+            self._rate: dict[str, tuple[float, int]] = {}  # key -> (window start, count)
+            self._next_user = 1
+            self._next_event_type = 1001
+            self._next_booking = 5001
+            keys, demo = self._seed
+            for key in keys:
+                self.add_account(key, demo=demo)
 
     # --- state helpers (tests and the demo seed use them) ---
     def add_account(
