@@ -11,18 +11,20 @@ their errors in our field-by-field form.
 
 from __future__ import annotations
 
+import logging
 import threading
 from http import HTTPStatus
 from typing import Annotated, Any
 
 import msgspec
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django_mcpz.server import MCPServer as MCPZServer
 from django_mcpz.server import ToolError
 
 from ..api_keys import api_key_authenticate, bearer_token
-from ..discovery import describe_operation, operation_allowed
+from ..discovery import operation_allowed
 from ..pipeline import route
 from ..registry import Registry, get_registry
 from ..server import Operation
@@ -36,6 +38,8 @@ from .tools import (
     tool_output_schema,
     tool_title,
 )
+
+logger = logging.getLogger(__name__)
 
 SERVER_NAME = "askpro-control-plane"
 SERVER_VERSION = "1.0.0"
@@ -161,14 +165,20 @@ def build_server(registry: Registry) -> MCPZServer:
         open_world=False,
     )(search_tools)
     for op in registry.operations():
-        describe_operation(op)  # fails early, naming the op, if its schema cannot be generated
+        try:
+            input_schema, output_schema = tool_input_schema(op), tool_output_schema(op)
+        except Exception:
+            # One broken declaration (the system check names it too) must not take every
+            # other tool down with it.
+            logger.exception("MCP tool %s left out: its schema cannot be generated", op.tool_name)
+            continue
         annotations = tool_annotations(op)
         server.tool(
             name=op.tool_name,
             title=tool_title(op),
             description=tool_description(op),
-            input_schema=tool_input_schema(op),
-            output_schema=tool_output_schema(op),
+            input_schema=input_schema,
+            output_schema=output_schema,
             read_only=annotations["readOnlyHint"],
             destructive=annotations["destructiveHint"],
             idempotent=annotations["idempotentHint"],
@@ -196,5 +206,9 @@ def get_server() -> MCPZServer:
 
 
 @csrf_exempt
+@transaction.non_atomic_requests
 def mcp_view(request: HttpRequest) -> HttpResponse:
+    # Never inside a request-wide transaction: django-mcpz rolls a failing tool back to a
+    # savepoint when one is open, and that would take the failed call's audit row with it.
+    # The pipeline owns the operation's transaction instead.
     return get_server()(request)

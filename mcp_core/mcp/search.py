@@ -81,7 +81,7 @@ _SYNONYMS = [
     ("call", "phone", "dial", "ring"),
     ("refund", "chargeback", "reimburse", "money_back"),
     ("customer", "client", "caller", "patient"),
-    ("payment", "charge", "pay", "invoice", "billing", "bill"),
+    ("payment", "charge", "pay", "billing", "bill"),
     ("subscription", "plan"),
     ("stat", "statistic", "metric", "count", "analytic", "report"),
     ("tenant", "company", "business"),
