@@ -124,3 +124,6 @@ class MetricRollupAdmin(ReadOnlyAdmin):
     list_filter = ("service",)
     date_hierarchy = "minute"
     show_full_result_count = False
+
+
+from .breaker_admin import BreakerTransitionAdmin  # noqa: E402, F401 - registers the breaker admin

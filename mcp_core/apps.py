@@ -6,4 +6,7 @@ class McpCoreConfig(AppConfig):
     verbose_name = "MCP orchestrator"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401 - registers the system checks
+        from . import (
+            breaker,  # noqa: F401 - registers the MCP_BREAKERS check
+            checks,  # noqa: F401 - registers the system checks
+        )

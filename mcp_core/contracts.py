@@ -154,6 +154,8 @@ class OperationContext:
     principal: Principal
     tenant: Company | None
     deadline: float  # time.monotonic() value after which the call has timed out
+    # Notes that guards add for the response (e.g. "rate_limit"); merged into MCPResponse.metadata.
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     def remaining(self) -> float:
         import time

@@ -130,3 +130,26 @@ class MetricRollup(models.Model):
 
     def bucket_counts(self) -> list[int]:
         return [getattr(self, f"b{i}") for i in range(len(LATENCY_BUCKETS_MS) + 1)]
+
+
+class BreakerTransition(models.Model):
+    """One change of a service's circuit breaker state (written by the process that made it)."""
+
+    class State(models.TextChoices):
+        CLOSED = "closed"
+        OPEN = "open"
+        HALF_OPEN = "half_open"
+
+    service = models.CharField(max_length=50)
+    from_state = models.CharField(max_length=10, choices=State.choices)
+    to_state = models.CharField(max_length=10, choices=State.choices)
+    reason = models.CharField(max_length=300)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["service", "at"], name="breaker_service_at")]
+        permissions = [("reset_breaker", "Can reset a circuit breaker")]
+
+    def __str__(self) -> str:
+        return f"{self.service}: {self.from_state} -> {self.to_state}"

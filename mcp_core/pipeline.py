@@ -143,6 +143,7 @@ def route(request: MCPRequest) -> MCPResponse:
     principal = request.principal
     op: Operation | None = None
     tenant: Company | None = None
+    ctx: OperationContext | None = None
     data: Any = None
     error: MCPError | None = None
     try:
@@ -195,6 +196,8 @@ def route(request: MCPRequest) -> MCPResponse:
         "tenant_id": tenant.pk if tenant else None,
         "request_id": request.request_id,
     }
+    if ctx is not None:
+        metadata.update(ctx.metadata)  # guards' notes, e.g. the rate limiter's state
     if error is not None:
         return MCPResponse(
             success=False,

@@ -17,7 +17,9 @@ from ..contracts import ErrorCode, MCPRequest
 from ..discovery import services_for
 from ..health import health_report
 from ..pipeline import route
+from ..ratelimit import rate_limit_headers
 from ..registry import get_registry
+from ..resilience import with_resilience
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="askpro"'}
 
@@ -146,6 +148,7 @@ class CallView(APIView):
         retry_after = (response.error or {}).get("details", {}).get("retry_after")
         if retry_after is not None:
             headers["Retry-After"] = str(max(1, int(-(-float(retry_after) // 1))))
+        headers.update(rate_limit_headers(response.metadata.get("rate_limit")))
         return Response(response.to_dict(), status=response.http_status, headers=headers)
 
 
@@ -181,6 +184,8 @@ class HealthView(APIView):
                     "status": serializers.CharField(),
                     "checked_at": serializers.DateTimeField(),
                     "services": serializers.JSONField(),
+                    "resilience": serializers.JSONField(help_text="limiter/breaker state store, breakers"),
+                    "pools": serializers.JSONField(help_text="database, HTTP and Redis connection pools"),
                 },
             )
         },
@@ -206,5 +211,5 @@ class HealthView(APIView):
                 400,
                 details={"field": "timeout"},
             )
-        report = health_report(list(get_registry().servers.values()), timeout=timeout)
+        report = with_resilience(health_report(list(get_registry().servers.values()), timeout=timeout))
         return Response(report)
