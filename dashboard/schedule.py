@@ -1,0 +1,37 @@
+"""The dashboard's periodic tasks, defined in code; `manage.py setup_periodic_tasks` writes them
+to django-celery-beat. Other apps may add entries to settings.PERIODIC_TASKS_EXTRA."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Periodic:
+    name: str
+    task: str
+    minute: str = "*"
+    hour: str = "*"
+    description: str = ""
+
+
+SCHEDULE = [
+    Periodic(
+        "improvements: hourly analysis",
+        "dashboard.improvements_run",
+        minute="7",
+        description="Runs every ImprovementEngine analyzer and refreshes the recommendations.",
+    ),
+    Periodic(
+        "metrics: compact hourly rollups",
+        "dashboard.metrics_compact_hourly",
+        minute="*/5",
+        description="Compacts complete hours of per-minute rollups for the 24 h and 7 d views.",
+    ),
+    Periodic(
+        "health: check every server",
+        "dashboard.health_checks_run",
+        minute="*/5",
+        description="Stores every server's health check for the MCP dashboard.",
+    ),
+]

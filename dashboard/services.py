@@ -1,0 +1,87 @@
+"""Writes the dashboard pages make: stored health checks, recommendation status, console calls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from mcp_core.api_keys import principal_for_user
+from mcp_core.contracts import MCPResponse
+from mcp_core.health import check_servers
+from mcp_core.pipeline import call_operation
+from mcp_core.registry import get_registry
+
+from .models import HealthCheckResult, Recommendation
+
+# What each action on the improvements page may do: from these statuses, to that status.
+TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "accept": (("open",), Recommendation.Status.ACCEPTED),
+    "dismiss": (("open", "accepted"), Recommendation.Status.DISMISSED),
+    "apply": (("open", "accepted"), Recommendation.Status.APPLIED),
+    "reopen": (("dismissed", "applied"), Recommendation.Status.OPEN),
+}
+
+
+class ActionError(ValueError):
+    pass
+
+
+def health_checks_run(*, timeout: float = 5.0) -> dict[str, HealthCheckResult]:
+    """Run every server's check now (concurrently) and store the results for the dashboard."""
+    registry = get_registry()
+    results = check_servers(list(registry.servers.values()), timeout=timeout)
+    now = timezone.now()
+    stored = {}
+    with transaction.atomic():
+        for name, result in results.items():
+            stored[name], _ = HealthCheckResult.objects.update_or_create(
+                service=name,
+                defaults={
+                    "status": str(result.status),
+                    "detail": result.detail[:2000],
+                    "latency_ms": result.latency_ms,
+                    "checked_at": now,
+                },
+            )
+    return stored
+
+
+def recommendation_set_status(*, rec_id: int, action: str, user) -> Recommendation:
+    """Accept, dismiss, mark applied or reopen a recommendation; raises ActionError if not allowed."""
+    if action not in TRANSITIONS:
+        raise ActionError(f"action: unknown action {action!r}")
+    allowed_from, target = TRANSITIONS[action]
+    with transaction.atomic():
+        rec = Recommendation.objects.select_for_update().filter(pk=rec_id).first()
+        if rec is None:
+            raise ActionError(f"recommendation: no recommendation {rec_id}")
+        if rec.status not in allowed_from:
+            raise ActionError(f"status: a {rec.status} recommendation cannot be {target}")
+        if (
+            target == Recommendation.Status.OPEN
+            and Recommendation.objects.filter(
+                analyzer=rec.analyzer, fingerprint=rec.fingerprint, status__in=Recommendation.ACTIVE_STATUSES
+            ).exists()
+        ):
+            raise ActionError("status: the same finding is already open again; act on that one")
+        rec.status = target
+        rec.status_changed_at = timezone.now()
+        rec.status_changed_by = user.get_username()
+        rec.save(update_fields=["status", "status_changed_at", "status_changed_by"])
+    return rec
+
+
+def console_call(
+    *, user, service: str, operation: str, params: dict[str, Any], tenant: str | None
+) -> MCPResponse:
+    """Run one operation through the orchestrator as the signed-in operator (audited as 'console')."""
+    return call_operation(
+        service,
+        operation,
+        params,
+        principal=principal_for_user(user),
+        tenant=tenant or None,
+        transport="console",
+    )

@@ -1,0 +1,337 @@
+"""Each analyzer on data built to trigger it, and on data built not to."""
+
+from __future__ import annotations
+
+from datetime import timedelta as td
+from decimal import Decimal
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.utils import timezone
+
+from askpro.models import Appointment, Branch, Call, Plan
+from dashboard.engine.analyzers import business, database, metrics, operations
+from dashboard.engine.base import AnalysisContext
+from dashboard.rollups import compact_hourly
+
+from .factories import audit, record_calls
+
+pytestmark = pytest.mark.django_db
+
+
+def ctx():
+    return AnalysisContext(now=timezone.now())
+
+
+# --- slow operations ---
+def test_it_reports_an_operation_whose_p95_is_over_the_threshold():
+    now = timezone.now()
+    record_calls(service="database", operation="search", minute=now, durations_ms=[40] * 10 + [2400] * 20)
+    findings = metrics.SlowOperations().analyze(ctx())
+    assert [f.fingerprint for f in findings] == ["database.search"]
+    assert findings[0].evidence["calls"] == 30
+    assert findings[0].evidence["p95_ms"] > 1000
+
+
+def test_it_leaves_fast_operations_and_tiny_samples_alone():
+    now = timezone.now()
+    record_calls(service="database", operation="search", minute=now, durations_ms=[40] * 200 + [3000] * 5)
+    record_calls(service="database", operation="query", minute=now, durations_ms=[5000] * 5)  # 5 < min_calls
+    assert metrics.SlowOperations().analyze(ctx()) == []
+
+
+# --- error-rate rise ---
+def _baseline(service: str, *, error_share: float, hours: int = 6) -> None:
+    now = timezone.now()
+    for h in range(2, 2 + hours):
+        record_calls(
+            service=service,
+            operation="op",
+            minute=now - td(hours=h),
+            durations_ms=[20] * 100,
+            errors=int(100 * error_share),
+        )
+
+
+def test_it_reports_an_error_rate_rise_against_the_previous_day():
+    _baseline("calcom", error_share=0.01)
+    compact_hourly()  # the previous period is read from the hourly compaction
+    record_calls(service="calcom", operation="op", minute=timezone.now(), durations_ms=[20] * 50, errors=20)
+    findings = metrics.ErrorRateRise().analyze(ctx())
+    assert [f.fingerprint for f in findings] == ["calcom"]
+    assert findings[0].evidence["error_rate"] == 0.4
+    assert findings[0].evidence["previous_error_rate"] == 0.01
+    assert findings[0].severity == "high"
+
+
+def test_it_does_not_report_a_service_that_always_fails_this_much():
+    _baseline("calcom", error_share=0.4)
+    record_calls(service="calcom", operation="op", minute=timezone.now(), durations_ms=[20] * 50, errors=20)
+    assert metrics.ErrorRateRise().analyze(ctx()) == []
+
+
+# --- breakers ---
+def test_it_reports_a_breaker_that_keeps_opening():
+    from mcp_core.models import BreakerTransition
+
+    for _ in range(3):
+        BreakerTransition.objects.create(service="retell", from_state="closed", to_state="open", reason="x")
+        BreakerTransition.objects.create(
+            service="retell", from_state="open", to_state="half_open", reason="x"
+        )
+        BreakerTransition.objects.create(
+            service="retell", from_state="half_open", to_state="closed", reason="x"
+        )
+    findings = metrics.BreakerFlapping().analyze(ctx())
+    assert [(f.fingerprint, f.evidence["opens"], f.evidence["transitions"]) for f in findings] == [
+        ("retell", 3, 9)
+    ]
+
+
+def test_it_does_not_call_one_opening_or_an_old_one_flapping():
+    from mcp_core.models import BreakerTransition
+
+    BreakerTransition.objects.create(service="retell", from_state="closed", to_state="open", reason="x")
+    for _ in range(3):
+        BreakerTransition.objects.create(
+            service="calcom",
+            from_state="closed",
+            to_state="open",
+            reason="x",
+            at=timezone.now() - td(hours=3),
+        )
+    assert metrics.BreakerFlapping().analyze(ctx()) == []
+
+
+# --- rate limits ---
+def test_it_reports_a_tenant_refused_by_the_rate_limiter(alice):
+    for _ in range(12):
+        audit(service="database", operation="search", error_code="rate_limited", tenant_id=alice.pk)
+    findings = metrics.RateLimitSaturation().analyze(ctx())
+    assert [f.fingerprint for f in findings] == [f"{alice.pk}:database"]
+    assert findings[0].evidence["refused"] == 12
+    assert findings[0].severity == "high"
+
+
+def test_it_reports_a_tenant_running_at_its_plan_limit(alice):
+    plan = Plan.objects.create(code="small", name="Small", requests_per_minute=50)
+    alice.plan = plan
+    alice.save()
+    record_calls(
+        service="database",
+        operation="search",
+        minute=timezone.now(),
+        durations_ms=[5] * 48,
+        tenant_id=alice.pk,
+    )
+    findings = metrics.RateLimitSaturation().analyze(ctx())
+    assert [f.evidence["peak_calls_per_minute"] for f in findings] == [48]
+    assert findings[0].evidence["limit_per_minute"] == 50
+
+
+def test_it_leaves_tenants_well_under_their_limit_alone(alice, bob):
+    record_calls(
+        service="database",
+        operation="search",
+        minute=timezone.now(),
+        durations_ms=[5] * 40,
+        tenant_id=alice.pk,
+    )
+    for _ in range(3):
+        audit(service="database", operation="search", error_code="rate_limited", tenant_id=bob.pk)
+    assert metrics.RateLimitSaturation().analyze(ctx()) == []
+
+
+# --- queue and webhooks ---
+def test_it_says_the_queue_analyzer_cannot_run_without_a_broker():
+    # Tests run Celery eagerly: there is no queue to measure, and the analyzer must say so.
+    assert "eager" in operations.QueueBacklog().unavailable()
+
+
+def _webhook(status: str, n: int) -> None:
+    from mcp_servers.webhooks.models import WebhookEvent
+
+    for i in range(n):
+        WebhookEvent.objects.create(
+            provider="stripe",
+            event_id=f"evt_{status}_{i}",
+            idempotency_key=f"{status}-{i}",
+            type="invoice.paid",
+            payload={},
+            status=status,
+            last_error="boom" if status == "failed" else "",
+        )
+
+
+def test_it_reports_failed_webhooks_piling_up():
+    _webhook("failed", 11)
+    findings = operations.WebhookFailures().analyze(ctx())
+    assert len(findings) == 1
+    assert findings[0].evidence["failed"] == 11
+
+
+def test_it_does_not_report_a_few_failed_webhooks():
+    _webhook("failed", 3)
+    _webhook("processed", 30)
+    assert operations.WebhookFailures().analyze(ctx()) == []
+
+
+# --- slow queries (own timings: pg_stat_statements is not preloaded on this server) ---
+def test_it_reports_slow_queries_from_the_database_servers_own_timings():
+    for ms in (900, 1200, 800):
+        audit(
+            service="database",
+            operation="query",
+            duration_ms=ms,
+            params={"sql": "SELECT * FROM askpro_call WHERE id = 7"},
+        )
+    audit(service="database", operation="query", duration_ms=5, params={"sql": "SELECT 1"})
+    analyzer = database.SlowQueries()
+    assert not analyzer.statements_available()  # this server does not preload pg_stat_statements
+    findings = analyzer.analyze(ctx())
+    assert len(findings) == 1
+    assert findings[0].evidence["calls"] == 3
+    assert findings[0].evidence["mean_ms"] == pytest.approx(966.7, abs=0.1)
+    assert findings[0].evidence["source"].startswith("audit")
+
+
+def test_it_does_not_report_fast_or_rare_queries():
+    audit(service="database", operation="query", duration_ms=30, params={"sql": "SELECT 2"})
+    audit(service="database", operation="query", duration_ms=3000, params={"sql": "SELECT 3"})
+    assert database.SlowQueries().analyze(ctx()) == []
+
+
+# --- missing indexes ---
+def test_it_reports_a_tenant_key_and_a_filter_column_without_index(settings):
+    settings.IMPROVEMENT_THRESHOLDS = {"missing_indexes": {"min_rows": 0}}
+    with connection.cursor() as cursor:
+        # DDL is transactional in PostgreSQL: the test's rollback puts these indexes back.
+        for name, _ in _indexes_on("askpro_phonenumber", "company_id"):
+            cursor.execute(f'DROP INDEX "{name}"')
+        cursor.execute('DROP INDEX "call_company_started"')
+    fingerprints = {f.fingerprint: f for f in database.MissingIndexes().analyze(ctx())}
+    assert "column:askpro_phonenumber.company_id" in fingerprints
+    assert fingerprints["column:askpro_phonenumber.company_id"].severity == "high"
+    started = fingerprints["column:askpro_call.started_at"]
+    assert "CREATE INDEX CONCURRENTLY" in started.suggested_action
+    assert "(company_id, started_at)" in started.suggested_action
+
+
+def test_it_finds_those_columns_covered_when_the_indexes_exist(settings):
+    settings.IMPROVEMENT_THRESHOLDS = {"missing_indexes": {"min_rows": 0}}
+    fingerprints = {f.fingerprint for f in database.MissingIndexes().analyze(ctx())}
+    assert "column:askpro_phonenumber.company_id" not in fingerprints
+    assert "column:askpro_call.started_at" not in fingerprints
+
+
+def test_it_ignores_small_tables_by_default():
+    assert database.MissingIndexes().analyze(ctx()) == []
+
+
+def _indexes_on(table: str, column: str) -> list[tuple[str, list[str]]]:
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, table)
+    return [
+        (name, info["columns"])
+        for name, info in constraints.items()
+        if info["index"] and not info["primary_key"] and not info["unique"] and info["columns"][0] == column
+    ]
+
+
+# --- unused indexes ---
+def test_it_reports_an_index_never_scanned(settings):
+    settings.IMPROVEMENT_THRESHOLDS = {"unused_indexes": {"min_size_bytes": 0}}
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE INDEX dash_test_unused ON askpro_customer (notes)")
+    findings = {f.fingerprint: f for f in database.UnusedIndexes().analyze(ctx())}
+    assert "index:dash_test_unused" in findings
+    assert "DROP INDEX CONCURRENTLY dash_test_unused" in findings["index:dash_test_unused"].suggested_action
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_does_not_report_an_index_that_has_been_used(settings):
+    settings.IMPROVEMENT_THRESHOLDS = {"unused_indexes": {"min_size_bytes": 0}}
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE INDEX dash_test_used ON askpro_customer (notes)")
+        try:
+            cursor.execute("SET enable_seqscan = off")
+            cursor.execute("SELECT count(*) FROM askpro_customer WHERE notes = 'x'")
+            cursor.execute("RESET enable_seqscan")
+            # Statistics are flushed when the backend goes idle (PostgreSQL 15+).
+            cursor.execute("SELECT pg_stat_force_next_flush()")
+            cursor.execute("SELECT pg_sleep(0.05)")
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            fingerprints = {f.fingerprint for f in database.UnusedIndexes().analyze(ctx())}
+            assert "index:dash_test_used" not in fingerprints
+        finally:
+            cursor.execute("DROP INDEX IF EXISTS dash_test_used")
+
+
+# --- cache hit rate ---
+def test_it_reports_a_redis_hit_ratio_collapse_since_the_previous_run():
+    analyzer = database.CacheHitRate()
+    analyzer.analyze(ctx())  # the baseline sample
+    for i in range(2000):
+        cache.get(f"dash-test-missing-{i}")
+    findings = {f.fingerprint: f for f in analyzer.analyze(ctx())}
+    assert "redis" in findings
+    assert findings["redis"].evidence["misses"] >= 2000
+    assert findings["redis"].evidence["ratio"] < 0.8
+
+
+def test_it_does_not_report_a_redis_cache_that_hits():
+    analyzer = database.CacheHitRate()
+    cache.set("dash-test-present", 1)
+    analyzer.analyze(ctx())
+    for _ in range(2000):
+        cache.get("dash-test-present")
+    assert "redis" not in {f.fingerprint for f in analyzer.analyze(ctx())}
+
+
+# --- business: calls without an appointment ---
+def _calls(branch: Branch, *, start, n: int, booked: int) -> None:
+    for i in range(n):
+        call = Call.objects.create(
+            company=branch.company,
+            branch=branch,
+            started_at=start + td(minutes=i),
+            duration_sec=60,
+            cost=Decimal("0.1"),
+        )
+        if i < booked:
+            Appointment.objects.create(
+                company=branch.company,
+                branch=branch,
+                call=call,
+                starts_at=start + td(days=2),
+                ends_at=start + td(days=2, minutes=30),
+            )
+
+
+def test_it_reports_a_branch_whose_calls_stopped_ending_in_appointments(alice):
+    branch = alice.branches.get()
+    now = timezone.now()
+    _calls(branch, start=now - td(days=10), n=30, booked=24)  # 20 % unbooked before
+    _calls(branch, start=now - td(days=3), n=30, booked=12)  # 60 % unbooked now
+    findings = business.UnbookedCalls().analyze(ctx())
+    assert [f.fingerprint for f in findings] == [f"branch:{branch.pk}"]
+    evidence = findings[0].evidence
+    assert (evidence["calls"], evidence["unbooked"], evidence["previous_unbooked"]) == (
+        31,
+        18,
+        6,
+    )  # with the fixture's booked call
+    assert findings[0].severity == "high"
+
+
+def test_it_does_not_report_a_branch_that_books_as_before(alice, bob):
+    now = timezone.now()
+    branch = alice.branches.get()
+    _calls(branch, start=now - td(days=10), n=30, booked=24)
+    _calls(branch, start=now - td(days=3), n=30, booked=23)
+    # A failed appointment is not a booking: bob's calls are unbooked in both periods alike.
+    other = bob.branches.get()
+    _calls(other, start=now - td(days=10), n=25, booked=0)
+    _calls(other, start=now - td(days=3), n=25, booked=0)
+    assert business.UnbookedCalls().analyze(ctx()) == []

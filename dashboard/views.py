@@ -1,0 +1,170 @@
+"""The dashboard pages. Thin: they call selectors and services and render."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+
+from mcp_core.registry import get_registry
+
+from . import selectors, services
+from .engine import improvements_run
+from .engine.registry import get_analyzers
+from .forms import ConsoleForm
+from .models import ImprovementRun, Recommendation
+
+
+def _context(site, request: HttpRequest, title: str, **extra) -> dict:
+    return {**site.each_context(request), "title": title, "dashboard_pages": _pages(), **extra}
+
+
+def _pages() -> list[tuple[str, str]]:
+    return [
+        (reverse("admin:dashboard"), "MCP dashboard"),
+        (reverse("admin:monitoring"), "System monitoring"),
+        (reverse("admin:improvements"), "System improvements"),
+        (reverse("admin:console"), "Console"),
+    ]
+
+
+def dashboard_view(site, request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        results = services.health_checks_run()
+        messages.success(request, f"Checked {len(results)} server(s) just now.")
+        return redirect("admin:dashboard")
+    overview = selectors.dashboard_overview()
+    return TemplateResponse(
+        request, "admin/dashboard/dashboard.html", _context(site, request, "MCP dashboard", **overview)
+    )
+
+
+def monitoring_view(site, request: HttpRequest) -> HttpResponse:
+    window = request.GET.get("window", "1h")
+    if window not in selectors.WINDOWS:
+        window = "1h"
+    data = selectors.monitoring_data(window)
+    return TemplateResponse(
+        request,
+        "admin/dashboard/monitoring.html",
+        _context(
+            site,
+            request,
+            "System monitoring",
+            data=data,
+            windows=list(selectors.WINDOWS),
+            window=window,
+            data_url=reverse("admin:monitoring_data"),
+        ),
+    )
+
+
+def monitoring_data_view(site, request: HttpRequest) -> HttpResponse:
+    window = request.GET.get("window", "1h")
+    if window not in selectors.WINDOWS:
+        return JsonResponse(
+            {
+                "error": {
+                    "field": "window",
+                    "message": f"window: expected one of {', '.join(selectors.WINDOWS)}",
+                }
+            },
+            status=400,
+        )
+    return JsonResponse(selectors.monitoring_data(window))
+
+
+def improvements_view(site, request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        run = improvements_run(trigger=ImprovementRun.Trigger.PAGE)
+        level = messages.WARNING if run.errors else messages.SUCCESS
+        messages.add_message(
+            request,
+            level,
+            f"Analysis finished in {run.duration_ms:.0f} ms: {run.findings} finding(s), {run.created} new, "
+            f"{len(run.errors)} analyzer error(s).",
+        )
+        return redirect("admin:improvements")
+    status = request.GET.get("status", "active")
+    if status not in {"active", "all", *Recommendation.Status.values}:
+        status = "active"
+    analyzers = get_analyzers()
+    return TemplateResponse(
+        request,
+        "admin/dashboard/improvements.html",
+        _context(
+            site,
+            request,
+            "System improvements",
+            recommendations=selectors.recommendations_list(None if status == "all" else status),
+            counts=selectors.recommendation_counts(),
+            runs=selectors.runs_list(),
+            status=status,
+            statuses=["active", *Recommendation.Status.values, "all"],
+            analyzers=analyzers,
+        ),
+    )
+
+
+def improvement_action_view(site, request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    try:
+        rec = services.recommendation_set_status(rec_id=pk, action=action, user=request.user)
+    except services.ActionError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Recommendation “{rec.title[:80]}” is now {rec.status}.")
+    target = request.POST.get("next", "")
+    # Only back to our own page, never to an address someone put in the form.
+    if not target.startswith(reverse("admin:improvements")):
+        target = reverse("admin:improvements")
+    return redirect(target)
+
+
+def console_view(site, request: HttpRequest) -> HttpResponse:
+    registry = get_registry()
+    ops = registry.operations()
+    selected = request.GET.get("op") or request.POST.get("op") or ""
+    service, _, name = selected.partition(".")
+    op = registry.get_operation(service, name) if selected else None
+    form = response = None
+    response_ok = False
+    if op is not None:
+        form = ConsoleForm(request.POST or None, op=op)
+        if request.method == "POST" and form.is_valid():
+            try:
+                params = form.params()
+            except forms.ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                result = services.console_call(
+                    user=request.user,
+                    service=op.service,
+                    operation=op.name,
+                    params=params,
+                    tenant=form.cleaned_data.get("tenant"),
+                )
+                response = json.dumps(result.to_dict(), indent=2, default=str)
+                response_ok = result.success
+    return TemplateResponse(
+        request,
+        "admin/dashboard/console.html",
+        _context(
+            site,
+            request,
+            "Console",
+            operations=ops,
+            selected=selected,
+            op=op,
+            form=form,
+            response=response,
+            response_ok=response_ok,
+            unknown=bool(selected) and op is None,
+        ),
+    )
