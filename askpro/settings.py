@@ -248,6 +248,8 @@ MCP_DATABASE_ALLOWED_TABLES = env_list(
 )
 MCP_DATABASE_MAX_ROWS = env_int("MCP_DATABASE_MAX_ROWS", 1000, minimum=1, maximum=100_000)
 MCP_DATABASE_STATEMENT_TIMEOUT_MS = env_int("MCP_DATABASE_STATEMENT_TIMEOUT_MS", 5000, minimum=10)
+# Statements at least this slow are captured (by shape) for database_optimize_queries.
+MCP_SLOW_QUERY_MS = env_int("MCP_SLOW_QUERY_MS", 200, minimum=1)
 
 # --- Sandboxes: local fakes of the upstream APIs (manage.py run_sandbox) ---
 # With SANDBOX=1 the servers talk to the sandboxes with demo credentials, so every

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from django.apps import apps
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Avg, Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -21,6 +21,8 @@ from mcp_core.health import HealthResult, HealthStatus
 from mcp_core.schemas import NoParams, Params, Result
 from mcp_core.server import MCPServer, operation
 
+from . import querylog
+from .analysis import explain, suggest_indexes
 from .sql_guard import UnsafeQuery, allowed_tables, check_query, secret_columns, sqlite_authorizer
 
 Meta = msgspec.Meta
@@ -178,6 +180,60 @@ class PhoneMappingResult(Result):
     total: int
 
 
+# --- explain ---
+class ExplainParams(Params):
+    sql: Annotated[str, Meta(min_length=1, max_length=20_000, description="Exactly one SELECT statement")]
+    analyze: Annotated[bool, Meta(description="Run it (read-only, under the timeout) for actual timings")] = (
+        False
+    )
+
+
+class SeqScan(Result):
+    table: str | None
+    filter: str | None
+    estimated_rows: float | None
+
+
+class ExplainResult(Result):
+    plan: Any
+    total_cost: float | None
+    estimated_rows: float | None
+    actual_ms: float | None
+    seq_scans: list[SeqScan]
+    index_scans: list[str]
+
+
+# --- optimize_queries ---
+class OptimizeParams(Params):
+    limit: Annotated[int, Meta(ge=1, le=50, description="How many slow query shapes to look at")] = 10
+    min_mean_ms: Annotated[float, Meta(ge=0, description="Ignore shapes faster than this on average")] = 0.0
+
+
+class IndexSuggestionOut(Result):
+    table: str
+    columns: list[str]
+    statement: str
+    reason: str
+    evidence: dict[str, Any]
+
+
+class SlowQueryReport(Result):
+    query: str
+    source: str
+    calls: int
+    mean_ms: float
+    max_ms: float
+    total_ms: float
+    seq_scans: list[str]
+    suggestions: list[IndexSuggestionOut]
+
+
+class OptimizeResult(Result):
+    source: str
+    queries: list[SlowQueryReport]
+    note: str
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
         return float(value)
@@ -188,6 +244,34 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
     return value
+
+
+def _dialect() -> str:
+    return "postgres" if connection.vendor == "postgresql" else "sqlite"
+
+
+def _slow_query_rows(limit: int) -> tuple[list[dict[str, Any]], str]:
+    """Slow query shapes: pg_stat_statements when it is loaded, else our own capture."""
+    if connection.vendor == "postgresql":
+        try:
+            with connection.cursor() as cursor, transaction.atomic():
+                cursor.execute(
+                    "SELECT query, calls, mean_exec_time, max_exec_time, total_exec_time FROM pg_stat_statements "
+                    "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                    "ORDER BY total_exec_time DESC LIMIT %s",
+                    [limit],
+                )
+                rows = cursor.fetchall()
+            return (
+                [
+                    {"query": q, "calls": c, "mean_ms": m, "max_ms": x, "total_ms": t}
+                    for q, c, m, x, t in rows
+                ],
+                "pg_stat_statements",
+            )
+        except DatabaseError:
+            pass  # not installed or not preloaded: fall back to the project's own timings
+    return querylog.captured(limit), f"captured timings (statements over {settings.MCP_SLOW_QUERY_MS} ms)"
 
 
 def _model_for_table() -> dict[str, Any]:
@@ -534,6 +618,103 @@ class DatabaseServer(MCPServer):
             for n in numbers
         ]
         return PhoneMappingResult(mappings=mappings, total=len(mappings))
+
+    @operation(
+        description="""EXPLAIN one read-only SELECT (platform operators): the plan, its cost and row
+        estimates, and which tables are read by sequential scan. With analyze=true the query runs
+        (read-only, under the statement timeout) and actual timings are included.""",
+        params=ExplainParams,
+        result=ExplainResult,
+        scope="admin",
+        tenant_scoped=False,
+        platform_only=True,
+        read_only=True,
+        timeout=15,
+    )
+    def explain(self, ctx: OperationContext, params: ExplainParams) -> ExplainResult:
+        checked = self._checked(params.sql)
+        try:
+            with deadline_transaction(ctx, read_only=True, cap_ms=settings.MCP_DATABASE_STATEMENT_TIMEOUT_MS):
+                summary = explain(checked.sql, analyze=params.analyze)
+        except DatabaseError as exc:
+            raise self._query_error(exc) from None
+        return ExplainResult(
+            plan=summary.plan,
+            total_cost=summary.total_cost,
+            estimated_rows=summary.estimated_rows,
+            actual_ms=summary.actual_ms,
+            seq_scans=[SeqScan(**scan) for scan in summary.seq_scans],
+            index_scans=summary.index_scans,
+        )
+
+    @operation(
+        description="""Find slow query shapes (pg_stat_statements when loaded, else the timings this
+        project captures of statements over MCP_SLOW_QUERY_MS) and say what makes them slow:
+        sequential scans, and filter columns no index covers, with CREATE INDEX statements and the
+        evidence (row counts, scan statistics). Nothing is ever applied.""",
+        params=OptimizeParams,
+        result=OptimizeResult,
+        scope="admin",
+        tenant_scoped=False,
+        platform_only=True,
+        read_only=True,
+        timeout=30,
+    )
+    def optimize_queries(self, ctx: OperationContext, params: OptimizeParams) -> OptimizeResult:
+        rows, source = _slow_query_rows(params.limit * 3)
+        reports = []
+        for row in rows:
+            if row["mean_ms"] < params.min_mean_ms:
+                continue
+            query = str(row["query"])
+            seq_scans: list[str] = []
+            plannable = query.replace("(?…)", "(NULL)").replace("?", "NULL")
+            try:
+                checked = check_query(plannable, dialect=_dialect(), any_table=True)
+                with deadline_transaction(ctx, read_only=True, cap_ms=2000):
+                    summary = explain(checked.sql, analyze=False)
+                seq_scans = [str(scan["table"]) for scan in summary.seq_scans]
+            except (UnsafeQuery, DatabaseError, MCPError):
+                seq_scans = []  # not a plain SELECT, or a shape that cannot be planned without its values
+            reports.append(
+                SlowQueryReport(
+                    query=query[:4000],
+                    source=source,
+                    calls=int(row["calls"]),
+                    mean_ms=round(float(row["mean_ms"]), 2),
+                    max_ms=round(float(row["max_ms"]), 2),
+                    total_ms=round(float(row["total_ms"]), 2),
+                    seq_scans=seq_scans,
+                    suggestions=[IndexSuggestionOut(**s.__dict__) for s in suggest_indexes(query)],
+                )
+            )
+            if len(reports) >= params.limit:
+                break
+        note = "Suggestions are for review; run them in a migration (CONCURRENTLY on PostgreSQL) after checking the evidence."
+        return OptimizeResult(source=source, queries=reports, note=note)
+
+    def _checked(self, sql: str):
+        try:
+            return check_query(sql, dialect=_dialect())
+        except UnsafeQuery as exc:
+            raise MCPError(
+                ErrorCode.VALIDATION_ERROR, str(exc), details={"field": "sql", "problem": "unsafe"}
+            ) from None
+
+    @staticmethod
+    def _query_error(exc: DatabaseError) -> MCPError:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "statement timeout" in message or "canceling statement" in message or "interrupted" in message:
+            return MCPError(ErrorCode.TIMEOUT, "sql: the query ran past its time limit and was stopped")
+        if "read-only" in message or "not authorized" in message or "prohibited" in message:
+            return MCPError(
+                ErrorCode.VALIDATION_ERROR,
+                f"sql: refused by the database ({message})",
+                details={"field": "sql", "problem": "unsafe"},
+            )
+        return MCPError(
+            ErrorCode.VALIDATION_ERROR, f"sql: {message}", details={"field": "sql", "problem": "invalid"}
+        )
 
     def health(self) -> HealthResult:
         import time

@@ -16,6 +16,7 @@ from django.apps import apps
 from django.conf import settings
 from sqlglot import exp
 from sqlglot.errors import ParseError
+from sqlglot.optimizer.scope import traverse_scope
 
 from askpro.crypto import EncryptedTextField
 
@@ -103,8 +104,12 @@ def allowed_tables() -> frozenset[str]:
     return frozenset(settings.MCP_DATABASE_ALLOWED_TABLES)
 
 
-def check_query(sql: str, *, dialect: str) -> CheckedQuery:
-    """Parse and vet one statement; raise UnsafeQuery with a reason a person can act on."""
+def check_query(sql: str, *, dialect: str, any_table: bool = False) -> CheckedQuery:
+    """Parse and vet one statement; raise UnsafeQuery with a reason a person can act on.
+
+    any_table skips the table allow-list and secret-column checks: only for a plain EXPLAIN,
+    which plans a statement without reading any row.
+    """
     sql = sql.strip().rstrip(";").strip()
     if not sql:
         raise UnsafeQuery("sql: is empty")
@@ -126,7 +131,7 @@ def check_query(sql: str, *, dialect: str) -> CheckedQuery:
             name = node.name.lower()
             if name not in ALLOWED_UNMODELLED_FUNCTIONS:
                 raise UnsafeQuery(f"sql: function {name}() is not allowed")
-    cte_names = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    cte_refs = _cte_references(tree)
     tables: set[str] = set()
     allowed = allowed_tables()
     for table in tree.find_all(exp.Table):
@@ -135,7 +140,7 @@ def check_query(sql: str, *, dialect: str) -> CheckedQuery:
         if not name:
             # a table-valued function such as generate_series()
             continue
-        if schema in {"", "public", "main"} and name in cte_names:
+        if id(table) in cte_refs:
             continue
         if schema not in {"", "public", "main"} or name not in allowed:
             shown = f"{schema}.{name}" if schema else name
@@ -144,14 +149,46 @@ def check_query(sql: str, *, dialect: str) -> CheckedQuery:
     secrets = secret_columns()
     guarded = {name for name in tables if name in secrets}
     all_secret = set().union(*(secrets[name] for name in guarded)) if guarded else set()
+    # A table's name or alias used as a value is a whole-row reference on PostgreSQL
+    # (`SELECT c::text FROM askpro_company c`), which carries every column, secrets included.
+    row_names = {
+        alias
+        for table in tree.find_all(exp.Table)
+        if table.name.lower() in guarded
+        for alias in (table.name.lower(), table.alias_or_name.lower())
+    }
     for column in tree.find_all(exp.Column):
-        if column.name.lower() in all_secret:
+        name = column.name.lower()
+        if name in all_secret:
             raise UnsafeQuery(f"sql: column {column.name!r} holds a secret and cannot be read")
+        if name in row_names:
+            raise UnsafeQuery(
+                f"sql: {column.name!r} refers to a whole row of a table with secret columns; list the columns"
+            )
     if guarded and any(True for _ in tree.find_all(exp.Star)):
         raise UnsafeQuery(
             f"sql: SELECT * is not allowed on {', '.join(sorted(guarded))}; list the columns (secret columns are excluded)"
         )
     return CheckedQuery(sql=sql, tables=frozenset(tables))
+
+
+def _cte_references(tree: exp.Expression) -> set[int]:
+    """ids of the Table nodes that name a CTE visible in their own scope.
+
+    A CTE name is only in force inside the query that defines it; deciding by name over the
+    whole tree would let `(WITH auth_user AS (...) ...) x, auth_user` read the real table.
+    If scope analysis fails, no table counts as a CTE: that can refuse a query, never widen it.
+    """
+    try:
+        scopes = traverse_scope(tree)
+    except Exception:
+        return set()
+    refs: set[int] = set()
+    for scope in scopes:
+        for table in scope.tables:
+            if not table.db and table.name in scope.cte_sources:
+                refs.add(id(table))
+    return refs
 
 
 def sqlite_authorizer(allowed: frozenset[str], secrets: dict[str, frozenset[str]]):
