@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -25,6 +26,7 @@ from . import HandlerError
 from .common import customer_find_or_create, ms_to_datetime, parse_iso
 
 HANDLED = ("call_started", "call_ended", "call_analyzed")
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 # A later event never moves a call back (events can arrive out of order).
 _RANK = {Call.Status.REGISTERED: 0, Call.Status.ONGOING: 1, Call.Status.ENDED: 2, Call.Status.ERROR: 2}
 
@@ -130,13 +132,16 @@ def _book_if_confirmed(call: Call, data: dict[str, Any]) -> str:
     if not event_type_id:
         raise HandlerError("no Cal.com event type for this call's service or branch")
     customer = call.customer
+    phone = call.from_number if call.direction == Call.Direction.INBOUND else call.to_number
     params = {
         "event_type_id": event_type_id,
         "start": start.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
-        "attendee_name": (customer.name if customer else "") or call.from_number or "Caller",
-        "attendee_email": (customer.email if customer else "") or "",
-        "attendee_phone": call.from_number,
-        "attendee_time_zone": (branch and branch.timezone) or call.company.timezone,
+        "name": (customer.name if customer else "") or phone or "Caller",
+        # Cal.com requires an attendee e-mail; a caller who gave none gets a non-deliverable one.
+        "email": (customer.email if customer else "") or _placeholder_email(phone),
+        "time_zone": (branch.timezone if branch else "") or call.company.timezone,
+        "phone": phone if _E164.match(phone or "") else None,
+        "length_minutes": service.duration_minutes if service else None,
         "metadata": {"retell_call_id": call.retell_call_id},
     }
     response = call_operation(
@@ -152,7 +157,12 @@ def _book_if_confirmed(call: Call, data: dict[str, Any]) -> str:
         # Not silent: the event fails, is retried with backoff and ends in the dead letter.
         error = response.error or {}
         raise HandlerError(f"calcom.create_booking: {error.get('code')}: {error.get('message')}")
-    return _appointment_from_booking(call, service, start, response.data or {})
+    return _link_appointment(call, service, response.data or {})
+
+
+def _placeholder_email(phone: str | None) -> str:
+    digits = "".join(ch for ch in phone or "" if ch.isdigit()) or "unknown"
+    return f"caller-{digits}@phone.askpro.invalid"
 
 
 def _service_for(call: Call, name: str) -> Service | None:
@@ -164,32 +174,30 @@ def _service_for(call: Call, name: str) -> Service | None:
     return None
 
 
-def _appointment_from_booking(call: Call, service: Service | None, start: dt.datetime, data: Any) -> str:
-    booking = data.get("booking", data) if isinstance(data, dict) else {}
-    uid = booking.get("uid") or booking.get("booking_uid")
-    starts = parse_iso(booking.get("start")) or start
-    minutes = service.duration_minutes if service else 30
-    ends = parse_iso(booking.get("end")) or starts + dt.timedelta(minutes=minutes)
+def _link_appointment(call: Call, service: Service | None, data: dict[str, Any]) -> str:
+    """The Cal.com server recorded the Appointment; tie it to this call and its customer."""
+    booking = data.get("booking") or {}
+    appointment_id = data.get("appointment_id")
     with transaction.atomic():
-        appointment = None
-        if uid:
-            # The Cal.com BOOKING_CREATED webhook may have created it already.
-            appointment = Appointment.objects.select_for_update().filter(calcom_booking_uid=uid).first()
+        appointment = (
+            Appointment.objects.select_for_update()
+            .filter(company_id=call.company_id)
+            .filter(pk=appointment_id)
+            .first()
+            if appointment_id
+            else None
+        )
+        if appointment is None and booking.get("uid"):
+            appointment = (
+                Appointment.objects.select_for_update()
+                .filter(company_id=call.company_id, calcom_booking_uid=booking["uid"])
+                .first()
+            )
         if appointment is None:
-            appointment = Appointment(company_id=call.company_id, calcom_booking_uid=uid or None)
-        if appointment.company_id != call.company_id:
-            raise HandlerError("the booking belongs to another tenant")
+            raise HandlerError("calcom.create_booking succeeded but recorded no appointment of this tenant")
         appointment.call = call
         appointment.customer_id = appointment.customer_id or call.customer_id
         appointment.branch_id = appointment.branch_id or call.branch_id
         appointment.service = appointment.service or service
-        appointment.starts_at, appointment.ends_at = starts, ends
-        if isinstance(booking.get("id"), int):
-            appointment.calcom_booking_id = booking["id"]
-        if appointment.pk is None:
-            status = str(booking.get("status") or "").lower()
-            appointment.status = (
-                Appointment.Status.CONFIRMED if status == "accepted" else Appointment.Status.SCHEDULED
-            )
-        appointment.save()
-    return f"appointment {appointment.pk} booked ({uid})"
+        appointment.save(update_fields=["call", "customer", "branch", "service", "updated_at"])
+    return f"appointment {appointment.pk} booked ({booking.get('uid')})"
