@@ -9,6 +9,7 @@ request id passed upstream, and logs that never carry secrets (no headers, no qu
 from __future__ import annotations
 
 import email.utils
+import http.cookiejar
 import logging
 import random
 import threading
@@ -23,6 +24,8 @@ from .contracts import ErrorCode, MCPError, OperationContext
 logger = logging.getLogger(__name__)
 
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+# Statuses whose Retry-After is honoured (RFC 9110 §10.2.3: 429 and 503 carry it).
+RETRY_AFTER_STATUSES = frozenset({429, 503})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 _sessions: dict[tuple[str, str], requests.Session] = {}
@@ -38,6 +41,9 @@ def pooled_session(service: str, base_url: str, *, pool_maxsize: int = 16) -> re
             session = _sessions.get(key)
             if session is None:
                 session = requests.Session()
+                # One session serves every tenant: a cookie set by an answer for one tenant
+                # must never ride along on the next tenant's request.
+                session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
                 # Retries are ours (deadline-aware, idempotent-only); urllib3 must not add its own.
                 adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=0)
                 session.mount("http://", adapter)
@@ -56,8 +62,12 @@ def parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return seconds if seconds >= 0 and seconds == seconds else None  # not negative, not NaN
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -81,6 +91,9 @@ class UpstreamClient:
     max_retries: ClassVar[int] = 2
     backoff_base: ClassVar[float] = 0.2
     backoff_cap: ClassVar[float] = 2.0
+    # A Retry-After up to this long is waited out (within the deadline); a longer one goes back
+    # to the caller as retry_after instead of holding a worker.
+    max_retry_after: ClassVar[float] = 10.0
 
     def __init__(self, *, base_url: str, headers: dict[str, str] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
@@ -121,11 +134,14 @@ class UpstreamClient:
     ) -> requests.Response:
         method = method.upper()
         merged = {**self._headers, **(headers or {})}
-        if ctx is not None:
-            merged.setdefault("X-Request-ID", ctx.request_id)
+        names = {name.lower() for name in merged}
+        if ctx is not None and "x-request-id" not in names:
+            merged["X-Request-ID"] = ctx.request_id
         if idempotent is None:
-            idempotent = method in IDEMPOTENT_METHODS or "Idempotency-Key" in merged
+            # Header names are case-insensitive: "idempotency-key" makes a POST safe to repeat too.
+            idempotent = method in IDEMPOTENT_METHODS or "idempotency-key" in names
         url = f"{self.base_url}/{path.lstrip('/')}"
+        shown = path.split("?")[0]  # messages and logs never carry a query string
         attempt = 0
         while True:
             attempt += 1
@@ -148,32 +164,44 @@ class UpstreamClient:
                     data=data,
                     headers=merged,
                     timeout=(min(self.connect_timeout, read_timeout), read_timeout),
+                    # A redirect could carry our credential headers to another host; APIs do not redirect.
+                    allow_redirects=False,
                 )
             except requests.Timeout:
-                self._log(method, path, None, started, attempt)
+                self._log(method, shown, None, started, attempt)
                 if idempotent and self._may_retry(attempt, ctx, None):
                     continue
                 raise MCPError(
-                    ErrorCode.TIMEOUT, f"{self.service} did not answer in time ({method} {path})"
+                    ErrorCode.TIMEOUT, f"{self.service} did not answer in time ({method} {shown})"
                 ) from None
             except requests.ConnectionError:
-                self._log(method, path, None, started, attempt)
+                self._log(method, shown, None, started, attempt)
                 if idempotent and self._may_retry(attempt, ctx, None):
                     continue
                 raise MCPError(
-                    ErrorCode.UPSTREAM_ERROR, f"{self.service} cannot be reached ({method} {path})"
+                    ErrorCode.UPSTREAM_ERROR, f"{self.service} cannot be reached ({method} {shown})"
                 ) from None
-            self._log(method, path, response.status_code, started, attempt)
-            if response.status_code < 400:
+            except requests.RequestException as exc:
+                # A broken answer (bad chunking, undecodable body, invalid URL): the upstream's fault
+                # or ours, never worth a retry; the exception text may hold the URL, so only its name.
+                self._log(method, shown, None, started, attempt)
+                raise MCPError(
+                    ErrorCode.UPSTREAM_ERROR,
+                    f"{self.service}: unusable answer ({type(exc).__name__}) for {method} {shown}",
+                ) from None
+            self._log(method, shown, response.status_code, started, attempt)
+            if response.status_code < 300:
                 return response
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             if (
                 response.status_code in RETRYABLE_STATUSES
                 and idempotent
-                and self._may_retry(attempt, ctx, retry_after if response.status_code == 429 else None)
+                and self._may_retry(
+                    attempt, ctx, retry_after if response.status_code in RETRY_AFTER_STATUSES else None
+                )
             ):
                 continue
-            raise self._error_for(response, method, path, retry_after)
+            raise self._error_for(response, method, shown, retry_after)
 
     def _may_retry(self, attempt: int, ctx: OperationContext | None, retry_after: float | None) -> bool:
         if attempt > self.max_retries:
@@ -184,7 +212,7 @@ class UpstreamClient:
             delay = max(delay, retry_after)
         if ctx is not None and delay >= ctx.remaining():
             return False
-        if retry_after is not None and retry_after > self.backoff_cap * 5:
+        if retry_after is not None and retry_after > self.max_retry_after:
             return False  # the upstream asks for a long pause: give the caller retry_after instead
         time.sleep(delay)
         return True
@@ -193,8 +221,14 @@ class UpstreamClient:
         self, response: requests.Response, method: str, path: str, retry_after: float | None
     ) -> MCPError:
         status = response.status_code
-        message = f"{self.service}: {self.error_message(response)}"
-        details = {"upstream_status": status}
+        message = f"{self.service}: {self._scrub(self.error_message(response))}"
+        details: dict[str, Any] = {"upstream_status": status}
+        if status < 400:
+            return MCPError(
+                ErrorCode.UPSTREAM_ERROR,
+                f"{self.service} answered {method} {path} with an unexpected redirect ({status})",
+                details=details,
+            )
         if status in (400, 422):
             return MCPError(ErrorCode.VALIDATION_ERROR, message, details=details)
         if status == 404:
@@ -209,7 +243,17 @@ class UpstreamClient:
                 f"{self.service} rejected the credentials ({status})",
                 details=details,
             )
+        if status == 503 and retry_after is not None:
+            return MCPError(ErrorCode.UPSTREAM_ERROR, message, details=details, retry_after=retry_after)
         return MCPError(ErrorCode.UPSTREAM_ERROR, message, details=details)
+
+    def _scrub(self, text: str) -> str:
+        """Upstreams sometimes echo the credential they rejected: never pass it on."""
+        for value in self._headers.values():
+            for secret in {value, value.split(" ", 1)[-1]}:  # "Bearer <token>" and "<token>"
+                if len(secret) >= 8 and secret in text:
+                    text = text.replace(secret, "[redacted]")
+        return text
 
     def _log(self, method: str, path: str, status: int | None, started: float, attempt: int) -> None:
         logger.info(
