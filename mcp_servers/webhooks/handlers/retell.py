@@ -65,7 +65,7 @@ def _upsert_call(company_id: int, branch_id: int | None, kind: str, data: dict[s
         caller = data.get("to_number") if direction == "outbound" else data.get("from_number")
         analysis = data.get("call_analysis") if isinstance(data.get("call_analysis"), dict) else {}
         custom = analysis.get("custom_analysis_data") or {}
-        if caller and call.customer_id is None:
+        if caller:  # found by phone (and filled in from the analysis), or created
             call.customer = customer_find_or_create(
                 company_id,
                 phone=caller,
