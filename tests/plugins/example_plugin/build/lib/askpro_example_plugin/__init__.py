@@ -1,0 +1,1 @@
+"""An example AskPro MCP server plugin."""
