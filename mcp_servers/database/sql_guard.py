@@ -165,7 +165,8 @@ def check_query(sql: str, *, dialect: str, any_table: bool = False) -> CheckedQu
             raise UnsafeQuery(
                 f"sql: {column.name!r} refers to a whole row of a table with secret columns; list the columns"
             )
-    if guarded and any(True for _ in tree.find_all(exp.Star)):
+    # count(*) reads no column; any other star would expand to the secret columns.
+    if guarded and any(not isinstance(star.parent, exp.Count) for star in tree.find_all(exp.Star)):
         raise UnsafeQuery(
             f"sql: SELECT * is not allowed on {', '.join(sorted(guarded))}; list the columns (secret columns are excluded)"
         )
@@ -199,8 +200,10 @@ def sqlite_authorizer(allowed: frozenset[str], secrets: dict[str, frozenset[str]
             return sqlite3.SQLITE_OK
         if action == sqlite3.SQLITE_READ:
             table = (arg1 or "").lower()
-            if not table:
-                return sqlite3.SQLITE_OK  # the result of a CTE or subquery
+            if not table or db_name is None:
+                # The result of a CTE or subquery: stored tables always come with their
+                # database name (main, temp or an attached one).
+                return sqlite3.SQLITE_OK
             if table not in allowed or (arg2 or "").lower() in secrets.get(table, frozenset()):
                 return sqlite3.SQLITE_DENY
             return sqlite3.SQLITE_OK

@@ -82,6 +82,33 @@ def record_ids(company: Company) -> dict[str, Any]:
     return ids
 
 
+@pytest.fixture(scope="module")
+def _tenants(django_db_setup, django_db_blocker):
+    """Tenants A and B built once per module (each test still runs in its own rolled-back
+    transaction, so nothing a test does survives it); removed when the module ends."""
+    from conftest import make_tenant
+
+    with django_db_blocker.unblock():
+        a = make_tenant("alice-salon", name="Alice's Salon", phone="+4930111111")
+        b = make_tenant("bob-practice", name="Bob's Practice", phone="+4940222222")
+    yield a, b
+    with django_db_blocker.unblock():
+        from mcp_core.models import ApiKey
+
+        ApiKey.objects.filter(tenant__in=[a, b]).delete()
+        Company.objects.filter(pk__in=[a.pk, b.pk]).delete()
+
+
+@pytest.fixture
+def alice(_tenants, db):
+    return Company.objects.get(pk=_tenants[0].pk)
+
+
+@pytest.fixture
+def bob(_tenants, db):
+    return Company.objects.get(pk=_tenants[1].pk)
+
+
 @pytest.fixture
 def scoped_key(key_factory):
     """A key whose stored scopes are exactly `scopes` (even naming a service not registered)."""
