@@ -30,6 +30,9 @@ from mcp_core.sandbox import SandboxRequest, SandboxResponse, SandboxServer, rou
 # The demo credential askpro/settings.py uses when SANDBOX=1 (CALCOM_API_KEY's default).
 DEMO_API_KEY = "cal_test_sandbox_key"
 
+# Event type ids askpro.demo.seed_demo maps its branches to (askpro/demo.py).
+DEMO_MAPPED_EVENT_TYPES = (1000, 1001, 1002, 1010, 1011, 1012)
+
 # Versions per endpoint group, as the official companion client pins them.
 VERSION_EVENT_TYPES = "2024-06-14"
 VERSION_BOOKINGS = "2024-08-13"
@@ -128,6 +131,18 @@ class CalcomSandbox(SandboxServer):
             keys, demo = self._seed
             for key in keys:
                 self.add_account(key, demo=demo)
+            if demo and DEMO_API_KEY in keys:
+                # The event types `manage.py seed_demo` maps its branches to (1000 + 10·tenant +
+                # branch), so that SANDBOX=1 demo tenants can book on the shared demo account.
+                for event_type_id in DEMO_MAPPED_EVENT_TYPES:
+                    if event_type_id not in self.event_types:
+                        self.add_event_type(
+                            DEMO_API_KEY,
+                            title=f"Appointment {event_type_id}",
+                            slug=f"appointment-{event_type_id}",
+                            length=30,
+                            event_type_id=event_type_id,
+                        )
 
     # --- state helpers (tests and the demo seed use them) ---
     def add_account(
@@ -177,6 +192,8 @@ class CalcomSandbox(SandboxServer):
         with self.lock:
             user = self.accounts[api_key]
             if event_type_id is None:
+                while self._next_event_type in self.event_types:
+                    self._next_event_type += 1
                 event_type_id = self._next_event_type
                 self._next_event_type += 1
             event_type = {
