@@ -58,3 +58,6 @@ def signed(provider: str, body: bytes, secret: str | None = None, **kwargs: Any)
 
 
 __all__ = ["calcom_body", "post", "retell_body", "signed", "stripe_body"]
+
+
+from mcp_servers.queue.tests.celery_worker import celery_worker_factory  # noqa: E402, F401
