@@ -128,3 +128,21 @@ def test_bad_params_name_the_field(platform_key):
     assert response.error["code"] == "validation_error" and response.error["details"]["field"] == "status"
     response = _call(platform_key, "get_event", {"id": 999999})
     assert response.error["code"] == "not_found"
+
+
+@pytest.mark.django_db
+def test_an_operator_sees_dead_letters_in_the_admin_and_replays_them(
+    events, admin_client, django_capture_on_commit_callbacks
+):
+    page = admin_client.get("/admin/mcp_webhooks/webhookevent/?status__exact=failed")
+    assert page.status_code == 200
+    assert b"bk_a2" in page.content or str(events["alice_dead"].pk).encode() in page.content
+    with django_capture_on_commit_callbacks(execute=False):
+        response = admin_client.post(
+            "/admin/mcp_webhooks/webhookevent/",
+            {"action": "replay", "_selected_action": [events["alice_dead"].pk, events["alice_ok"].pk]},
+            follow=True,
+        )
+    assert b"1 already_processed, 1 queued" in response.content
+    events["alice_dead"].refresh_from_db()
+    assert events["alice_dead"].status == "received" and events["alice_dead"].attempts == 0
