@@ -53,8 +53,9 @@ SubscriptionId = Annotated[
 PriceId = Annotated[
     str, Meta(pattern=r"^price_[A-Za-z0-9_]+$", max_length=100, description="Stripe price id")
 ]
+# A decimal string ("49.90") or a JSON number; converted with Decimal, never float arithmetic.
 MoneyIn = Annotated[
-    Decimal | int | float,
+    Annotated[str, Meta(pattern=r"^[0-9]{1,8}(\.[0-9]{1,3})?$", max_length=12)] | int | float,
     Meta(description="Amount in major units of the tenant's currency (e.g. 49.90), greater than 0"),
 ]
 

@@ -163,6 +163,12 @@ def _string_for_pattern(schema: dict[str, Any]) -> str:
         "Europe/Berlin",
         "EUR",
         "x" * 8,
+        # Stripe object ids (prefix_id)
+        "in_sample",
+        "ch_sample",
+        "pi_sample",
+        "sub_sample",
+        "price_sample",
     )
     for candidate in candidates:
         if re.search(pattern, candidate):
