@@ -311,3 +311,22 @@ def test_it_uses_the_platform_key_only_as_a_fallback(calcom, alice, alice_key):
     assert DEMO_API_KEY in calcom.accounts
     call(alice_key, "get_event_types")
     assert calcom.requests_to("/v2/event-types")[-1].headers["authorization"] == f"Bearer {DEMO_API_KEY}"
+
+
+def test_it_refuses_a_start_without_offset_or_in_the_past_naming_the_field(calcom, alice, alice_key):
+    naive = call(
+        alice_key, "create_booking", booking_params(weekday_at(9)) | {"start": "2030-01-07T09:00:00"}
+    )
+    assert naive.error_code == "validation_error" and naive.error["details"]["field"] == "start"
+    past = call(alice_key, "create_booking", booking_params(weekday_at(9) - dt.timedelta(days=30)))
+    assert past.error_code == "validation_error" and past.error["details"]["field"] == "start"
+    assert calcom.request_log == [] and not BookingRequest.objects.exists()
+
+
+def test_it_maps_a_reschedule_into_a_taken_slot_to_conflict_and_keeps_the_booking(calcom, alice, alice_key):
+    first = call(alice_key, "create_booking", booking_params(weekday_at(9))).data["booking"]["uid"]
+    call(alice_key, "create_booking", booking_params(weekday_at(10), email="x@example.com"))
+    moved = call(alice_key, "reschedule_booking", {"booking_uid": first, "start": weekday_at(10).isoformat()})
+    assert moved.error_code == "conflict"
+    assert calcom.bookings[first]["status"] == "accepted"
+    assert Appointment.objects.get(calcom_booking_uid=first).status == "scheduled"

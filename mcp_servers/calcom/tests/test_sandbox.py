@@ -237,3 +237,13 @@ def test_run_sandbox_serves_until_sigterm():
             process.wait()
     assert process.returncode == 0
     assert f"calcom -> http://127.0.0.1:{port}" in out and "Sandboxes stopped." in out
+
+
+def test_its_demo_account_holds_the_event_types_seed_demo_maps():
+    from askpro.demo import TENANTS
+    from mcp_servers.calcom.sandbox import DEMO_MAPPED_EVENT_TYPES
+
+    demo = CalcomSandbox()
+    mapped = {1000 + t * 10 + b for t, spec in enumerate(TENANTS) for b in range(len(spec.branches))}
+    assert mapped <= set(DEMO_MAPPED_EVENT_TYPES) <= set(demo.event_types)
+    assert all(demo.event_types[i]["ownerId"] == demo.accounts[DEMO_API_KEY]["id"] for i in mapped)
