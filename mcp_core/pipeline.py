@@ -270,6 +270,10 @@ def _record(
             duration_ms=duration_ms,
             idempotency_key=request.idempotency_key,
         )
+        if op is None:
+            # Refused before resolution (no valid key): still counted against the operation it
+            # named, if that exists; made-up names never create rollup rows.
+            op = get_registry().get_operation(request.service, request.operation)
         if op is not None:
             metrics_record(
                 service=op.service,

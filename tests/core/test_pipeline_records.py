@@ -1,0 +1,133 @@
+"""Every call through the pipeline leaves exactly one audit row and one metrics increment,
+failures included, with secrets redacted."""
+
+from __future__ import annotations
+
+import pytest
+from django.db.models import Sum
+
+from mcp_core.api_keys import api_key_authenticate
+from mcp_core.audit import REDACTED, redact
+from mcp_core.contracts import MCPRequest
+from mcp_core.models import AuditEntry, MetricRollup
+from mcp_core.pipeline import call_operation, route
+
+
+def calls_and_errors(operation: str) -> tuple[int, int]:
+    totals = MetricRollup.objects.filter(service="database", operation=operation).aggregate(
+        calls=Sum("calls"), errors=Sum("errors")
+    )
+    return totals["calls"] or 0, totals["errors"] or 0
+
+
+@pytest.fixture
+def principal(alice, alice_key):
+    return api_key_authenticate(alice_key)
+
+
+CASES = [
+    ("success", "get_tenant_stats", {}, None),
+    ("validation_error", "get_call_stats", {"days": 0}, "validation_error"),
+    ("unknown param", "get_call_stats", {"dayz": 1}, "validation_error"),
+    ("not_found record", "get_call_stats", {"branch_id": 999_999}, "not_found"),
+    ("unsafe sql by tenant", "query", {"sql": "DELETE FROM askpro_customer"}, "forbidden"),
+]
+
+
+@pytest.mark.parametrize(("label", "operation", "params", "code"), CASES, ids=[c[0] for c in CASES])
+def test_it_records_one_audit_row_and_one_metric_per_call(label, operation, params, code, principal):
+    audit_before = AuditEntry.objects.count()
+    calls_before, errors_before = calls_and_errors(operation)
+    response = call_operation("database", operation, params, principal=principal)
+    assert (response.error or {}).get("code") == code, response.error
+    assert AuditEntry.objects.count() == audit_before + 1
+    entry = AuditEntry.objects.get(request_id=response.metadata["request_id"])
+    assert entry.outcome == ("success" if code is None else "error")
+    assert entry.error_code == (code or "")
+    assert entry.service == "database" and entry.operation == operation
+    assert entry.principal == principal.name and entry.api_key_id == principal.api_key_id
+    assert entry.tenant_id == principal.tenant_id
+    assert entry.duration_ms >= 0
+    calls, errors = calls_and_errors(operation)
+    assert calls == calls_before + 1
+    # Caller mistakes are not service errors: they must not trip breakers or error rates.
+    assert errors == errors_before
+
+
+def test_it_counts_an_internal_failure_as_a_service_error(alice, principal, monkeypatch):
+    from mcp_servers.database.server import DatabaseServer
+
+    def explode(self, ctx, params):
+        raise RuntimeError("boom with secret sk_test_abcdef")
+
+    monkeypatch.setattr(DatabaseServer, "call", lambda self, op, ctx, params: explode(self, ctx, params))
+    response = call_operation("database", "get_tenant_stats", {}, principal=principal)
+    assert response.error["code"] == "internal_error"
+    assert "sk_test" not in response.error["message"]
+    assert response.metadata["request_id"] in response.error["message"]
+    entry = AuditEntry.objects.get(request_id=response.metadata["request_id"])
+    assert entry.error_code == "internal_error" and "sk_test" not in entry.error_message
+    assert calls_and_errors("get_tenant_stats") == (1, 1)
+
+
+def test_it_records_a_call_without_a_key(db):
+    response = route(
+        MCPRequest(service="database", operation="get_tenant_stats", params={"x": 1}, principal=None)
+    )
+    assert response.error["code"] == "unauthorized"
+    entry = AuditEntry.objects.get(request_id=response.metadata["request_id"])
+    assert entry.principal == "anonymous" and entry.error_code == "unauthorized"
+    assert calls_and_errors("get_tenant_stats") == (1, 0)
+    # A made-up operation is audited but creates no rollup row.
+    route(MCPRequest(service="database", operation="nope", params={}, principal=None))
+    assert not MetricRollup.objects.filter(operation="nope").exists()
+    assert AuditEntry.objects.filter(operation="nope").count() == 1
+
+
+def test_it_redacts_secrets_in_audited_params(principal):
+    params = {
+        "query": "ab",
+        "password": "hunter2",
+        "nested": {"api_key": "plain-key-value", "token": "t0k3n", "ok": "visible"},
+        "note": "askp_0123456789_abcdefghijklmnop",
+        "stripe": "sk_test_51abcdefghijklmnop",
+        "list": ["whsec_abc123", "fine"],
+    }
+    response = call_operation("database", "search", params, principal=principal)
+    assert response.error["code"] == "validation_error"
+    entry = AuditEntry.objects.get(request_id=response.metadata["request_id"])
+    stored = entry.params
+    assert stored["query"] == "ab"
+    assert stored["password"] == REDACTED
+    assert stored["nested"] == {"api_key": REDACTED, "token": REDACTED, "ok": "visible"}
+    assert stored["note"] == REDACTED and stored["stripe"] == REDACTED
+    assert stored["list"] == [REDACTED, "fine"]
+    text = str(stored) + entry.error_message
+    for secret in ("hunter2", "plain-key-value", "t0k3n", "abcdefghijklmnop", "whsec_abc123"):
+        assert secret not in text
+
+
+def test_it_redacts_without_changing_the_callers_params():
+    params = {"Authorization": "Bearer x", "card_number": "4242", "deep": [[{"secret": 1}]]}
+    assert redact(params) == {
+        "Authorization": REDACTED,
+        "card_number": REDACTED,
+        "deep": [[{"secret": REDACTED}]],
+    }
+    assert params["Authorization"] == "Bearer x"
+    assert redact({"long": "x" * 5000})["long"].endswith("…")
+
+
+def test_it_carries_the_idempotency_key_into_the_audit_row(client, alice, alice_key):
+    response = client.post(
+        "/api/v1/mcp/call",
+        data={"service": "database", "operation": "get_tenant_stats"},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {alice_key}",
+        HTTP_IDEMPOTENCY_KEY="retry-42",
+        HTTP_X_REQUEST_ID="req-abc-1",
+    )
+    assert response.status_code == 200
+    assert response.json()["metadata"]["request_id"] == "req-abc-1"
+    entry = AuditEntry.objects.get(request_id="req-abc-1")
+    assert entry.idempotency_key == "retry-42" and entry.transport == "api"
