@@ -733,9 +733,14 @@ class StripeServer(MCPServer):
                 caller_key if len(caller_key) <= 100 else hashlib.sha256(caller_key.encode()).hexdigest()
             )
         else:
-            request_key = f"auto-{fingerprint[:40]}"
+            # Without a key, equal params are the same request for about a day (this UTC day or
+            # the one before), like Stripe's 24 h key lifetime; the same invoice next month is new.
+            day = int(time.time() // 86400)
+            request_key = f"auto-{day}-{fingerprint[:32]}"
+            earlier = [t.key("invoice", f"auto-{day - 1}-{fingerprint[:32]}")]
         base = t.key("invoice", request_key)
-        existing = Invoice.objects.filter(company=company, metadata__askpro_idempotency_key=base).first()
+        keys = [base] if caller_key else [base, *earlier]
+        existing = Invoice.objects.filter(company=company, metadata__askpro_idempotency_key__in=keys).first()
         if existing is not None:
             if existing.metadata.get("askpro_request_hash") != fingerprint[:40]:
                 raise MCPError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from decimal import Decimal
 
 import pytest
@@ -180,6 +181,22 @@ def test_it_creates_one_invoice_when_the_same_request_comes_twice(world):
     fourth = world.call("create_invoice", {**params, "description": "no key"})
     assert third.data["invoice"]["id"] == fourth.data["invoice"]["id"]
     assert Invoice.objects.filter(company=world.alice).count() == 2
+
+
+def test_it_treats_equal_params_without_a_key_as_one_request_for_about_a_day(world):
+    params = {"items": [{"description": "Monthly", "amount": "49"}]}
+    first = world.call("create_invoice", params).data
+    local = Invoice.objects.get(pk=first["local_invoice_id"])
+    day = int(time.time() // 86400)
+    key = local.metadata["askpro_idempotency_key"]
+    assert key.startswith(f"askpro:{world.alice.pk}:invoice:auto-{day}-")
+    # Made yesterday (UTC): still the same request today, answered without a Stripe write.
+    local.metadata["askpro_idempotency_key"] = key.replace(f"auto-{day}-", f"auto-{day - 1}-")
+    local.save(update_fields=["metadata"])
+    world.sandbox.request_log.clear()
+    again = world.call("create_invoice", params).data
+    assert (again["invoice"]["id"], again["replayed"]) == (first["invoice"]["id"], True)
+    assert _posts(world.sandbox, r"^/v1/") == []
 
 
 def test_it_refuses_the_same_key_with_other_params(world):
