@@ -37,7 +37,7 @@ class Hung(MCPServer):
     description = "Its upstream never answers."
 
     def health(self) -> HealthResult:
-        time.sleep(60)
+        time.sleep(120)
         return HealthResult(HealthStatus.HEALTHY)
 
 

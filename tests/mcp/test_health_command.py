@@ -88,15 +88,16 @@ def test_it_checks_one_service_and_says_unknown_for_a_name_it_does_not_know():
 @pytest.mark.slow
 def test_it_does_not_hang_past_its_timeout_on_a_hung_check():
     started = time.monotonic()
-    result = run(paths("Fine", "Hung"), "--json", "--timeout", "1", timeout=30)
+    result = run(paths("Fine", "Hung"), "--json", "--timeout", "1", timeout=110)
     elapsed = time.monotonic() - started
     assert result.returncode == 2
     report = json.loads(result.stdout)
     assert report["services"]["hung"]["status"] == "unhealthy"
     assert "timed out after 1s" in report["services"]["hung"]["detail"]
     assert report["services"]["fine"]["status"] == "healthy"
-    # The check sleeps 60 s; the command must leave about 1 s in (plus Django's start-up).
-    assert elapsed < 15
+    # The check sleeps 120 s; the command must leave about 1 s in. The bound is loose because
+    # Django's start-up alone can take many seconds on a loaded 2-core machine.
+    assert elapsed < 60
 
 
 @pytest.mark.slow
