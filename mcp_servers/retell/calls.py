@@ -99,7 +99,10 @@ def import_call(scope: TenantScope, call: dict[str, Any]) -> Call | None:
                 transcript=call.get("transcript") or "",
                 summary=analysis.get("call_summary") or "",
                 sentiment=(analysis.get("user_sentiment") or "")[:20],
-                analysis=analysis,
+                # Call has no recording column: the URL travels with Retell's analysis.
+                analysis={**analysis, "recording_url": call.get("recording_url")}
+                if call.get("recording_url")
+                else analysis,
             )
     except IntegrityError:
         return None

@@ -10,7 +10,7 @@ is the tenant's; a number when it is the tenant's or rings one of the tenant's a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from django.conf import settings
@@ -42,27 +42,31 @@ def client_for(company: Company | None) -> tuple[RetellClient, str]:
     return RetellClient(api_key=api_key, base_url=settings.RETELL_BASE_URL), source
 
 
-@dataclass(frozen=True)
 class TenantScope:
-    """The tenant's Retell agent ids and phone numbers, read once per call."""
+    """The tenant's Retell agent ids and phone numbers, each read once per call and only
+    when an operation needs it (one query each)."""
 
-    company: Company
-    company_agent_id: str
-    branch_agents: dict[str, Branch]  # agent id -> branch
-    numbers: dict[str, PhoneNumber]  # E.164 -> the tenant's PhoneNumber row
+    def __init__(self, company: Company) -> None:
+        self.company = company
+        self.company_agent_id = company.retell_agent_id
 
     @classmethod
     def load(cls, company: Company) -> TenantScope:
-        branches = Branch.objects.filter(company=company).exclude(retell_agent_id="")
-        numbers = PhoneNumber.objects.filter(company=company).select_related("branch")
-        return cls(
-            company=company,
-            company_agent_id=company.retell_agent_id,
-            branch_agents={b.retell_agent_id: b for b in branches},
-            numbers={n.number: n for n in numbers},
-        )
+        return cls(company)
 
-    @property
+    @cached_property
+    def branch_agents(self) -> dict[str, Branch]:
+        """agent id -> branch"""
+        branches = Branch.objects.filter(company=self.company).exclude(retell_agent_id="")
+        return {b.retell_agent_id: b for b in branches}
+
+    @cached_property
+    def numbers(self) -> dict[str, PhoneNumber]:
+        """E.164 -> the tenant's PhoneNumber row"""
+        rows = PhoneNumber.objects.filter(company=self.company).select_related("branch")
+        return {n.number: n for n in rows}
+
+    @cached_property
     def agent_ids(self) -> list[str]:
         ids = [self.company_agent_id] if self.company_agent_id else []
         return ids + [a for a in sorted(self.branch_agents) if a not in ids]

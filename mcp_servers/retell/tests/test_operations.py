@@ -207,6 +207,8 @@ def test_it_gets_call_details_locally_and_live(world):
     local = world.call("get_call_details", {"call_id": imported})
     assert local.success, local.error
     assert local.data["source"] == "local"
+    assert local.data["recording_url"] == world.alice_calls[0]["recording_url"]
+    assert local.data["transcript"].startswith("Agent:")
     by_pk = world.call("get_call_details", {"call_id": str(local.data["id"])})
     assert by_pk.data["retell_call_id"] == imported
     live = world.call("get_call_details", {"call_id": world.alice_calls[3]["call_id"]})
@@ -368,3 +370,29 @@ def test_it_is_not_configured_without_any_key(world, settings):
         assert response.error_code == "not_configured", operation
     assert not world.retell.request_log  # and nothing was asked of Retell, no mock data returned
     assert world.call("get_recent_calls").success  # local records stay readable
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_imports_each_call_once_under_concurrent_imports(world):
+    """Two imports racing over the same calls: the unique retell_call_id decides, no duplicates."""
+    import threading
+
+    from django.db import connection
+
+    results = []
+
+    def run():
+        try:
+            results.append(world.call("import_calls"))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert all(r.success for r in results), [r.error for r in results]
+    assert sum(r.data["imported"] for r in results) == 3
+    ids = [c["call_id"] for c in world.alice_calls[:3]]
+    assert Call.objects.filter(retell_call_id__in=ids).count() == 3
