@@ -89,8 +89,8 @@ class CalcomClient(UpstreamClient):
         """Free slot starts keyed by date in `time_zone` (format=range adds the ends)."""
         params = {
             "eventTypeId": event_type_id,
-            "start": start.isoformat(),
-            "end": end.isoformat(),
+            "start": _range_value(start),
+            "end": _range_value(end),
             "timeZone": time_zone,
             "format": "range",
         }
@@ -130,3 +130,8 @@ class CalcomClient(UpstreamClient):
 def utc_iso(value: dt.datetime) -> str:
     """Cal.com wants booking starts in UTC: 2026-03-10T09:00:00Z."""
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _range_value(value: dt.date | dt.datetime) -> str:
+    """Slots take a date (2050-09-05) or a UTC datetime."""
+    return utc_iso(value) if isinstance(value, dt.datetime) else value.isoformat()

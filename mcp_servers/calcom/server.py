@@ -25,7 +25,7 @@ from mcp_core.health import HealthResult, HealthStatus
 from mcp_core.schemas import NoParams, Params, Result
 from mcp_core.server import MCPServer, operation
 
-from .client import CalcomClient
+from .client import CalcomClient, utc_iso
 from .models import BookingRequest, CalcomEventType
 
 Meta = msgspec.Meta
@@ -577,9 +577,9 @@ class CalcomServer(MCPServer):
         if params.attendee_email:
             query["attendeeEmail"] = params.attendee_email
         if params.after_start:
-            query["afterStart"] = params.after_start.astimezone(dt.UTC).isoformat()
+            query["afterStart"] = utc_iso(params.after_start)
         if params.before_end:
-            query["beforeEnd"] = params.before_end.astimezone(dt.UTC).isoformat()
+            query["beforeEnd"] = utc_iso(params.before_end)
         event_type_ids = {params.event_type_id} if params.event_type_id else None
         if not access.own_account:
             mapped = access.mapped_event_type_ids()
@@ -665,7 +665,7 @@ class CalcomServer(MCPServer):
             if params.phone:
                 attendee["phoneNumber"] = params.phone
             body: dict[str, Any] = {
-                "start": params.start.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "start": utc_iso(params.start),
                 "eventTypeId": params.event_type_id,
                 "attendee": attendee,
                 # Ours last, so a caller cannot forge another tenant's ownership tag.
@@ -847,7 +847,7 @@ def _find_earlier_booking(
         {
             "attendeeEmail": params.email,
             "eventTypeId": params.event_type_id,
-            "afterStart": (start - dt.timedelta(minutes=1)).isoformat(),
+            "afterStart": utc_iso(start - dt.timedelta(minutes=1)),
             "take": 250,
         },
         ctx,

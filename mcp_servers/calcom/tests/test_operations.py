@@ -330,3 +330,19 @@ def test_it_maps_a_reschedule_into_a_taken_slot_to_conflict_and_keeps_the_bookin
     assert moved.error_code == "conflict"
     assert calcom.bookings[first]["status"] == "accepted"
     assert Appointment.objects.get(calcom_booking_uid=first).status == "scheduled"
+
+
+def test_it_filters_bookings_by_time_range_and_status(calcom, alice, alice_key):
+    uids = [
+        call(alice_key, "create_booking", booking_params(weekday_at(h))).data["booking"]["uid"]
+        for h in (9, 10, 11)
+    ]
+    call(alice_key, "cancel_booking", {"booking_uid": uids[2]})
+    window = {"after_start": weekday_at(10).isoformat(), "before_end": weekday_at(12).isoformat()}
+    ranged = call(alice_key, "get_bookings", window)
+    assert [b["uid"] for b in ranged.data["bookings"]] == uids[1:]
+    upcoming = call(alice_key, "get_bookings", {**window, "status": ["upcoming"]})
+    assert [b["uid"] for b in upcoming.data["bookings"]] == [uids[1]]
+    cancelled = call(alice_key, "get_bookings", {"status": ["cancelled"]})
+    assert [b["uid"] for b in cancelled.data["bookings"]] == [uids[2]]
+    assert calcom.requests_to("^/v2/bookings$")[-1].query["status"] == ["cancelled"]
