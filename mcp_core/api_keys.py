@@ -40,7 +40,8 @@ def validate_scopes(scopes: list[str], *, known_services: set[str] | None = None
         service, sep, level = scope.partition(":")
         if not sep or not service or level not in SCOPE_LEVELS:
             raise ScopeError(f"scope {scope!r} must look like 'service:read|write|admin|*' or '*'")
-        if known_services is not None and service not in known_services:
+        # `*:read` is a real scope (every service at that level; see Principal.has_scope).
+        if known_services is not None and service != "*" and service not in known_services:
             raise ScopeError(f"scope {scope!r} names an unknown service {service!r}")
         cleaned.append(f"{service}:{level}")
     if not cleaned:

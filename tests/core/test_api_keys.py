@@ -121,6 +121,7 @@ def test_it_validates_scopes(db):
             validate_scopes(bad)
     with pytest.raises(ScopeError, match="unknown service"):
         validate_scopes(["nosuch:read"], known_services={"database"})
+    assert validate_scopes(["*:read", "database:*"], known_services={"database"}) == ["*:read", "database:*"]
 
 
 def test_it_reads_only_bearer_tokens():
