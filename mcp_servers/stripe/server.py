@@ -576,7 +576,7 @@ class StripeServer(MCPServer):
         started = time.perf_counter()
         failures = []
         for creds in checks:
-            deadline = time.monotonic() + 3.0
+            deadline = time.monotonic() + 2.0
             try:
                 with stripe_api.deadline_at(deadline):
                     stripe_client(creds).v1.balance.retrieve()

@@ -11,8 +11,12 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from askpro.demo import seed_demo
 from askpro.models import Company, Invoice
+from mcp_core.api_keys import api_key_authenticate
+from mcp_core.pipeline import call_operation
 from mcp_core.registry import get_registry
+from mcp_servers.stripe.sandbox import DEMO_API_KEY, SANDBOX_CLASS
 
 from .conftest import ALICE_OWN_KEY, lib, paid_invoice
 
@@ -574,3 +578,33 @@ def test_it_is_not_configured_without_keys(stripe_sb, settings, db):
     assert server.is_configured() is False
     assert server.health().status == "not_configured"
     assert stripe_sb.requests_to(r"^/v1/") == []
+
+
+# --- SANDBOX=1: the demo tenants against the demo account ---
+
+
+def test_it_works_for_the_demo_tenants_against_the_demo_sandbox(settings, key_factory):
+
+    seed_demo()
+    demo = SANDBOX_CLASS(host="127.0.0.1", port=0).start()
+    try:
+        settings.STRIPE_API_BASE = demo.url
+        settings.STRIPE_SECRET_KEY = DEMO_API_KEY
+        key = key_factory(tenant=None, scopes=["stripe:read"])
+        principal = api_key_authenticate(key)
+        overview = call_operation(
+            "stripe",
+            "get_payment_overview",
+            {"period": "year"},
+            principal=principal,
+            tenant="salon-sonnenschein",
+        )
+        assert overview.success, overview.error
+        [eur] = overview.data["totals"]
+        assert (eur["gross"], eur["charges"], eur["outstanding"]) == ("147.00", 3, "49.00")
+        assert overview.data["invoices"] == {"draft": 0, "open": 1, "paid": 3, "void": 0, "uncollectible": 0}
+        assert overview.data["subscriptions"]["mrr"] == [{"amount": "49.00", "currency": "eur"}]
+        sub = call_operation("stripe", "get_subscription", {}, principal=principal, tenant="praxis-weber")
+        assert sub.data["subscription"]["id"] == "sub_demo2"
+    finally:
+        demo.stop()
