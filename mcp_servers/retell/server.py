@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from django.conf import settings
-from django.db import transaction
+from django.db import DataError, transaction
 from django.db.models import Avg, Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -26,7 +26,7 @@ from mcp_core.schemas import NoParams, Params, Result
 from mcp_core.server import MCPServer, operation
 
 from .calls import ImportSkipped, cents_to_amount, import_call, ms_to_datetime
-from .client import CallFilter, RetellClient
+from .client import MAX_PAGES, CallFilter, RetellClient
 from .prompt_rules import MAX_LENGTH, validate_prompt
 from .tenancy import TenantScope, client_for, ctx_tenant_scope, number_agent_ids
 
@@ -603,7 +603,9 @@ class RetellServer(MCPServer):
         errors: list[str] = []
         key: str | None = None
         generation = client.generation
-        while processed < params.limit:
+        for _ in range(MAX_PAGES):
+            if processed >= params.limit:
+                break
             page = client.list_calls(
                 ctx,
                 filters=CallFilter(agent_ids=scope.agent_ids, start_after_ms=since_ms),
@@ -622,7 +624,7 @@ class RetellServer(MCPServer):
                 except ImportSkipped:
                     unfinished += 1
                     continue
-                except (KeyError, TypeError, ValueError) as exc:
+                except (KeyError, TypeError, ValueError, DataError) as exc:
                     errors.append(f"{call.get('call_id', '?')}: unreadable call ({type(exc).__name__})")
                     continue
                 if row is None:
@@ -654,7 +656,9 @@ class RetellServer(MCPServer):
     def get_call_details(self, ctx: OperationContext, params: GetCallDetailsParams) -> CallDetails:
         company = ctx.require_tenant()
         wanted = params.call_id.strip()
-        lookup = Q(retell_call_id=wanted) | (Q(pk=int(wanted)) if wanted.isdigit() else Q())
+        # A local id is a bigint; longer digit strings can only be Retell ids.
+        is_local_id = wanted.isdigit() and len(wanted) <= 18
+        lookup = Q(retell_call_id=wanted) | (Q(pk=int(wanted)) if is_local_id else Q())
         local = (
             Call.objects.filter(company=company).filter(lookup).select_related("customer", "branch").first()
         )

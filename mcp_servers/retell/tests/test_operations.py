@@ -228,9 +228,10 @@ def test_it_hides_another_tenants_call_locally_and_upstream(world):
 
 
 def test_it_reports_a_call_unknown_everywhere_as_not_found(world):
-    response = world.call("get_call_details", {"call_id": "call_does_not_exist"})
-    assert response.error_code == "not_found"
-    assert response.error["details"]["field"] == "call_id"
+    for call_id in ("call_does_not_exist", "99999999", "1234567890123456789012345"):
+        response = world.call("get_call_details", {"call_id": call_id})
+        assert response.error_code == "not_found", call_id
+        assert response.error["details"]["field"] == "call_id"
 
 
 # --- local reads ---
