@@ -1,0 +1,1 @@
+"""Small MCP servers for registry and system-check tests (never in settings.MCP_SERVERS)."""
