@@ -210,7 +210,8 @@ class Account:
 
     livemode: bool
     objects: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    idempotency: dict[str, tuple[str, str, str, int, Any]] = field(default_factory=dict)
+    # key -> (method, path, params fingerprint, status, body, stored at)
+    idempotency: dict[str, tuple[str, str, str, int, Any, float]] = field(default_factory=dict)
     in_flight: set[str] = field(default_factory=set)
     window: tuple[int, int] = (0, 0)  # (second, requests in it) for the rate limit
     invoice_counter: itertools.count = field(default_factory=lambda: itertools.count(1))
@@ -246,6 +247,7 @@ class StripeSandbox(SandboxServer):
         self.api_keys = api_keys
         self.revoked_keys: set[str] = set()
         self.rate_limit_per_second = rate_limit_per_second
+        self.idempotency_ttl = 24 * 3600.0  # Stripe prunes keys once they are at least 24 h old
         self.accounts: dict[str, Account] = {}
         self.webhook_endpoints: list[tuple[str, str]] = []  # (url, secret): every event is sent
         self.sent_webhooks: list[dict[str, Any]] = []
@@ -556,6 +558,9 @@ class StripeSandbox(SandboxServer):
         fingerprint = json.dumps(params, sort_keys=True)
         with self.lock:
             stored = account.idempotency.get(key)
+            if stored is not None and time.time() - stored[5] >= self.idempotency_ttl:
+                del account.idempotency[key]  # pruned: the key makes a fresh request again
+                stored = None
             if stored is None:
                 if key in account.in_flight:
                     return self._error(
@@ -569,7 +574,7 @@ class StripeSandbox(SandboxServer):
                     )
                 account.in_flight.add(key)
         if stored is not None:
-            method, path, stored_params, status, body = stored
+            method, path, stored_params, status, body, _ = stored
             if (method, path, stored_params) != (request.method, request.path, fingerprint):
                 return self._error(
                     StripeFail(
@@ -593,6 +598,7 @@ class StripeSandbox(SandboxServer):
                         fingerprint,
                         response.status,
                         response.body,
+                        time.time(),
                     )
             response.headers["Idempotency-Key"] = key
             return response

@@ -168,6 +168,14 @@ def test_it_refuses_the_same_key_with_other_params(fresh):
         client(fresh).v1.customers.create(params={"email": "y@b.c"}, options={"idempotency_key": "k2"})
 
 
+def test_it_forgets_a_key_after_24_hours(fresh):
+    first = client(fresh).v1.customers.create(params={"email": "a@b.c"}, options={"idempotency_key": "old"})
+    key, stored = next(iter(fresh.account(KEY).idempotency.items()))
+    fresh.account(KEY).idempotency[key] = (*stored[:5], stored[5] - 24 * 3600)
+    second = client(fresh).v1.customers.create(params={"email": "a@b.c"}, options={"idempotency_key": "old"})
+    assert second.id != first.id
+
+
 def test_it_keeps_keys_per_account(fresh):
     a = client(fresh).v1.customers.create(params={"email": "a@b.c"}, options={"idempotency_key": "same"})
     b = client(fresh, "sk_test_other_account_2").v1.customers.create(
