@@ -182,15 +182,15 @@ def _refusals(since: datetime, window: str) -> list[dict[str, Any]]:
     audit_from = since
     if window != "1h":
         watermark = hourly_watermark()
-        if watermark is not None and watermark > since:
-            for row in (
-                RefusalHourly.objects.filter(hour__gte=since, hour__lt=watermark)
-                .values("tenant_id", "service", "error_code")
-                .annotate(n=Sum("count"))
-                .order_by()
-            ):
-                counts[(row["tenant_id"], row["service"])][row["error_code"]] += row["n"]
-            audit_from = watermark
+        # The hourly query runs even when its range is empty (a fixed query count).
+        audit_from = watermark if watermark is not None and watermark > since else since
+        for row in (
+            RefusalHourly.objects.filter(hour__gte=since, hour__lt=audit_from)
+            .values("tenant_id", "service", "error_code")
+            .annotate(n=Sum("count"))
+            .order_by()
+        ):
+            counts[(row["tenant_id"], row["service"])][row["error_code"]] += row["n"]
     # The audit rows of the open hour (or the last hour): a range on the created_at index.
     for row in (
         AuditEntry.objects.filter(created_at__gte=audit_from, error_code__in=codes)

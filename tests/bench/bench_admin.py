@@ -1,0 +1,247 @@
+"""Admin pages and the ImprovementEngine at scale (issue 7): server time and query count of each
+page, and the engine's run time, on an empty database and then with 1,000,000 calls and
+1,000,000 audit rows (plus the rollups they imply), generated with INSERT ... SELECT
+generate_series in a throw-away bench database.
+
+    .venv/bin/python -m tests.bench.bench_admin [--calls 1000000] [--audit 1000000] [--repeat 5]
+
+Targets: each page < 200 ms, the engine < 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+from tests.bench.harness import bench_database, bench_env
+
+TENANTS = 20
+OPERATIONS = [
+    ("database", "search"),
+    ("database", "get_call_stats"),
+    ("database", "query"),
+    ("calcom", "get_slots"),
+    ("calcom", "create_booking"),
+    ("retell", "list_calls"),
+    ("stripe", "list_invoices"),
+    ("webhooks", "list_events"),
+]
+
+
+def _sql(cursor, sql: str, params=None) -> float:
+    started = time.perf_counter()
+    cursor.execute(sql, params)
+    return time.perf_counter() - started
+
+
+def generate(calls: int, audit_rows: int) -> list[tuple[str, float]]:
+    """Bulk data in SQL: tenants and branches by the ORM, the millions by generate_series."""
+    from django.db import connection
+
+    from askpro.models import Branch, Company, Plan
+
+    timings = []
+    plan = Plan.objects.create(code="bench", name="Bench", requests_per_minute=600)
+    companies = [
+        Company.objects.create(name=f"Tenant {i}", slug=f"tenant-{i}", plan=plan) for i in range(TENANTS)
+    ]
+    for company in companies:
+        Branch.objects.create(company=company, name="Main", slug="main")
+        Branch.objects.create(company=company, name="North", slug="north")
+    ops_values = ", ".join(f"({i}, '{s}', '{o}')" for i, (s, o) in enumerate(OPERATIONS))
+    with connection.cursor() as cur:
+        timings.append(
+            (
+                f"{calls:,} calls",
+                _sql(
+                    cur,
+                    """
+            INSERT INTO askpro_call (company_id, branch_id, customer_id, retell_call_id, agent_id, from_number,
+                to_number, direction, status, disconnection_reason, call_successful, started_at, ended_at,
+                duration_sec, cost, transcript, summary, sentiment, analysis, created_at)
+            SELECT b.company_id, b.id, NULL, 'bench-' || g, '', '+49170' || g, '+4930', 'inbound', 'ended', '',
+                   g %% 3 <> 0, now() - (g %% 20160) * interval '1 minute', NULL, 30 + g %% 300, 0.1, '', '', '',
+                   '{}'::jsonb, now()
+            FROM generate_series(1, %s) g
+            JOIN (SELECT id, company_id, row_number() OVER (ORDER BY id) - 1 AS n FROM askpro_branch) b
+              ON b.n = g %% (SELECT count(*) FROM askpro_branch)
+            """,
+                    [calls],
+                ),
+            )
+        )
+        timings.append(
+            (
+                "appointments for 2 of 3 calls",
+                _sql(
+                    cur,
+                    """
+            INSERT INTO askpro_appointment (company_id, branch_id, customer_id, staff_id, service_id, call_id,
+                starts_at, ends_at, status, calcom_booking_id, calcom_booking_uid, error_message, notes,
+                metadata, created_at, updated_at)
+            SELECT company_id, branch_id, NULL, NULL, NULL, id, started_at + interval '2 days',
+                   started_at + interval '2 days 30 minutes', 'scheduled', NULL, NULL, '', '', '{}'::jsonb,
+                   now(), now()
+            FROM askpro_call WHERE call_successful
+            """,
+                ),
+            )
+        )
+        timings.append(
+            (
+                f"{audit_rows:,} audit rows over 7 days",
+                _sql(
+                    cur,
+                    f"""
+            INSERT INTO mcp_core_auditentry (created_at, request_id, transport, principal, api_key_id, user_id,
+                tenant_id, service, operation, params, outcome, error_code, error_message, duration_ms,
+                idempotency_key)
+            SELECT now() - (g %% 604800) * interval '1 second', md5(g::text), 'api', 'key:bench', NULL, NULL,
+                   (SELECT min(id) FROM askpro_company) + g %% {TENANTS}, o.service, o.operation,
+                   CASE WHEN o.operation = 'query' THEN jsonb_build_object('sql', 'SELECT * FROM askpro_call WHERE id = ' || (g %% 50))
+                        ELSE '{{}}'::jsonb END,
+                   CASE WHEN g %% 50 = 0 OR g %% 97 = 0 THEN 'error' ELSE 'success' END,
+                   CASE WHEN g %% 50 = 0 THEN 'upstream_error' WHEN g %% 97 = 0 THEN 'rate_limited' ELSE '' END,
+                   CASE WHEN g %% 50 = 0 THEN 'upstream answered 502' ELSE '' END,
+                   CASE WHEN o.operation = 'create_booking' THEN 300 + (g %% 1700) ELSE 2 + (g %% 180) END,
+                   ''
+            FROM generate_series(1, %s) g
+            JOIN (VALUES {ops_values}) AS o(n, service, operation) ON o.n = g %% {len(OPERATIONS)}
+            """,
+                    [audit_rows],
+                ),
+            )
+        )
+        bounds = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+        lower = [0, *bounds]
+        buckets = ", ".join(
+            f"count(*) FILTER (WHERE duration_ms > {lo} AND duration_ms <= {hi})"
+            for lo, hi in zip(lower, bounds, strict=False)
+        )
+        timings.append(
+            (
+                "per-minute rollups of the audit rows",
+                _sql(
+                    cur,
+                    f"""
+            INSERT INTO mcp_core_metricrollup (minute, service, operation, tenant_id, calls, errors, total_ms,
+                max_ms, b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13)
+            SELECT date_trunc('minute', created_at), service, operation, COALESCE(tenant_id, 0), count(*),
+                   count(*) FILTER (WHERE outcome = 'error'), sum(duration_ms), max(duration_ms), {buckets},
+                   count(*) FILTER (WHERE duration_ms > 10000)
+            FROM mcp_core_auditentry GROUP BY 1, 2, 3, 4
+            """,
+                ),
+            )
+        )
+        timings.append(("ANALYZE", _sql(cur, "ANALYZE")))
+        cur.execute("SELECT count(*) FROM mcp_core_metricrollup")
+        timings.append((f"({cur.fetchone()[0]:,} rollup rows)", 0.0))
+    return timings
+
+
+def measure_pages(repeat: int) -> list[tuple[str, float, int]]:
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    user = get_user_model().objects.filter(username="bench-ops").first()
+    if user is None:
+        user = get_user_model().objects.create_superuser("bench-ops", "ops@example.com", "bench-password-1")
+    client = Client()
+    client.force_login(user)
+    urls = [
+        "/admin/",
+        "/admin/dashboard/",
+        "/admin/monitoring/?window=1h",
+        "/admin/monitoring/?window=24h",
+        "/admin/monitoring/?window=7d",
+        "/admin/monitoring/data.json?window=7d",
+        "/admin/improvements/",
+        "/admin/console/?op=database.search",
+    ]
+    rows = []
+    for url in urls:
+        response = client.get(url)  # warm: templates, registry, connections
+        assert response.status_code == 200, (url, response.status_code, response.content[:300])
+        times = []
+        for _ in range(repeat):
+            with CaptureQueriesContext(connection) as queries:
+                started = time.perf_counter()
+                client.get(url)
+                times.append((time.perf_counter() - started) * 1000)
+        rows.append((url, statistics.median(times), len(queries.captured_queries)))
+    return rows
+
+
+def run_engine():
+    from dashboard.engine import ImprovementEngine
+
+    started = time.perf_counter()
+    run = ImprovementEngine().run(trigger="command")
+    return (time.perf_counter() - started) * 1000, run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calls", type=int, default=1_000_000)
+    parser.add_argument("--audit", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    with bench_database() as database_url:
+        os.environ.update(bench_env(database_url, ALLOWED_HOSTS="testserver,127.0.0.1"))
+        import django
+
+        django.setup()
+        from dashboard.rollups import compact_hourly
+
+        baseline = {url: (ms, q) for url, ms, q in measure_pages(args.repeat)}
+        base_engine_ms, _ = run_engine()
+
+        print(f"\n== Generating data (PostgreSQL generate_series, {TENANTS} tenants) ==")
+        for label, seconds in generate(args.calls, args.audit):
+            print(f"  {label:45} {seconds:7.1f} s" if seconds else f"  {label}")
+        started = time.perf_counter()
+        compact_hourly()
+        print(f"  {'hourly compaction (7 days, first run)':45} {time.perf_counter() - started:7.1f} s")
+        started = time.perf_counter()
+        compact_hourly()
+        print(f"  {'hourly compaction (next run, nothing new)':45} {time.perf_counter() - started:7.3f} s")
+
+        print(f"\n== Admin pages: median of {args.repeat} requests, Django test client, DEBUG off ==")
+        print(f"{'page':42} {'empty ms':>9} {'1M ms':>8} {'ratio':>6} {'queries':>8}  target <200 ms")
+        worst = 0.0
+        for url, ms, queries in measure_pages(args.repeat):
+            base_ms, base_q = baseline[url]
+            worst = max(worst, ms)
+            same = "" if base_q == queries else f" (empty: {base_q})"
+            print(
+                f"{url:42} {base_ms:9.1f} {ms:8.1f} {ms / base_ms:5.1f}x {queries:8d}{same}  {'ok' if ms < 200 else 'OVER'}"
+            )
+
+        engine_ms, run = run_engine()
+        print("\n== ImprovementEngine (all registered analyzers) ==")
+        print(f"  empty database: {base_engine_ms:8.0f} ms")
+        print(
+            f"  with the data:  {engine_ms:8.0f} ms  ({engine_ms / base_engine_ms:.1f}x)  target < 10000 ms: "
+            f"{'ok' if engine_ms < 10_000 else 'OVER'}"
+        )
+        for entry in run.analyzers:
+            state = entry["error"] or (
+                f"skipped: {entry['skipped']}" if entry["skipped"] else f"{entry['findings']} finding(s)"
+            )
+            print(f"    {entry['name']:24} {entry['ms']:8.1f} ms  {state}")
+        print(f"\nslowest page: {worst:.1f} ms")
+        from django.db import connections
+
+        connections.close_all()
+        for conn in connections.all():
+            if hasattr(conn, "close_pool"):
+                conn.close_pool()
+
+
+if __name__ == "__main__":
+    main()
