@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
@@ -450,6 +451,18 @@ def _fingerprint(value: Any) -> str:
     ).hexdigest()
 
 
+_HEADER_SAFE = re.compile(r"^[\x21-\x7e]{1,100}$")
+
+
+def _caller_key(ctx: OperationContext) -> str | None:
+    """The caller's idempotency key, made safe for an HTTP header and our namespace: a long
+    key or one with spaces or non-ASCII characters is replaced by its SHA-256."""
+    key = ctx.request.idempotency_key
+    if not key:
+        return None
+    return key if _HEADER_SAFE.match(key) else hashlib.sha256(key.encode()).hexdigest()
+
+
 class _Tenant:
     """What one call needs: the company, its credentials and client, and its Stripe customer."""
 
@@ -727,11 +740,9 @@ class StripeServer(MCPServer):
                     details={"field": "customer_id"},
                 )
         fingerprint = _fingerprint(params)
-        caller_key = ctx.request.idempotency_key
+        caller_key = _caller_key(ctx)
         if caller_key:
-            request_key = (
-                caller_key if len(caller_key) <= 100 else hashlib.sha256(caller_key.encode()).hexdigest()
-            )
+            request_key = caller_key
         else:
             # Without a key, equal params are the same request for about a day (this UTC day or
             # the one before), like Stripe's 24 h key lifetime; the same invoice next month is new.
@@ -920,7 +931,7 @@ class StripeServer(MCPServer):
         refund_params: dict[str, Any] = {"charge": charge["id"], "reason": params.reason}
         if params.amount is not None:
             refund_params["amount"] = to_minor(params.amount, currency, "amount")
-        caller_key = ctx.request.idempotency_key
+        caller_key = _caller_key(ctx)
         key = t.key("refund", caller_key or f"auto-{_fingerprint(refund_params)[:40]}")
         refund, replayed = t.fetch_replayed(
             "create refund", t.v1.refunds.create, params=refund_params, options={"idempotency_key": key}
@@ -1003,11 +1014,7 @@ class StripeServer(MCPServer):
                 f"subscription_id: {sub['id']} is already canceled",
                 details={"field": "subscription_id"},
             )
-        options = (
-            {"idempotency_key": t.key("subscription", ctx.request.idempotency_key)}
-            if ctx.request.idempotency_key
-            else {}
-        )
+        options = {"idempotency_key": t.key("subscription", _caller_key(ctx))} if _caller_key(ctx) else {}
         update: dict[str, Any] | None = None
         if params.action == "cancel" and not params.at_period_end:
             sub = t.fetch("cancel subscription", t.v1.subscriptions.cancel, sub["id"])

@@ -213,6 +213,16 @@ def test_it_refuses_the_same_key_with_other_params(world):
     assert Invoice.objects.filter(company=world.alice).count() == 1
 
 
+def test_it_hashes_a_caller_key_that_cannot_travel_in_a_header(world):
+    params = {"items": [{"description": "A", "amount": 5}]}
+    first = world.call("create_invoice", params, idempotency_key="Rechnung März 2026\nx")
+    again = world.call("create_invoice", params, idempotency_key="Rechnung März 2026\nx")
+    assert first.success, first.error
+    assert again.data["invoice"]["id"] == first.data["invoice"]["id"]
+    [create] = _posts(world.sandbox, r"^/v1/invoices$")
+    assert len(create.headers["idempotency-key"].rsplit(":", 1)[-1]) == 64
+
+
 def test_it_lets_two_tenants_use_the_same_idempotency_key(world):
     a = world.call("create_invoice", {"items": [{"description": "A", "amount": 5}]}, idempotency_key="shared")
     b = world.call(
