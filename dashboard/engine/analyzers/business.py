@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta as td
 
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Case, Count, Exists, OuterRef, Q, Value, When
 
 from askpro.models import Appointment, Branch, Call
 
@@ -23,26 +23,34 @@ class UnbookedCalls(Analyzer):
         period = td(days=self.option("period_days"))
         current_since, previous_since = ctx.now - period, ctx.now - 2 * period
         booked = Appointment.objects.filter(call=OuterRef("pk")).exclude(status__in=NOT_BOOKED)
+        # One pass over the two periods, grouped by branch and period, so that the EXISTS probe
+        # (an index lookup on appointment.call_id) runs once per call.
         rows = (
             Call.objects.filter(started_at__gte=previous_since, started_at__lt=ctx.now, branch__isnull=False)
-            .annotate(booked=Exists(booked))
-            .values("branch_id")
             .annotate(
-                current=Count("id", filter=Q(started_at__gte=current_since)),
-                current_unbooked=Count("id", filter=Q(started_at__gte=current_since, booked=False)),
-                previous=Count("id", filter=Q(started_at__lt=current_since)),
-                previous_unbooked=Count("id", filter=Q(started_at__lt=current_since, booked=False)),
+                current=Case(When(started_at__gte=current_since, then=Value(True)), default=Value(False)),
+                booked=Exists(booked),
             )
+            .values("branch_id", "current")
+            .annotate(total=Count("id"), unbooked=Count("id", filter=Q(booked=False)))
             .order_by()
         )
-        candidates = []
+        periods: dict[int, dict[str, int]] = {}
         for row in rows:
+            entry = periods.setdefault(
+                row["branch_id"], {"current": 0, "current_unbooked": 0, "previous": 0, "previous_unbooked": 0}
+            )
+            prefix = "current" if row["current"] else "previous"
+            entry[prefix] = row["total"]
+            entry[f"{prefix}_unbooked"] = row["unbooked"]
+        candidates = []
+        for branch_id, row in periods.items():
             if row["current"] < self.option("min_calls") or row["previous"] < self.option("min_calls"):
                 continue
             share = row["current_unbooked"] / row["current"]
             before = row["previous_unbooked"] / row["previous"]
             if share - before >= self.option("min_increase"):
-                candidates.append((row, share, before))
+                candidates.append(({"branch_id": branch_id, **row}, share, before))
         branches = Branch.objects.select_related("company").in_bulk(
             [r["branch_id"] for r, _, _ in candidates]
         )
