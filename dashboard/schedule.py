@@ -1,5 +1,6 @@
-"""The dashboard's periodic tasks, defined in code; `manage.py setup_periodic_tasks` writes them
-to django-celery-beat. Other apps may add entries to settings.PERIODIC_TASKS_EXTRA."""
+"""The project's periodic tasks, defined in code; `manage.py setup_periodic_tasks` writes them to
+django-celery-beat atomically (style anchor C9). Tasks are named by their Celery name, so another
+app's task (e.g. the webhooks sweep) is scheduled by adding a line here, without an import."""
 
 from __future__ import annotations
 
