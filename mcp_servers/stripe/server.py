@@ -37,6 +37,7 @@ Meta = msgspec.Meta
 # Zero-decimal currencies carry whole units in Stripe's `amount` (Stripe docs, "Zero-decimal").
 ZERO_DECIMAL = {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}  # fmt: skip
 MAX_LISTED = 1000  # objects read per list for the overview; beyond that the result says truncated
+HEALTH_SLOW_SECONDS = 1.0  # a balance read slower than this makes the service degraded
 PERIOD_DAYS = {"week": 7, "month": 30, "quarter": 91, "year": 365}
 
 InvoiceId = Annotated[
@@ -587,15 +588,21 @@ class StripeServer(MCPServer):
                 HealthStatus.NOT_CONFIGURED, "no platform STRIPE_SECRET_KEY and no tenant key"
             )
         started = time.perf_counter()
-        failures = []
+        failures, slowest = [], 0.0
         for creds in checks:
             deadline = time.monotonic() + 2.0
+            one = time.perf_counter()
             try:
                 with stripe_api.deadline_at(deadline):
                     stripe_client(creds).v1.balance.retrieve()
             except stripe.StripeError as exc:
                 failures.append(f"{creds.source} key: {stripe_api.map_error(exc, 'balance').message}")
+            slowest = max(slowest, time.perf_counter() - one)
         latency = (time.perf_counter() - started) * 1000
+        if not failures and slowest >= HEALTH_SLOW_SECONDS:
+            return HealthResult(
+                HealthStatus.DEGRADED, f"answers, but slowly ({slowest * 1000:.0f} ms)", latency_ms=latency
+            )
         if not failures:
             return HealthResult(HealthStatus.HEALTHY, f"{len(checks)} key(s) answered", latency_ms=latency)
         status = HealthStatus.UNHEALTHY if len(failures) == len(checks) else HealthStatus.DEGRADED

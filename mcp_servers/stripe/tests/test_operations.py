@@ -582,6 +582,13 @@ def test_it_is_degraded_when_one_of_several_keys_fails(stripe_sb, alice):
     assert "tenant key" in result.detail and ALICE_OWN_KEY not in result.detail
 
 
+def test_it_is_degraded_when_stripe_answers_slowly(stripe_sb, db):
+    stripe_sb.inject_fault(delay=1.1, path=r"^/v1/balance$", count=1)
+    result = get_registry().get_server("stripe").health()
+    assert result.status == "degraded"
+    assert "slowly" in result.detail
+
+
 def test_it_is_not_configured_without_keys(stripe_sb, settings, db):
     settings.STRIPE_SECRET_KEY = None
     server = get_registry().get_server("stripe")
