@@ -7,8 +7,9 @@ closed: calls pass; their outcomes fill a time window (MCP_BREAKERS[...]["window
 open: calls fail fast with circuit_open and retry_after; the upstream sees nothing. After
   `open_duration` s the next call moves it to half-open.
 half_open: `half_open_calls` trial calls pass, the rest fail fast. When all trials have
-  finished, the same two thresholds over the trials decide: open again or closed. Trials that
-  never report (a killed worker) reopen it after `half_open_max_wait` s.
+  finished, the same two thresholds over the trials decide: open again or closed. If every
+  trial permit is out but some never report (a killed worker) for `half_open_max_wait` s, it
+  opens again (with little traffic it simply waits for the trials to come).
 
 Failures are the service's own: upstream_error, timeout, internal_error (5xx and connection
 errors map to these). A validation_error or not_found is an answer, so it counts as a success.
@@ -138,16 +139,18 @@ class Outcome:
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local s = redis.call('HMGET', KEYS[1], 'state', 'gen', 'since', 'issued')
+local s = redis.call('HMGET', KEYS[1], 'state', 'gen', 'since', 'issued', 'tcalls')
 local state = s[1] or 'closed'
 local gen = tonumber(s[2] or '0')
 local since = tonumber(s[3] or '0')
 local issued = tonumber(s[4] or '0')
+local reported = tonumber(s[5] or '0')
 local open_ms = tonumber(ARGV[1])
 local permitted = tonumber(ARGV[2])
 local max_wait = tonumber(ARGV[3])
 local moved = ''
-if state == 'half_open' and now - since >= max_wait then
+-- Every trial permit handed out, not all reported, for too long: a worker died holding one.
+if state == 'half_open' and issued >= permitted and reported < issued and now - since >= max_wait then
   gen = gen + 1
   redis.call('HSET', KEYS[1], 'state', 'open', 'gen', gen, 'since', now, 'issued', 0)
   return {0, 'open', gen, open_ms, 'half_open>open'}
@@ -338,7 +341,12 @@ class _LocalBreakers:
         with self.lock:
             now, s = self._now(), self._state(service)
             moved = ""
-            if s["state"] == HALF_OPEN and now - s["since"] >= cfg.half_open_max_wait * 1000:
+            if (
+                s["state"] == HALF_OPEN
+                and s["issued"] >= cfg.half_open_calls
+                and s["tcalls"] < s["issued"]
+                and now - s["since"] >= cfg.half_open_max_wait * 1000
+            ):
                 s.update(state=OPEN, gen=s["gen"] + 1, since=now, issued=0)
                 return Verdict(False, OPEN, s["gen"], open_ms / 1000, "half_open>open")
             if s["state"] == OPEN:

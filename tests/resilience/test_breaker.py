@@ -221,3 +221,19 @@ def test_only_operators_with_the_permission_may_reset(dummy, principal):
     assert client.get("/admin/mcp_core/breakertransition/reset/dummy/").status_code in (403, 405)
     assert transitions() == ["closed>open"]
     assert not AuditEntry.objects.filter(operation="breaker_reset").exists()
+
+
+def test_it_waits_for_slow_trial_traffic_instead_of_reopening(dummy, backend):
+    cfg = BreakerConfig(**{**FAST_BREAKER, "half_open_max_wait": 0.3})
+    store = _backend()
+    for _ in range(4):
+        verdict = store.acquire("dummy", cfg)
+        store.record("dummy", cfg, verdict.state, verdict.generation, True, False)
+    time.sleep(cfg.open_duration + 0.05)
+    first = store.acquire("dummy", cfg)
+    store.record("dummy", cfg, first.state, first.generation, False, False)
+    time.sleep(0.35)  # longer than half_open_max_wait, but a permit was never handed out
+    second = store.acquire("dummy", cfg)
+    assert (second.allowed, second.state, second.transition) == (True, "half_open", "")
+    closing = store.record("dummy", cfg, second.state, second.generation, False, False)
+    assert closing.transition == "half_open>closed"
