@@ -15,7 +15,7 @@ import logging
 from collections.abc import Iterable
 from typing import IO, Any
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from django.test import RequestFactory
 from django_mcpz.headers import encode_header_value
 from django_mcpz.jsonrpc import PARSE_ERROR
@@ -69,7 +69,10 @@ def handle_line(line: str, api_key: str, factory: RequestFactory | None = None) 
     try:
         response = mcp_view(request)
     finally:
-        close_old_connections()
+        # What Django does around each HTTP request, so a long stdio session recovers from a
+        # dropped database connection; never inside a caller's transaction (tests).
+        if not any(conn.in_atomic_block for conn in connections.all(initialized_only=True)):
+            close_old_connections()
     if response.status_code == 401:
         # The key was revoked while we ran: answer the request instead of going silent.
         request_id = message.get("id") if isinstance(message, dict) else None
