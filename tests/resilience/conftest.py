@@ -119,8 +119,8 @@ def raw_key(tenant):
 class PrivateRedis:
     """A redis-server of our own on a free port (never the machine's shared one); stopped by pid."""
 
-    def __init__(self) -> None:
-        self.port = free_port()
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.proc = subprocess.Popen(
             [
                 "redis-server",

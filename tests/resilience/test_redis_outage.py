@@ -4,6 +4,7 @@ killed by pid. Calls keep succeeding (fail open), errors are logged once, health
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 from django.conf import settings
@@ -13,7 +14,7 @@ from mcp_core import shared_state
 from mcp_core.contracts import MCPRequest
 from mcp_core.pipeline import route
 
-from .conftest import set_plan
+from .conftest import PrivateRedis, set_plan
 
 pytestmark = pytest.mark.django_db
 
@@ -74,6 +75,15 @@ def test_it_fails_open_when_redis_dies_and_health_shows_degraded(
     assert report["resilience"]["status"] == "degraded"
     assert report["resilience"]["fail_open_calls"] >= 20
     assert "pools" in report
+
+    # Redis is back (a fresh one on the same port, empty): limits are enforced again.
+    revived = PrivateRedis(port=private_state.port)
+    try:
+        time.sleep(0.35)  # the pause after the last failure (MCP_RESILIENCE_REDIS_RETRY_SECONDS=0.3)
+        assert [call(principal).success for _ in range(4)] == [True, True, True, False]
+        assert health(raw_key)["resilience"]["status"] == "healthy"
+    finally:
+        revived.kill()
 
 
 def test_health_reports_every_pool(dummy, tenant, principal, raw_key):
