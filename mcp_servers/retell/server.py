@@ -1040,9 +1040,14 @@ class RetellServer(MCPServer):
             checks.append((f"tenant {company.slug}", company.retell_api_key))
         started = time.perf_counter()
         failures: list[str] = []
+        budget_ends = started + HEALTH_BUDGET_SECONDS  # inside the health report's own 5 s timeout
         for label, api_key in checks:
+            left = budget_ends - time.perf_counter()
+            if left <= 0.05:
+                failures.append(f"{label}: not checked, the health budget ran out")
+                continue
             client = RetellClient(api_key=api_key, base_url=settings.RETELL_BASE_URL)
-            client.read_timeout = 3.0  # health must answer quickly (instance override of the class default)
+            client.read_timeout = min(3.0, left)  # an instance override of the class default
             client.max_retries = 0
             try:
                 client.list_agents_page(None, limit=1)
@@ -1062,6 +1067,7 @@ class RetellServer(MCPServer):
 
 
 HEALTH_TENANT_KEYS = 3
+HEALTH_BUDGET_SECONDS = 4.0
 
 
 def _tenants_with_keys():

@@ -126,3 +126,19 @@ def test_it_reports_not_configured_without_any_key(world, settings):
     result = check_servers([_server()])["retell"]
     assert result.status == HealthStatus.NOT_CONFIGURED
     assert not world.retell.request_log
+
+
+def test_it_keeps_health_inside_its_time_budget(world, monkeypatch):
+    import time
+
+    from mcp_servers.retell import server as retell_server
+
+    monkeypatch.setattr(retell_server, "HEALTH_BUDGET_SECONDS", 0.5)
+    world.bob.retell_api_key = "key_bob_own_0123456789abcdef"
+    world.bob.save(update_fields=["retell_api_key"])
+    world.retell.inject_fault(delay=2.0, path=r"list-agents")
+    started = time.perf_counter()
+    result = _server().health()
+    assert time.perf_counter() - started < 1.5
+    assert result.status == HealthStatus.UNHEALTHY
+    assert "not checked" in result.detail
