@@ -188,7 +188,7 @@ def webhook_enqueue(event_id: int, *, countdown: float | None = None) -> None:
     try:
         process_webhook_event.apply_async(args=[event_id], countdown=countdown)
     except Exception:
-        if settings.CELERY_TASK_ALWAYS_EAGER:
+        if process_webhook_event.app.conf.task_always_eager:
             # Eager mode runs the task right here; its failure is already recorded on the event.
             logger.exception("webhook event %s: eager processing raised", event_id)
         else:

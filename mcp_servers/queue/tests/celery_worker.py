@@ -113,7 +113,6 @@ def celery_worker_factory(transactional_db, settings):
         broker_transport_options=transport,
     )
     _reset_app()
-    settings.CELERY_TASK_ALWAYS_EAGER = False
     workers: list[Worker] = []
     base_env = {
         **os.environ,

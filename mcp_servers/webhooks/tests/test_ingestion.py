@@ -206,7 +206,6 @@ def test_it_acknowledges_even_when_the_broker_is_down(
     client, alice, settings, django_capture_on_commit_callbacks
 ):
     """Persist first: a broker outage leaves the event stored as received for the sweeper."""
-    settings.CELERY_TASK_ALWAYS_EAGER = False
     from askpro.celery import app
 
     old = (app.conf.task_always_eager, app.conf.broker_url)
