@@ -18,7 +18,7 @@ from mcp_core.pipeline import call_operation
 from mcp_core.registry import get_registry
 from mcp_servers.stripe.sandbox import DEMO_API_KEY, SANDBOX_CLASS
 
-from .conftest import ALICE_OWN_KEY, lib, paid_invoice
+from .conftest import ALICE_OWN_KEY, PLATFORM_KEY, lib, paid_invoice
 
 pytestmark = pytest.mark.django_db
 
@@ -75,11 +75,10 @@ def test_it_counts_refunds_and_open_invoices_in_the_overview(world):
 
 
 def test_it_pages_through_long_lists_for_the_overview(world):
-    for _ in range(105):
-        world.lib.v1.payment_intents.create(
-            params={"customer": world.ids["alice_customer"], "amount": 100, "currency": "eur",
-                    "payment_method": "pm_card_visa", "confirm": True}
-        )  # fmt: skip
+    account = world.sandbox.account(PLATFORM_KEY)
+    with world.sandbox.lock:  # arranged in the sandbox's state directly: 105 API calls add nothing here
+        for _ in range(105):
+            world.sandbox._create_charge(account, world.ids["alice_customer"], 100, "eur", None, {})
     world.sandbox.request_log.clear()
     data = world.call("get_payment_overview").data
     assert data["totals"][0]["charges"] == 107
@@ -179,7 +178,7 @@ def test_it_creates_one_invoice_when_the_same_request_comes_twice(world):
     assert first.data["invoice"]["id"] == second.data["invoice"]["id"]
     assert second.data["replayed"] is True
     assert Invoice.objects.filter(company=world.alice).count() == 1
-    assert len(world.sandbox.objects("sk_test_platform_0123456789", "invoice")) == 3  # 2 from the world + 1
+    assert len(world.sandbox.objects(PLATFORM_KEY, "invoice")) == 3  # 2 from the world + 1
     # Without a key, the same params are the same request too.
     third = world.call("create_invoice", {**params, "description": "no key"})
     fourth = world.call("create_invoice", {**params, "description": "no key"})
@@ -259,10 +258,10 @@ def test_it_creates_one_invoice_for_concurrent_duplicates(world):
     assert all(r.success for r in results), [r.error for r in results]
     assert len({r.data["invoice"]["id"] for r in results}) == 1
     assert Invoice.objects.filter(company=world.alice).count() == 1
-    created = [i for i in world.sandbox.objects("sk_test_platform_0123456789", "invoice")
+    created = [i for i in world.sandbox.objects(PLATFORM_KEY, "invoice")
                if i["metadata"].get("run") == "concurrent"]  # fmt: skip
     assert len(created) == 1
-    assert len(world.sandbox.objects("sk_test_platform_0123456789", "invoiceitem")) == 3  # 2 + 1
+    assert len(world.sandbox.objects(PLATFORM_KEY, "invoiceitem")) == 3  # 2 + 1
 
 
 @pytest.mark.parametrize(
@@ -491,7 +490,7 @@ def test_it_tests_the_connection_with_the_platform_key(world):
     assert response.data["credentials"] == "platform"
     assert response.data["customer"]["id"] == world.ids["alice_customer"]
     [balance] = world.sandbox.requests_to(r"^/v1/balance$")
-    assert balance.headers["authorization"] == "Bearer sk_test_platform_0123456789"
+    assert balance.headers["authorization"] == f"Bearer {PLATFORM_KEY}"
     assert "stripe-version" in balance.headers
 
 
@@ -566,7 +565,7 @@ def test_it_is_healthy_when_the_keys_answer(stripe_sb, db):
 
 
 def test_it_is_unhealthy_with_a_rejected_key_and_never_shows_it(stripe_sb, db):
-    stripe_sb.revoked_keys.add("sk_test_platform_0123456789")
+    stripe_sb.revoked_keys.add(PLATFORM_KEY)
     result = get_registry().get_server("stripe").health()
     assert result.status == "unhealthy"
     assert "sk_test_platform" not in result.detail
