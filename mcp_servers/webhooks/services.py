@@ -31,6 +31,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from askpro.models import Company
+
 from .models import RejectedDelivery, WebhookEvent
 from .tenants import claimed_tenant_id, tenant_secret
 from .verification import SIGNATURE_HEADERS, VERIFIERS, SignatureError
@@ -67,9 +69,11 @@ class Receipt:
 
 
 # --- verification ---
-def webhook_verify(provider: str, raw: bytes, headers: Any) -> Verified:
+def webhook_verify(provider: str, raw: bytes, headers: Any, *, tenant_hint: str | None = None) -> Verified:
     """Verify with the platform secret; if that does not match, with the secret of the tenant
-    the payload points at. Raises SignatureError. The tenant is trusted only after a match."""
+    named by the URL (`?tenant=<slug>`, for a tenant's own account whose payloads name no
+    tenant of ours) or else pointed at by the payload. Raises SignatureError. Neither hint is
+    trusted until that tenant's secret has matched."""
     verify = VERIFIERS[provider]
     signature = headers.get(SIGNATURE_HEADERS[provider])
     platform_secret = getattr(settings, _PLATFORM_SECRETS[provider], None) or ""
@@ -80,13 +84,20 @@ def webhook_verify(provider: str, raw: bytes, headers: Any) -> Verified:
         if exc.reason not in _TRY_TENANT_SECRET_ON:
             raise
         first = exc
-    unverified = _loads(raw)
-    tenant_id = claimed_tenant_id(provider, unverified) if unverified is not None else None
+    tenant_id = _tenant_for_hint(tenant_hint) if tenant_hint else None
+    if tenant_id is None:
+        unverified = _loads(raw)
+        tenant_id = claimed_tenant_id(provider, unverified) if unverified is not None else None
     secret = tenant_secret(tenant_id, provider) if tenant_id else ""
     if not secret:
         raise first
     payload = verify(raw, signature, secret)
     return Verified(payload, tenant_id, "tenant")
+
+
+def _tenant_for_hint(hint: str) -> int | None:
+    hint = hint.strip()[:100]
+    return Company.objects.filter(slug=hint, is_active=True).values_list("pk", flat=True).first()
 
 
 def _loads(raw: bytes) -> dict[str, Any] | None:
@@ -142,10 +153,10 @@ def event_identity(provider: str, payload: dict[str, Any], raw: bytes) -> tuple[
 
 
 # --- ingestion ---
-def webhook_receive(provider: str, raw: bytes, headers: Any) -> Receipt:
+def webhook_receive(provider: str, raw: bytes, headers: Any, *, tenant_hint: str | None = None) -> Receipt:
     """Verify, persist, acknowledge. Processing is enqueued after the commit."""
     try:
-        verified = webhook_verify(provider, raw, headers)
+        verified = webhook_verify(provider, raw, headers, tenant_hint=tenant_hint)
     except SignatureError as exc:
         rejection_record(provider, exc.reason)
         return Receipt(401, {"error": "invalid signature"})

@@ -14,7 +14,7 @@ from .verification import SignatureError
 
 
 def _answer(provider: str, request: HttpRequest) -> JsonResponse:
-    receipt = webhook_receive(provider, request.body, request.headers)
+    receipt = webhook_receive(provider, request.body, request.headers, tenant_hint=request.GET.get("tenant"))
     return JsonResponse(receipt.body, status=receipt.status)
 
 
@@ -35,7 +35,7 @@ def calcom_webhook(request: HttpRequest) -> JsonResponse:
 def retell_webhook(request: HttpRequest) -> JsonResponse:
     raw = request.body
     try:
-        verified = webhook_verify("retell", raw, request.headers)
+        verified = webhook_verify("retell", raw, request.headers, tenant_hint=request.GET.get("tenant"))
     except SignatureError as exc:
         rejection_record("retell", exc.reason)
         return JsonResponse({"error": "invalid signature"}, status=401)

@@ -223,3 +223,41 @@ def test_it_acknowledges_even_when_the_broker_is_down(
         app.amqp._producer_pool = None
     assert response.status_code == 202
     assert WebhookEvent.objects.get().status == "received"
+
+
+@pytest.mark.django_db
+def test_a_tenants_own_stripe_account_delivers_to_its_own_url(
+    client, alice, bob, django_capture_on_commit_callbacks
+):
+    """Alice's own Stripe account bills her customers (ids we do not know): her webhook URL
+    names her (?tenant=alice-salon), which only selects the secret to try."""
+    alice.stripe_webhook_secret = "whsec_alice_own"
+    alice.save()
+    invoice = {
+        "id": "in_own",
+        "object": "invoice",
+        "customer": "cus_of_alices_client",
+        "status": "open",
+        "total": 5000,
+    }
+    body = stripe_body("invoice.finalized", invoice)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/webhooks/stripe?tenant=alice-salon",
+            data=body,
+            content_type="application/json",
+            HTTP_STRIPE_SIGNATURE=signed("stripe", body, "whsec_alice_own")["Stripe-Signature"],
+        )
+    assert response.status_code == 202
+    event = WebhookEvent.objects.get()
+    assert (event.verified_by, event.tenant, event.status) == ("tenant", alice, "processed")
+    assert Invoice.objects.get(stripe_invoice_id="in_own").company == alice
+    # Naming Bob in the URL does not make Alice's secret valid for Bob.
+    other = stripe_body("invoice.finalized", {**invoice, "id": "in_other"})
+    response = client.post(
+        "/webhooks/stripe?tenant=bob-practice",
+        data=other,
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=signed("stripe", other, "whsec_alice_own")["Stripe-Signature"],
+    )
+    assert response.status_code == 401
