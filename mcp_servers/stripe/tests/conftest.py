@@ -6,6 +6,7 @@ tenants without their own key are, so every answer must be limited to the tenant
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,28 +88,27 @@ class World:
         return lib(self.sandbox)
 
 
-@pytest.fixture
-def world(stripe_sb, alice, bob, alice_key, bob_key) -> World:
-    client = lib(stripe_sb)
+@pytest.fixture(scope="module")
+def stripe_state(sandbox) -> tuple[dict, dict[str, str]]:
+    """The two customers' Stripe objects, made once per module through the official library;
+    each test starts from a copy of this state (the API calls would only repeat themselves)."""
+    sandbox.reset()
+    client = lib(sandbox)
     price = client.v1.prices.create(
         params={"currency": "eur", "unit_amount": 4900, "recurring": {"interval": "month"},
                 "product_data": {"name": "Receptionist"}}
     )  # fmt: skip
     yearly = client.v1.prices.create(
-        params={
-            "currency": "eur",
-            "unit_amount": 46800,
-            "recurring": {"interval": "year"},
-            "product": price.product,
-        }
-    )
+        params={"currency": "eur", "unit_amount": 46800, "recurring": {"interval": "year"}, "product": price.product}
+    )  # fmt: skip
     ids: dict[str, str] = {"price": price.id, "yearly": yearly.id}
-    for name, company, amount in (("alice", alice, 4900), ("bob", bob, 12000)):
+    for name, company_name, slug, amount in (
+        ("alice", "Alice's Salon", "alice-salon", 4900),
+        ("bob", "Bob's Practice", "bob-practice", 12000),
+    ):
         customer = client.v1.customers.create(
-            params={"name": company.name, "email": f"billing@{company.slug}.example"}
+            params={"name": company_name, "email": f"billing@{slug}.example"}
         )
-        company.stripe_customer_id = customer.id
-        company.save(update_fields=["stripe_customer_id"])
         invoice = paid_invoice(client, customer.id, amount)
         charge = client.v1.charges.list(params={"customer": customer.id}).data[0]
         intent = client.v1.payment_intents.create(
@@ -125,5 +125,18 @@ def world(stripe_sb, alice, bob, alice_key, bob_key) -> World:
             f"{name}_intent": intent.id,
             f"{name}_subscription": subscription.id,
         }
+    with sandbox.lock:
+        snapshot = copy.deepcopy(sandbox.accounts)
+    return snapshot, ids
+
+
+@pytest.fixture
+def world(stripe_sb, stripe_state, alice, bob, alice_key, bob_key) -> World:
+    snapshot, ids = stripe_state
+    with stripe_sb.lock:
+        stripe_sb.accounts = copy.deepcopy(snapshot)
+    for name, company in (("alice", alice), ("bob", bob)):
+        company.stripe_customer_id = ids[f"{name}_customer"]
+        company.save(update_fields=["stripe_customer_id"])
     stripe_sb.request_log.clear()
-    return World(stripe_sb, alice, bob, alice_key, bob_key, ids)
+    return World(stripe_sb, alice, bob, alice_key, bob_key, dict(ids))
