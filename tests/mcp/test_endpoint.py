@@ -213,3 +213,25 @@ def test_it_refuses_malformed_json_rpc(client, alice_key):
         "/mcp", json.dumps({"jsonrpc": "2.0", "id": 1}), content_type="application/json", headers=headers
     )
     assert no_method.json()["error"]["code"] == -32600
+
+
+def test_it_stops_accepting_a_revoked_key_within_the_auth_cache_window(client, alice, key_factory, settings):
+    from django.utils import timezone
+
+    from mcp_core.mcp.endpoint import forget_cached_keys
+    from mcp_core.models import ApiKey
+
+    settings.MCP_AUTH_CACHE_SECONDS = 60
+    key = key_factory(tenant=alice, scopes=["database:read"])
+    assert post(client, "tools/list", key=key).status_code == 200
+    ApiKey.objects.filter(prefix=key.split("_")[1]).update(revoked_at=timezone.now())
+    # Remembered for at most MCP_AUTH_CACHE_SECONDS (the documented bound) ...
+    assert post(client, "tools/list", key=key).status_code == 200
+    forget_cached_keys()
+    assert post(client, "tools/list", key=key).status_code == 401
+    # ... and with the cache off, a revocation is seen on the next call.
+    settings.MCP_AUTH_CACHE_SECONDS = 0
+    other = key_factory(tenant=alice, scopes=["database:read"])
+    assert post(client, "tools/list", key=other).status_code == 200
+    ApiKey.objects.filter(prefix=other.split("_")[1]).update(revoked_at=timezone.now())
+    assert post(client, "tools/list", key=other).status_code == 401
