@@ -235,3 +235,22 @@ def test_it_stops_accepting_a_revoked_key_within_the_auth_cache_window(client, a
     assert post(client, "tools/list", key=other).status_code == 200
     ApiKey.objects.filter(prefix=other.split("_")[1]).update(revoked_at=timezone.now())
     assert post(client, "tools/list", key=other).status_code == 401
+
+
+def test_it_derives_tools_list_and_the_discovery_endpoint_from_the_same_registry(client, alice, key_factory):
+    from mcp_core.mcp.tools import tool_input_schema
+    from mcp_core.registry import get_registry
+
+    key = key_factory(tenant=alice, scopes=["database:read", "calcom:*"])
+    tools = list_tools(client, key=key)
+    services = client.get("/api/v1/mcp/services", headers={"Authorization": f"Bearer {key}"}).json()
+    described = {op["tool_name"]: op for service in services["services"] for op in service["operations"]}
+    assert set(tools) - {"mcp_search_tools"} == set(described)
+    by_tool = get_registry().by_tool_name()
+    for name, op in described.items():
+        assert tools[name]["inputSchema"] == tool_input_schema(by_tool[name])
+        assert tools[name]["outputSchema"] == op["result_schema"]
+        properties = dict(tools[name]["inputSchema"]["properties"])
+        if op["tenant_scoped"]:
+            properties.pop("tenant")
+        assert properties == op["params_schema"]["properties"]

@@ -55,3 +55,10 @@ def test_it_reaches_a_real_broker_and_names_an_unreachable_one_without_its_url()
         assert "s3cret" not in str(caught.value)
     finally:
         app.conf.broker_url = original
+
+
+def test_it_renders_the_html_page(client, fresh_registry):
+    with override_settings(MCP_SERVERS=paths("Fine")):
+        response = client.get("/health/", headers={"Accept": "text/html"})
+    assert response.status_code == 200
+    assert b"MCPServerHealth" in response.content
