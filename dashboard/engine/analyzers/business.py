@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta as td
 
-from django.db.models import Case, Count, Exists, OuterRef, Q, Value, When
+from django.db.models import Case, Count, Exists, OuterRef, Value, When
 
 from askpro.models import Appointment, Branch, Call
 
@@ -23,26 +23,28 @@ class UnbookedCalls(Analyzer):
         period = td(days=self.option("period_days"))
         current_since, previous_since = ctx.now - period, ctx.now - 2 * period
         booked = Appointment.objects.filter(call=OuterRef("pk")).exclude(status__in=NOT_BOOKED)
-        # One pass over the two periods, grouped by branch and period, so that the EXISTS probe
-        # (an index lookup on appointment.call_id) runs once per call.
-        rows = (
-            Call.objects.filter(started_at__gte=previous_since, started_at__lt=ctx.now, branch__isnull=False)
-            .annotate(
-                current=Case(When(started_at__gte=current_since, then=Value(True)), default=Value(False)),
-                booked=Exists(booked),
-            )
-            .values("branch_id", "current")
-            .annotate(total=Count("id"), unbooked=Count("id", filter=Q(booked=False)))
-            .order_by()
-        )
+        calls = Call.objects.filter(
+            started_at__gte=previous_since, started_at__lt=ctx.now, branch__isnull=False
+        ).annotate(current=Case(When(started_at__gte=current_since, then=Value(True)), default=Value(False)))
+        # Two grouped counts rather than one with EXISTS in the select list: in WHERE, PostgreSQL
+        # turns EXISTS into a hashed semi-join; in the select list it probes once per call, which
+        # took 30 s on a million calls.
         periods: dict[int, dict[str, int]] = {}
-        for row in rows:
-            entry = periods.setdefault(
-                row["branch_id"], {"current": 0, "current_unbooked": 0, "previous": 0, "previous_unbooked": 0}
+
+        def entry(branch_id: int) -> dict[str, int]:
+            return periods.setdefault(
+                branch_id, {"current": 0, "current_unbooked": 0, "previous": 0, "previous_unbooked": 0}
             )
+
+        for row in calls.values("branch_id", "current").annotate(n=Count("id")).order_by():
             prefix = "current" if row["current"] else "previous"
-            entry[prefix] = row["total"]
-            entry[f"{prefix}_unbooked"] = row["unbooked"]
+            entry(row["branch_id"])[prefix] = row["n"]
+            entry(row["branch_id"])[f"{prefix}_unbooked"] += row["n"]
+        for row in (
+            calls.filter(Exists(booked)).values("branch_id", "current").annotate(n=Count("id")).order_by()
+        ):
+            prefix = "current" if row["current"] else "previous"
+            entry(row["branch_id"])[f"{prefix}_unbooked"] -= row["n"]
         candidates = []
         for branch_id, row in periods.items():
             if row["current"] < self.option("min_calls") or row["previous"] < self.option("min_calls"):
