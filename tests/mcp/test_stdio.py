@@ -65,3 +65,43 @@ def test_it_refuses_to_start_without_a_valid_key(monkeypatch, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "not a valid, active API key" in captured.err
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_it_writes_nothing_but_protocol_messages_to_stdout(alice, alice_key):
+    import subprocess
+    import sys
+
+    from tests.mcp.conftest import ROOT, child_env
+
+    stdin = "\n".join(
+        [
+            line(
+                "initialize",
+                {
+                    "protocolVersion": "2025-11-25",
+                    "capabilities": {},
+                    "clientInfo": {"name": "t", "version": "1"},
+                },
+            ),
+            line("notifications/initialized", request_id=None),
+            line("tools/call", {"name": "database_get_call_stats", "arguments": {"days": "x"}}, request_id=2),
+            "not json",
+        ]
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "mcp_stdio"],
+        input=stdin + "\n",
+        cwd=ROOT,
+        env=child_env(MCP_API_KEY=alice_key, LOG_LEVEL="DEBUG"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    replies = [json.loads(text) for text in result.stdout.splitlines()]
+    assert [reply.get("id") for reply in replies] == [1, 2, None]
+    assert all(reply["jsonrpc"] == "2.0" for reply in replies)
+    assert replies[1]["result"]["isError"] is True
+    assert "mcp_stdio serving as" in result.stderr  # the logs went to stderr
