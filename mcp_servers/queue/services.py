@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import time
 import traceback as tb
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import connection
@@ -17,6 +19,7 @@ from askpro.celery import app
 from .models import TaskFailure, TaskRunRollup
 
 INSPECT_TIMEOUT_S = 1.0
+BROKER_CONNECT_TIMEOUT_S = 2.0
 
 
 # --- recording (called from celery signals) ---
@@ -78,6 +81,18 @@ def task_failure_record(
 
 
 # --- the broker ---
+@contextmanager
+def broker_connection(connect_timeout: float = BROKER_CONNECT_TIMEOUT_S) -> Iterator[Any]:
+    """A broker connection that fails fast (one attempt) instead of kombu's default retrying
+    for many seconds, so an operation on a dead broker answers within its deadline."""
+    conn = app.connection_for_write()
+    try:
+        conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=connect_timeout)
+        yield conn
+    finally:
+        conn.release()
+
+
 def broker_kind() -> str:
     url = app.conf.broker_url or ""
     if app.conf.task_always_eager or not url:
@@ -95,7 +110,7 @@ def queue_depths(queues: list[str]) -> tuple[dict[str, int], int]:
     """Messages waiting per queue (kombu's size: LLEN summed over the priority lists) and
     messages delivered to workers but not yet acknowledged (the `unacked` hash), read from the
     Redis broker (key prefix applied by kombu)."""
-    with app.connection_for_read() as conn:
+    with broker_connection() as conn:
         channel = conn.default_channel
         depths = {queue: int(channel._size(queue)) for queue in queues}
         unacked = int(channel.client.hlen(channel.unacked_key))
@@ -103,7 +118,7 @@ def queue_depths(queues: list[str]) -> tuple[dict[str, int], int]:
 
 
 def queue_purge(queue: str) -> int:
-    with app.connection_for_write() as conn:
+    with broker_connection() as conn:
         return int(conn.default_channel.queue_purge(queue) or 0)
 
 
@@ -111,15 +126,20 @@ def queue_purge(queue: str) -> int:
 def inspect_workers(*, timeout: float = INSPECT_TIMEOUT_S, what: tuple[str, ...] = ()) -> dict[str, Any]:
     """Ping, then ask the workers that answered for `what` (stats, active, reserved, scheduled,
     active_queues) in parallel, waiting only for that many replies."""
-    replies = app.control.ping(timeout=timeout) or []
+    with broker_connection() as conn:
+        replies = app.control.ping(timeout=timeout, connection=conn) or []
     hosts = sorted(host for reply in replies for host in reply)
     result: dict[str, Any] = {"workers": hosts}
     if not hosts or not what:
         return result
-    inspector = app.control.inspect(destination=hosts, timeout=timeout, limit=len(hosts))
 
     def ask(name: str) -> tuple[str, dict[str, Any]]:
-        return name, getattr(inspector, name)() or {}
+        # One connection per concurrent broadcast: kombu connections are not thread-safe.
+        with broker_connection() as conn:
+            inspector = app.control.inspect(
+                destination=hosts, timeout=timeout, limit=len(hosts), connection=conn
+            )
+            return name, getattr(inspector, name)() or {}
 
     with ThreadPoolExecutor(max_workers=len(what)) as pool:
         for name, value in pool.map(ask, what):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from mcp_core.api_keys import api_key_authenticate
@@ -89,3 +91,21 @@ def test_tenant_keys_cannot_use_the_queue_server(alice_key):
 def test_without_a_broker_it_says_so(platform_key):
     response = _call(platform_key, "get_overview")
     assert response.error["code"] == "not_configured" and "CELERY_BROKER_URL" in response.error["message"]
+
+
+@pytest.mark.django_db
+def test_an_unreachable_broker_is_an_upstream_error_within_the_deadline(platform_key):
+    from askpro.celery import app
+
+    old = {k: app.conf[k] for k in ("task_always_eager", "broker_url")}
+    app.conf.update(task_always_eager=False, broker_url="redis://127.0.0.1:1/0")  # nothing listens
+    try:
+        for operation in ("get_overview", "get_workers"):
+            started = time.monotonic()
+            response = _call(platform_key, operation)
+            assert response.error["code"] == "upstream_error", operation
+            assert "unreachable" in response.error["message"]
+            assert time.monotonic() - started < 5
+    finally:
+        app.conf.update(**old)
+        app._pool = None
