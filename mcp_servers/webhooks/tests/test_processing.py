@@ -199,3 +199,23 @@ def test_concurrent_processing_tasks_for_one_event_apply_it_once(alice):
     assert set(outcomes) <= {"processed", "busy", "done"}
     event.refresh_from_db()
     assert event.attempts == 1 and event.status == "processed"
+
+
+@pytest.mark.django_db
+def test_the_sweep_command_reports_what_it_enqueued(alice):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    event = WebhookEvent.objects.create(
+        provider="retell",
+        event_id="call_cmd",
+        idempotency_key="call_started:call_cmd",
+        type="call_started",
+        payload={"event": "call_started", "call": _retell_call(call_id="call_cmd")},
+    )
+    out = StringIO()
+    call_command("webhooks_sweep", "--grace", "0", stdout=out)
+    assert out.getvalue().strip() == "enqueued 1 webhook event(s)"
+    event.refresh_from_db()
+    assert event.status == "processed"
