@@ -204,9 +204,14 @@ MCP_AUDIT_RETENTION_DAYS = env_int("MCP_AUDIT_RETENTION_DAYS", 90, minimum=1)
 MCP_AUTH_CACHE_SECONDS = env_float("MCP_AUTH_CACHE_SECONDS", 2.0, minimum=0.0)
 
 # --- Resilience (README "Resilience"): guards around every execution, in this order ---
-MCP_PIPELINE_GUARDS = env_list(
-    "MCP_PIPELINE_GUARDS", ["mcp_core.ratelimit.RateLimitGuard", "mcp_core.breaker.BreakerGuard"]
-)
+# "none" turns both off (an empty variable counts as unset, so it cannot).
+MCP_PIPELINE_GUARDS = [
+    path
+    for path in env_list(
+        "MCP_PIPELINE_GUARDS", ["mcp_core.ratelimit.RateLimitGuard", "mcp_core.breaker.BreakerGuard"]
+    )
+    if path.lower() != "none"
+]
 # Limits for a tenant without a Plan (a plan's own limits win). Reported as policy "default".
 MCP_RATE_LIMIT_DEFAULT_PER_MINUTE = env_int("MCP_RATE_LIMIT_DEFAULT_PER_MINUTE", 60, minimum=0)
 MCP_RATE_LIMIT_DEFAULT_CONCURRENCY = env_int("MCP_RATE_LIMIT_DEFAULT_CONCURRENCY", 10, minimum=0)
@@ -302,6 +307,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
+    # The stripe library logs two INFO lines per request (with URLs); mcp_servers/stripe/client.py
+    # logs one line per call itself, without query strings.
+    "loggers": {"stripe": {"level": "WARNING"}},
 }
 
 if SENTRY_DSN:
