@@ -33,7 +33,7 @@ def audit_record(
     idempotency_key: str | None,
 ) -> None:
     AuditEntry.objects.create(
-        request_id=request_id,
+        request_id=request_id[:64],  # the column's width: an overlong id must not lose the row
         transport=transport,
         principal=principal_name[:120],
         api_key_id=api_key_id,

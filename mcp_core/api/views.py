@@ -3,6 +3,7 @@ an MCPRequest or asks a service, and translates the answer to HTTP."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -22,6 +23,7 @@ from ..registry import get_registry
 from ..resilience import with_resilience
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="askpro"'}
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def _error(
@@ -80,7 +82,8 @@ def _body_problem(body: Any) -> tuple[str, str] | None:
             return field, "must be a non-empty string"
     if "params" in body and not isinstance(body["params"], dict):
         return "params", "must be a JSON object"
-    if "tenant" in body and not isinstance(body["tenant"], str | int):
+    # bool is an int to Python, but `true` is no tenant id (it would select tenant 1).
+    if "tenant" in body and (isinstance(body["tenant"], bool) or not isinstance(body["tenant"], str | int)):
         return "tenant", "must be a tenant slug"
     unknown = set(body) - {"service", "operation", "params", "tenant"}
     if unknown:
@@ -132,6 +135,15 @@ class CallView(APIView):
                 400,
                 details={"field": "Idempotency-Key"},
             )
+        request_id = request.headers.get("X-Request-ID") or None
+        # It is stored in the audit row (64 chars): a value that does not fit would lose the row.
+        if request_id is not None and not _REQUEST_ID.fullmatch(request_id):
+            return _error(
+                ErrorCode.VALIDATION_ERROR,
+                "X-Request-ID: must be 1 to 64 letters, digits, '.', '_' or '-'",
+                400,
+                details={"field": "X-Request-ID"},
+            )
         response = route(
             MCPRequest(
                 service=body["service"],
@@ -139,7 +151,7 @@ class CallView(APIView):
                 params=body.get("params") or {},
                 principal=principal,
                 tenant=body.get("tenant"),
-                request_id=request.headers.get("X-Request-ID") or uuid.uuid4().hex,
+                request_id=request_id or uuid.uuid4().hex,
                 idempotency_key=idempotency_key,
                 transport="api",
             )

@@ -131,3 +131,20 @@ def test_it_carries_the_idempotency_key_into_the_audit_row(client, alice, alice_
     assert response.json()["metadata"]["request_id"] == "req-abc-1"
     entry = AuditEntry.objects.get(request_id="req-abc-1")
     assert entry.idempotency_key == "retry-42" and entry.transport == "api"
+
+
+def test_it_keeps_the_audit_row_for_an_overlong_request_id(principal):
+    """In-process callers are not checked like the API: the row must still be written."""
+    response = route(
+        MCPRequest(
+            service="database",
+            operation="get_tenant_stats",
+            params={},
+            principal=principal,
+            request_id="x" * 200,
+            idempotency_key="k" * 400,
+        )
+    )
+    assert response.success
+    entry = AuditEntry.objects.get()
+    assert entry.request_id == "x" * 64 and entry.idempotency_key == "k" * 255

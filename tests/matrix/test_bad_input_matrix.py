@@ -93,6 +93,11 @@ ENVELOPE_CASES = [
     ("params a string", '{"service": "database", "operation": "get_tenant_stats", "params": "x"}', "params"),
     ("params null", '{"service": "database", "operation": "get_tenant_stats", "params": null}', "params"),
     ("tenant an object", '{"service": "database", "operation": "get_tenant_stats", "tenant": {}}', "tenant"),
+    (
+        "tenant a boolean",
+        '{"service": "database", "operation": "get_tenant_stats", "tenant": true}',
+        "tenant",
+    ),
     ("unknown field", '{"service": "database", "operation": "get_tenant_stats", "paramz": {}}', "paramz"),
 ]
 
@@ -136,3 +141,23 @@ def test_it_refuses_an_overlong_idempotency_key(client, alice_key):
     )
     assert response.status_code == 400
     assert response.json()["error"]["details"]["field"] == "Idempotency-Key"
+
+
+@pytest.mark.parametrize("request_id", ["r" * 65, "has space", "semi;colon", ""])
+def test_it_refuses_a_request_id_that_the_audit_log_cannot_hold(request_id, client, alice_key):
+    from mcp_core.models import AuditEntry
+
+    response = client.post(
+        "/api/v1/mcp/call",
+        data={"service": "database", "operation": "get_tenant_stats"},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {alice_key}",
+        HTTP_X_REQUEST_ID=request_id,
+    )
+    if request_id == "":
+        # An empty header counts as absent: the server makes one up.
+        assert response.status_code == 200 and len(response.json()["metadata"]["request_id"]) == 32
+        return
+    assert response.status_code == 400, response.json()
+    assert response.json()["error"]["details"]["field"] == "X-Request-ID"
+    assert not AuditEntry.objects.filter(request_id__startswith=request_id[:10]).exists()
