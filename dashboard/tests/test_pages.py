@@ -329,3 +329,34 @@ def test_the_console_builds_fields_from_the_schema_and_shows_validation_errors(o
     data = json.loads(response.context["response"])
     assert data["success"] is True
     assert data["metadata"]["tenant_id"] == alice.pk
+
+
+def test_the_console_runs_a_staff_operator_with_read_scopes_only(client, alice):
+    from django.contrib.auth import get_user_model
+
+    staff = get_user_model().objects.create_user("viewer", "v@example.com", "viewer-pass-1", is_staff=True)
+    client.force_login(staff)
+    url = reverse("admin:console") + "?op=database.query"
+    response = client.post(url, {"op": "database.query", "p_sql": "SELECT 1"})
+    data = json.loads(response.context["response"])
+    assert data["success"] is False
+    assert data["error"]["code"] == "forbidden"
+    entry = AuditEntry.objects.get(operation="query")
+    assert (entry.principal, entry.outcome, entry.error_code) == ("user:viewer", "error", "forbidden")
+
+
+def test_it_keeps_non_staff_users_out(client, alice):
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create_user("tenant-user", "t@example.com", "tenant-pass-1")
+    client.force_login(user)
+    for name in PAGES + ["admin:monitoring_data"]:
+        assert client.get(reverse(name)).status_code == 302
+    assert (
+        client.post(
+            reverse("admin:console") + "?op=database.get_tenant_stats",
+            {"op": "database.get_tenant_stats", "tenant": alice.slug},
+        ).status_code
+        == 302
+    )
+    assert not AuditEntry.objects.exists()
