@@ -143,6 +143,8 @@ def celery_worker_factory(transactional_db, settings):
     finally:
         for worker in workers:
             worker.stop()
+            if not os.environ.get("KEEP_WORKER_LOGS"):
+                worker.log.unlink(missing_ok=True)
         _purge_own_keys(prefix, queue)
         app.conf.update(**old)
         _reset_app()
