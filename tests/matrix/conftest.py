@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.apps import apps
 
-from askpro.models import Appointment, Branch, Call, Company, Customer, PhoneNumber
+from askpro.models import Appointment, Branch, Call, Company, Customer, PhoneNumber, Plan
 
 CALL_URL = "/api/v1/mcp/call"
 
@@ -97,6 +97,7 @@ def _tenants(django_db_setup, django_db_blocker):
 
         ApiKey.objects.filter(tenant__in=[a, b]).delete()
         Company.objects.filter(pk__in=[a.pk, b.pk]).delete()
+        Plan.objects.filter(code="test", company__isnull=True).delete()
 
 
 @pytest.fixture
