@@ -1,13 +1,15 @@
 """Run the official MCP conformance suite (npm @modelcontextprotocol/conformance) against /mcp.
 
-    .venv/bin/python -m tests.conformance.run [--scenario NAME ...]
+    .venv/bin/python -m tests.conformance.run [--scenario NAME ...]   # 2025 era, suite 0.1.16
+    .venv/bin/python -m tests.conformance.run --modern                # 2026-07-28 requirements
 
 Needs Node >= 22 and the suite installed project-locally (nothing global):
     npm i --prefix .tools/node node@22 @modelcontextprotocol/conformance@0.1.16
+    npm i --prefix .tools/conformance-next @modelcontextprotocol/conformance@0.2.0-alpha.12
 
 It creates a throw-away database, serves the app with gunicorn (DEBUG off) and puts a tiny
 proxy in front that adds the API key (the suite cannot send headers), then runs every server
-scenario with tests/conformance/baseline.yml as the expected failures: scenarios that call the
+scenario with tests/conformance/baseline.yml (baseline-2026.yml) as the expected failures: scenarios that call the
 suite's own fixture tools/resources/prompts, or features this server does not offer. The run
 fails on any other failure, and on a baseline entry that unexpectedly passes.
 """
@@ -29,7 +31,9 @@ from pathlib import Path
 from tests.bench.harness import ROOT, bench_database, free_port, gunicorn, run_manage
 
 NODE_BIN = ROOT / ".tools" / "node" / "node_modules" / ".bin"
-BASELINE = Path(__file__).with_name("baseline.yml")
+# The 2026-07-28 scenarios exist only in the 0.2.0 pre-releases:
+#   npm i --prefix .tools/conformance-next @modelcontextprotocol/conformance@0.2.0-alpha.12
+NEXT_BIN = ROOT / ".tools" / "conformance-next" / "node_modules" / ".bin"
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
 
 
@@ -80,8 +84,14 @@ def auth_proxy(upstream: str, key: str) -> Iterator[int]:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scenario", action="append", help="Only these scenarios (default: all)")
+    parser.add_argument(
+        "--modern",
+        action="store_true",
+        help="The 2026-07-28 requirements with the 0.2.0 pre-release (installed in .tools/conformance-next)",
+    )
     args = parser.parse_args()
-    conformance = shutil.which("conformance", path=str(NODE_BIN))
+    suite_bin = NEXT_BIN if args.modern else NODE_BIN
+    conformance = shutil.which("conformance", path=str(suite_bin))
     if conformance is None:
         print(
             "conformance suite not installed: npm i --prefix .tools/node node@22 "
@@ -98,13 +108,14 @@ def main() -> int:
         with gunicorn(database_url, workers=2) as base, auth_proxy(base, key) as port:
             url = f"http://localhost:{port}/mcp"
             output = ROOT / "var" / "conformance"
+            baseline = Path(__file__).with_name("baseline-2026.yml" if args.modern else "baseline.yml")
             command = [
                 conformance,
                 "server",
                 "--url",
                 url,
                 "--expected-failures",
-                str(BASELINE),
+                str(baseline),
                 "--output-dir",
                 str(output),
             ]
@@ -115,7 +126,8 @@ def main() -> int:
                         subprocess.run([*command, "--scenario", scenario], env=env, cwd=ROOT).returncode
                     )
                 return max(codes)
-            return subprocess.run([*command, "--suite", "all"], env=env, cwd=ROOT).returncode
+            every = ["--requirements", "2026-07-28"] if args.modern else ["--suite", "all"]
+            return subprocess.run([*command, *every], env=env, cwd=ROOT).returncode
 
 
 if __name__ == "__main__":
