@@ -30,7 +30,7 @@ def body_for(op, params: dict[str, Any], *, tenant: str | int | None = None) -> 
 
 def tenant_markers(company: Company) -> list[str]:
     """Strings that identify a tenant's records; none may appear in another tenant's answers."""
-    markers = {company.slug, company.name}
+    markers = {company.slug, company.name, company.retell_agent_id}
     for customer in Customer.objects.filter(company=company):
         markers |= {customer.name, customer.phone, customer.email}
     for call in Call.objects.filter(company=company):
@@ -38,7 +38,7 @@ def tenant_markers(company: Company) -> list[str]:
     for number in PhoneNumber.objects.filter(company=company):
         markers.add(number.number)
     for appointment in Appointment.objects.filter(company=company):
-        markers.add(appointment.error_message)
+        markers |= {appointment.error_message, appointment.calcom_booking_uid or ""}
     return sorted(m for m in markers if m and len(m) >= 5)
 
 
@@ -73,6 +73,11 @@ def record_ids(company: Company) -> dict[str, Any]:
         "customer_phone": customer.phone,
         "email": customer.email,
         "customer_email": customer.email,
+        "agent_id": company.retell_agent_id,
+        "booking_uid": Appointment.objects.filter(company=company)
+        .exclude(calcom_booking_uid=None)
+        .first()
+        .calcom_booking_uid,
     }
     for model in apps.get_app_config("askpro").get_models():
         if any(f.name == "company" for f in model._meta.concrete_fields):
@@ -91,6 +96,16 @@ def _tenants(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         a = make_tenant("alice-salon", name="Alice's Salon", phone="+4930111111")
         b = make_tenant("bob-practice", name="Bob's Practice", phone="+4940222222")
+        for company, word in ((a, "alice"), (b, "bob")):
+            # Upstream identifiers too, so that operations taking them are tried across tenants.
+            agent = f"agent_{word}_0001"
+            Company.objects.filter(pk=company.pk).update(retell_agent_id=agent)
+            Branch.objects.filter(company=company).update(retell_agent_id=agent)
+            Appointment.objects.filter(company=company).update(calcom_booking_uid=None)
+            first = Appointment.objects.filter(company=company).order_by("pk").first()
+            Appointment.objects.filter(pk=first.pk).update(calcom_booking_uid=f"bk_{word}_0001")
+        a.refresh_from_db()
+        b.refresh_from_db()
     yield a, b
     with django_db_blocker.unblock():
         from mcp_core.models import ApiKey

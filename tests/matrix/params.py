@@ -8,6 +8,7 @@ moment it is registered.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,9 +21,13 @@ from mcp_core.server import Operation
 NOTHING = object()
 Hint = Callable[[str, dict[str, Any]], Any]
 
+# A week ahead at 10:00 UTC: operations that book or schedule refuse times in the past.
+_NEXT_WEEK = (dt.datetime.now(dt.UTC) + dt.timedelta(days=7)).replace(
+    hour=10, minute=0, second=0, microsecond=0
+)
 _FORMAT_SAMPLES = {
-    "date-time": "2026-01-15T10:00:00Z",
-    "date": "2026-01-15",
+    "date-time": _NEXT_WEEK.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    "date": _NEXT_WEEK.date().isoformat(),
     "time": "10:00:00",
     "uuid": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
     "email": "someone@example.com",
