@@ -81,7 +81,7 @@ def test_it_lets_a_key_with_exactly_the_operations_scope_past_authorization(op, 
         assert answer["error"]["details"]["field"] == "zz_unknown_param", (scope, answer)
 
 
-@pytest.mark.parametrize("op", TENANT_OPS, ids=ids)
+@pytest.mark.parametrize("op", [op for op in OPERATIONS if not op.platform_only], ids=ids)
 def test_it_refuses_a_tenant_key_naming_another_tenant(op, client, alice, bob, bob_key):
     params = valid_params(op)
     before = tenant_snapshot(alice)
@@ -90,6 +90,8 @@ def test_it_refuses_a_tenant_key_naming_another_tenant(op, client, alice, bob, b
         _assert_error(status, answer, ErrorCode.FORBIDDEN, 403)
         assert answer["error"]["details"].get("field") == "tenant", answer
     assert tenant_snapshot(alice) == before
+    if not op.tenant_scoped:
+        return  # (running a platform-wide operation for its own sake proves nothing here)
     # Naming its own tenant is harmless and not refused as cross-tenant.
     status, answer, _ = api_call(client, bob_key, body_for(op, params, tenant=bob.slug))
     assert (answer.get("error") or {}).get("code") not in {"forbidden", "unauthorized"}, answer
