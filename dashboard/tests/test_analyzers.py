@@ -335,3 +335,58 @@ def test_it_does_not_report_a_branch_that_books_as_before(alice, bob):
     _calls(other, start=now - td(days=10), n=25, booked=0)
     _calls(other, start=now - td(days=3), n=25, booked=0)
     assert business.UnbookedCalls().analyze(ctx()) == []
+
+
+# --- breaker stuck half-open, and its self-healing ---
+def _half_open(service: str) -> None:
+    """Drive the real breaker (Redis) open with failures, then into half-open with one trial call."""
+    import time
+
+    from mcp_core import breaker
+
+    cfg = breaker.BreakerConfig(minimum_calls=2, open_duration=0.05, half_open_calls=3)
+    backend = breaker._backend()
+    for _ in range(2):
+        verdict = backend.acquire(service, cfg)
+        backend.record(service, cfg, verdict.state, verdict.generation, True, False)
+    time.sleep(0.1)
+    assert backend.acquire(service, cfg).state == "half_open"
+
+
+def test_it_reports_a_breaker_left_half_open_while_calls_succeed_and_heals_it_when_enabled(settings):
+    from dashboard.engine import ImprovementEngine
+    from dashboard.models import Recommendation
+    from mcp_core import breaker
+    from mcp_core.models import AuditEntry, BreakerTransition
+
+    settings.IMPROVEMENT_THRESHOLDS = {"breaker_half_open": {"min_minutes": 0}}
+    try:
+        _half_open("database")
+        record_calls(service="database", operation="search", minute=timezone.now(), durations_ms=[10] * 8)
+        findings = metrics.BreakerStuckHalfOpen().analyze(ctx())
+        assert [(f.fingerprint, f.evidence["calls"]) for f in findings] == [("database", 8)]
+
+        settings.IMPROVEMENT_SELF_HEALING = ["breaker_half_open"]
+        run = ImprovementEngine([metrics.BreakerStuckHalfOpen()]).run(trigger="test")
+        assert run.healed[0]["note"] == "closed the database breaker (was half_open)"
+        assert {s["service"]: s["state"] for s in breaker.breaker_states()}["database"] == "closed"
+        assert Recommendation.objects.get().status == "applied"
+        assert BreakerTransition.objects.filter(service="database", to_state="closed").exists()
+        audited = AuditEntry.objects.get(operation="heal_breaker_half_open")
+        assert audited.outcome == "success"
+    finally:
+        breaker._backend().reset("database")
+
+
+def test_it_leaves_a_half_open_breaker_alone_while_the_service_still_fails(settings):
+    from mcp_core import breaker
+
+    settings.IMPROVEMENT_THRESHOLDS = {"breaker_half_open": {"min_minutes": 0}}
+    try:
+        _half_open("database")
+        record_calls(
+            service="database", operation="search", minute=timezone.now(), durations_ms=[10] * 8, errors=3
+        )
+        assert metrics.BreakerStuckHalfOpen().analyze(ctx()) == []
+    finally:
+        breaker._backend().reset("database")

@@ -226,7 +226,7 @@ class RateLimitSaturation(Analyzer):
 class BreakerStuckHalfOpen(Analyzer):
     name = "breaker_half_open"
     description = "Breakers left half-open for long although the service's recent calls succeed."
-    defaults = {"min_minutes": 10, "max_error_rate": 0.0, "min_calls": 5}
+    defaults = {"min_minutes": 10, "calls_window_minutes": 10, "max_error_rate": 0.0, "min_calls": 5}
     can_heal = True
     heal_description = (
         "Closes the breaker (mcp_core.breaker.breaker_reset), recorded as a transition and audited."
@@ -240,7 +240,10 @@ class BreakerStuckHalfOpen(Analyzer):
         if not states["available"]:
             return []
         since = ctx.now - td(minutes=self.option("min_minutes"))
-        recent = {r["service"]: r for r in metric_rows(since, group=["service"], bucket=None, hourly=False)}
+        calls_since = ctx.now - td(minutes=self.option("calls_window_minutes"))
+        recent = {
+            r["service"]: r for r in metric_rows(calls_since, group=["service"], bucket=None, hourly=False)
+        }
         findings = []
         for service, state in states["states"].items():
             if state.get("state") != "half_open" or not state.get("since"):
@@ -258,7 +261,7 @@ class BreakerStuckHalfOpen(Analyzer):
                     severity="medium",
                     title=f"The {service} breaker has been half-open since {entered:%H:%M} UTC while calls succeed",
                     evidence={
-                        "window": {"since": _iso(since), "until": _iso(ctx.now)},
+                        "window": {"since": _iso(calls_since), "until": _iso(ctx.now)},
                         "half_open_since": _iso(entered),
                         "calls": calls,
                         "errors": errors,
