@@ -390,3 +390,38 @@ def test_it_leaves_a_half_open_breaker_alone_while_the_service_still_fails(setti
         assert metrics.BreakerStuckHalfOpen().analyze(ctx()) == []
     finally:
         breaker._backend().reset("database")
+
+
+@pytest.fixture
+def redis_broker_queue():
+    """Point the Celery app at the real Redis broker with a queue of this test's own, and fill it
+    the way kombu does (a Redis list named after the queue). Removed afterwards."""
+    import os
+
+    import redis
+
+    from askpro.celery import app
+
+    queue = f"dash-test-queue-{os.getpid()}"
+    saved = {k: app.conf[k] for k in ("broker_url", "task_always_eager", "task_default_queue")}
+    app.conf.update(broker_url="redis://127.0.0.1:6379/0", task_always_eager=False, task_default_queue=queue)
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        yield lambda n: client.lpush(queue, *[b"{}"] * n)
+    finally:
+        client.delete(queue)
+        client.close()
+        app.conf.update(saved)
+
+
+def test_it_reports_a_queue_backlog_over_the_threshold(redis_broker_queue):
+    redis_broker_queue(1200)
+    analyzer = operations.QueueBacklog()
+    assert analyzer.unavailable() is None
+    findings = analyzer.analyze(ctx())
+    assert [(f.evidence["waiting"], f.severity) for f in findings] == [(1200, "medium")]
+
+
+def test_it_does_not_report_a_short_queue(redis_broker_queue):
+    redis_broker_queue(40)
+    assert operations.QueueBacklog().analyze(ctx()) == []
