@@ -13,3 +13,6 @@ class DashboardConfig(AppConfig):
     default = True
     name = "dashboard"
     verbose_name = "Dashboard"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401 - registers the analyzer check

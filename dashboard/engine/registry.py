@@ -32,7 +32,10 @@ def get_analyzers() -> list[Analyzer]:
     analyzers = []
     seen: set[str] = set()
     for path in analyzer_paths():
-        cls = import_string(path)
+        try:
+            cls = import_string(path)
+        except ImportError as exc:
+            raise ImportError(f"IMPROVEMENT_ANALYZERS: {path!r} cannot be imported: {exc}") from exc
         if not (isinstance(cls, type) and issubclass(cls, Analyzer)) or not cls.name:
             raise TypeError(f"IMPROVEMENT_ANALYZERS: {path!r} is not a named Analyzer subclass")
         if cls.name in seen:

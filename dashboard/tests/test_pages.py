@@ -360,3 +360,16 @@ def test_it_keeps_non_staff_users_out(client, alice):
         == 302
     )
     assert not AuditEntry.objects.exists()
+
+
+def test_the_system_check_names_a_bad_analyzer(settings):
+    from dashboard.checks import check_analyzers
+
+    assert check_analyzers(None) == []
+    settings.IMPROVEMENT_ANALYZERS = [
+        "dashboard.engine.analyzers.metrics.SlowOperations",
+        "dashboard.nope.Missing",
+    ]
+    errors = check_analyzers(None)
+    assert [e.id for e in errors] == ["dashboard.E001"]
+    assert "dashboard.nope.Missing" in errors[0].msg
