@@ -13,7 +13,6 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -328,26 +327,51 @@ def test_it_lets_only_platform_admin_keys_query(data, key_factory, client):
     assert response.json()["data"]["rows"] == [[1]]
 
 
-def test_it_holds_on_sqlite_too(tmp_path: Path):
-    """Run this very module on a real SQLite database in a child process."""
-    if connection.vendor == "sqlite":
-        pytest.fail("the SQLite run must deselect this test")
+@pytest.fixture(scope="module", autouse=True)
+def _sqlite_child(request, tmp_path_factory):
+    """Start the SQLite run of this module as soon as the module starts, so that it runs
+    alongside the PostgreSQL tests; test_it_holds_on_sqlite_too collects its verdict."""
+    wanted = connection.vendor != "sqlite" and any(
+        item.name == "test_it_holds_on_sqlite_too" for item in request.session.items
+    )
+    if not wanted:
+        yield None
+        return
+    workdir = tmp_path_factory.mktemp("sqlite-run")
     env = {
         **os.environ,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'askpro.sqlite3'}",
-        "TEST_DATABASE_NAME": str(tmp_path / "test.sqlite3"),
+        "DATABASE_URL": f"sqlite:///{workdir / 'askpro.sqlite3'}",
+        "TEST_DATABASE_NAME": str(workdir / "test.sqlite3"),
         "ASKPRO_EXPECT_SQLITE": "1",
+        # Its own cache namespace: rate-limit and breaker state must not mix with this run's.
+        "CACHE_KEY_PREFIX": f"{settings.CACHES['default'].get('KEY_PREFIX', 'askpro')}-sqlite",
     }
-    result = subprocess.run(
+    log = (workdir / "pytest.log").open("w+")
+    child = subprocess.Popen(
         [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider", "-k", "not sqlite_too"],
         cwd=settings.BASE_DIR,
         env=env,
-        capture_output=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=300,
     )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    summary = result.stdout.strip().splitlines()[-1]
+    yield child, log
+    if child.poll() is None:
+        child.kill()
+        child.wait()
+    log.close()
+
+
+def test_it_holds_on_sqlite_too(_sqlite_child):
+    """This very module, run on a real SQLite database in a child process."""
+    if connection.vendor == "sqlite":
+        pytest.fail("the SQLite run must deselect this test")
+    child, log = _sqlite_child
+    child.wait(timeout=300)
+    log.seek(0)
+    output = log.read()
+    assert child.returncode == 0, output[-5000:]
+    summary = output.strip().splitlines()[-1]
     assert "failed" not in summary and "error" not in summary, summary
     passed = int(re.search(r"(\d+) passed", summary).group(1))
     assert passed >= len(REFUSED) + 10, summary
