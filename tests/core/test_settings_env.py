@@ -84,40 +84,37 @@ def test_it_reads_good_values(monkeypatch, tmp_path):
     assert env.parse_database_url("D", "sqlite:////abs/x.db", base_dir=tmp_path)["NAME"] == "/abs/x.db"
 
 
-@pytest.mark.parametrize(
-    ("variable", "value"),
-    [
-        ("DEBUG", "perhaps"),
-        ("MCP_DEFAULT_TIMEOUT", "soon"),
-        ("DATABASE_URL", "oracle://x/y"),
-        ("REDIS_URL", "nope"),
-    ],
-)
-def test_it_stops_start_up_naming_the_variable(variable, value):
-    """The real settings module, imported in a fresh process with one bad variable."""
-    env_vars = {**os.environ, "DJANGO_SETTINGS_MODULE": "askpro.settings", "DEBUG": "1", variable: value}
-    result = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
-        cwd=settings.BASE_DIR,
-        env=env_vars,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode != 0
-    assert "ImproperlyConfigured" in result.stderr and variable in result.stderr.splitlines()[-1]
+START_UP_CASES = [
+    ("DEBUG", "perhaps"),
+    ("MCP_DEFAULT_TIMEOUT", "soon"),
+    ("DATABASE_URL", "oracle://x/y"),
+    ("REDIS_URL", "nope"),
+    ("SECRET_KEY", None),  # unset without DEBUG
+]
 
 
-def test_it_needs_a_secret_key_without_debug():
-    env_vars = {**os.environ, "DJANGO_SETTINGS_MODULE": "askpro.settings", "DEBUG": "0"}
-    env_vars.pop("SECRET_KEY", None)
-    env_vars.pop("SECRET_KEY_FILE", None)
-    result = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
-        cwd=settings.BASE_DIR,
-        env=env_vars,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode != 0 and "SECRET_KEY" in result.stderr.splitlines()[-1]
+def test_it_stops_start_up_naming_the_variable():
+    """The real settings module, imported in fresh processes (run side by side), one bad variable each."""
+    children = []
+    for variable, value in START_UP_CASES:
+        env_vars = {**os.environ, "DJANGO_SETTINGS_MODULE": "askpro.settings", "DEBUG": "1"}
+        if value is None:
+            env_vars["DEBUG"] = "0"
+            env_vars.pop(variable, None)
+            env_vars.pop(f"{variable}_FILE", None)
+        else:
+            env_vars[variable] = value
+        child = subprocess.Popen(
+            [sys.executable, "-c", "import django; django.setup()"],
+            cwd=settings.BASE_DIR,
+            env=env_vars,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        children.append((variable, child))
+    for variable, child in children:
+        _, stderr = child.communicate(timeout=60)
+        assert child.returncode != 0, variable
+        last = stderr.strip().splitlines()[-1]
+        assert "ImproperlyConfigured" in last and variable in last, (variable, last)
