@@ -5,6 +5,7 @@ No Django models here: settings import this module (through mcp_core.sentry) bef
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -36,6 +37,10 @@ def redact(value: Any, *, depth: int = 0) -> Any:
         if _SECRET_VALUE.match(value):
             return REDACTED
         return value if len(value) <= MAX_PARAM_CHARS else value[:MAX_PARAM_CHARS] + "…"
+    if isinstance(value, float) and not math.isfinite(value):
+        # JSON (and PostgreSQL's jsonb) has no Infinity/NaN; `1e400` parses to inf and
+        # would otherwise make the audit insert fail, losing the row.
+        return str(value)
     if value is None or isinstance(value, bool | int | float):
         return value
     return str(value)[:MAX_PARAM_CHARS]

@@ -148,3 +148,18 @@ def test_it_keeps_the_audit_row_for_an_overlong_request_id(principal):
     assert response.success
     entry = AuditEntry.objects.get()
     assert entry.request_id == "x" * 64 and entry.idempotency_key == "k" * 255
+
+
+def test_it_audits_a_call_whose_params_overflow_to_infinity(client, alice, alice_key):
+    """`1e400` is valid JSON that parses to inf, which jsonb cannot store: the row must survive."""
+    body = '{"service": "database", "operation": "get_call_stats", "params": {"days": 1e400, "branch_id": -1e400}}'
+    response = client.post(
+        "/api/v1/mcp/call",
+        data=body,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {alice_key}",
+    )
+    assert response.status_code == 400 and response.json()["error"]["code"] == "validation_error"
+    entry = AuditEntry.objects.get(request_id=response.json()["metadata"]["request_id"])
+    assert entry.params == {"days": "inf", "branch_id": "-inf"}
+    assert calls_and_errors("get_call_stats") == (1, 0)
