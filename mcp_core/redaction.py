@@ -28,7 +28,7 @@ def redact(value: Any, *, depth: int = 0) -> Any:
         return "…"
     if isinstance(value, dict):
         return {
-            str(k): REDACTED if _SECRET_NAME.search(str(k)) else redact(v, depth=depth + 1)
+            _no_nul(str(k)): REDACTED if _SECRET_NAME.search(str(k)) else redact(v, depth=depth + 1)
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
@@ -36,6 +36,7 @@ def redact(value: Any, *, depth: int = 0) -> Any:
     if isinstance(value, str):
         if _SECRET_VALUE.match(value):
             return REDACTED
+        value = _no_nul(value)
         return value if len(value) <= MAX_PARAM_CHARS else value[:MAX_PARAM_CHARS] + "…"
     if isinstance(value, float) and not math.isfinite(value):
         # JSON (and PostgreSQL's jsonb) has no Infinity/NaN; `1e400` parses to inf and
@@ -44,6 +45,11 @@ def redact(value: Any, *, depth: int = 0) -> Any:
     if value is None or isinstance(value, bool | int | float):
         return value
     return str(value)[:MAX_PARAM_CHARS]
+
+
+def _no_nul(text: str) -> str:
+    # jsonb and text columns refuse NUL: one would make the audit insert fail.
+    return text.replace("\x00", "\ufffd")
 
 
 def redact_text(text: str) -> str:

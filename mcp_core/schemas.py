@@ -70,10 +70,36 @@ def describe_validation_error(exc: msgspec.ValidationError) -> dict[str, Any]:
     return {"field": field_path, "problem": problem, "message": f"{field_path}: {text}"}
 
 
+def _nul_path(value: Any, path: str = "") -> str | None:
+    """The path of the first string (or key) holding a NUL character, if any."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            sub = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return sub
+            found = _nul_path(item, sub)
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = _nul_path(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
 def decode_params(struct_type: type, raw: Any) -> Any:
     """Validate raw (JSON-shaped) params into the Struct, or raise msgspec.ValidationError."""
     if raw is None:
         raw = {}
+    # PostgreSQL text cannot hold NUL: refuse it here, naming the field, rather than let a
+    # query fail with an internal error later.
+    where = _nul_path(raw)
+    if where is not None:
+        shown = where.replace("\x00", "\\0")
+        raise msgspec.ValidationError(f"Contains a NUL character, which is not allowed - at `$.{shown}`")
     return msgspec.convert(raw, struct_type, strict=True)
 
 

@@ -80,11 +80,15 @@ def _body_problem(body: Any) -> tuple[str, str] | None:
             return field, "is required"
         if not isinstance(body[field], str) or not body[field]:
             return field, "must be a non-empty string"
+        if "\x00" in body[field]:
+            return field, "must not contain a NUL character"
     if "params" in body and not isinstance(body["params"], dict):
         return "params", "must be a JSON object"
     # bool is an int to Python, but `true` is no tenant id (it would select tenant 1).
     if "tenant" in body and (isinstance(body["tenant"], bool) or not isinstance(body["tenant"], str | int)):
         return "tenant", "must be a tenant slug"
+    if isinstance(body.get("tenant"), str) and "\x00" in body["tenant"]:
+        return "tenant", "must not contain a NUL character"
     unknown = set(body) - {"service", "operation", "params", "tenant"}
     if unknown:
         return sorted(unknown)[0], "is not a known field (use service, operation, params, tenant)"

@@ -163,3 +163,11 @@ def test_it_audits_a_call_whose_params_overflow_to_infinity(client, alice, alice
     entry = AuditEntry.objects.get(request_id=response.json()["metadata"]["request_id"])
     assert entry.params == {"days": "inf", "branch_id": "-inf"}
     assert calls_and_errors("get_call_stats") == (1, 0)
+
+
+def test_it_refuses_nul_characters_and_still_audits_the_call(principal):
+    response = call_operation("database", "search", {"query": "ab\x00cd", "zz\x00": 1}, principal=principal)
+    assert response.error["code"] == "validation_error", response.error
+    assert "\x00" not in response.error["details"]["field"]
+    entry = AuditEntry.objects.get(request_id=response.metadata["request_id"])
+    assert "\x00" not in str(entry.params) and "\x00" not in entry.error_message

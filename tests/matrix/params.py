@@ -254,6 +254,9 @@ def _out_of_range_values(schema: dict[str, Any], root: dict[str, Any]) -> Iterat
         if "exclusiveMaximum" in branch:
             yield "at exclusiveMaximum", branch["exclusiveMaximum"]
     elif kind == "string":
+        # PostgreSQL text cannot hold NUL: it must be refused as bad input, not crash a query.
+        nul = ("\x00" + "x" * max(0, branch.get("minLength", 0) - 1))[: branch.get("maxLength", 100)]
+        yield "with a NUL character", nul
         if branch.get("minLength", 0) > 0:
             yield "shorter than minLength", "x" * (branch["minLength"] - 1)
         if "maxLength" in branch:

@@ -11,6 +11,7 @@ from mcp_core.api_keys import api_key_authenticate
 from mcp_core.contracts import MCPRequest
 from mcp_core.pipeline import call_operation, route
 from mcp_core.registry import get_registry
+from mcp_core.schemas import decode_params
 
 from .conftest import api_call, body_for, tenant_snapshot
 from .params import bad_params_cases, valid_params
@@ -71,11 +72,10 @@ def test_it_refuses_params_that_are_not_an_object_in_process(op, alice, platform
 def test_it_generates_params_the_schema_accepts(op):
     """The matrices' baseline is valid, so each bad case differs from a good call in one field.
     (Executing every operation is left to the cross-tenant matrix, which runs tenant ops.)"""
-    params = valid_params(op)
-    msgspec.convert(params, op.params, strict=True)
+    decode_params(op.params, valid_params(op))
     for case in bad_params_cases(op):
         with pytest.raises(msgspec.ValidationError):
-            msgspec.convert(case.params, op.params, strict=True)
+            decode_params(op.params, case.params)
 
 
 ENVELOPE_CASES = [
@@ -98,6 +98,12 @@ ENVELOPE_CASES = [
         '{"service": "database", "operation": "get_tenant_stats", "tenant": true}',
         "tenant",
     ),
+    (
+        "tenant with NUL",
+        '{"service": "database", "operation": "get_tenant_stats", "tenant": "a\\u0000"}',
+        "tenant",
+    ),
+    ("operation with NUL", '{"service": "database", "operation": "get_tenant_stats\\u0000"}', "operation"),
     ("unknown field", '{"service": "database", "operation": "get_tenant_stats", "paramz": {}}', "paramz"),
 ]
 
