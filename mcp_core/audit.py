@@ -11,12 +11,12 @@ from django.utils import timezone
 from .models import AuditEntry
 from .redaction import REDACTED, redact
 
-__all__ = ("REDACTED", "audit_prune", "audit_record", "redact")
+__all__ = ("REDACTED", "audit_fields", "audit_prune", "audit_record", "redact")
 
 logger = logging.getLogger(__name__)
 
 
-def audit_record(
+def audit_fields(
     *,
     request_id: str,
     transport: str,
@@ -31,23 +31,30 @@ def audit_record(
     error_message: str,
     duration_ms: float,
     idempotency_key: str | None,
-) -> None:
-    AuditEntry.objects.create(
-        request_id=request_id[:64],  # the column's width: an overlong id must not lose the row
-        transport=transport,
-        principal=principal_name[:120],
-        api_key_id=api_key_id,
-        user_id=user_id,
-        tenant_id=tenant_id,
-        service=service[:50],
-        operation=operation[:80],
-        params=redact(params if isinstance(params, dict) else {"_": params}),
-        outcome=AuditEntry.Outcome.ERROR if error_code else AuditEntry.Outcome.SUCCESS,
-        error_code=error_code or "",
-        error_message=error_message[:2000],
-        duration_ms=round(duration_ms, 3),
-        idempotency_key=(idempotency_key or "")[:255],
-    )
+) -> dict[str, Any]:
+    """The column values of one audit row: secrets redacted, every text cut to its column."""
+    return {
+        "created_at": timezone.now(),
+        "request_id": request_id[:64],  # the column's width: an overlong id must not lose the row
+        "transport": transport[:16],
+        "principal": principal_name[:120],
+        "api_key_id": api_key_id,
+        "user_id": user_id,
+        "tenant_id": tenant_id,
+        "service": service[:50],
+        "operation": operation[:80],
+        "params": redact(params if isinstance(params, dict) else {"_": params}),
+        "outcome": AuditEntry.Outcome.ERROR if error_code else AuditEntry.Outcome.SUCCESS,
+        "error_code": error_code or "",
+        "error_message": error_message[:2000],
+        "duration_ms": round(duration_ms, 3),
+        "idempotency_key": (idempotency_key or "")[:255],
+    }
+
+
+def audit_record(**kwargs: Any) -> None:
+    """Append one audit row (see audit_fields for the arguments)."""
+    AuditEntry.objects.create(**audit_fields(**kwargs))
 
 
 def audit_prune(*, days: int) -> int:

@@ -512,11 +512,18 @@ class BreakerGuard(Guard):
         if token is None:
             return
         state, generation, cfg = token
-        failed = error_code in SERVICE_FAILURE_CODES
+        failed = error_code in SERVICE_FAILURE_CODES and not _credentials_rejected(ctx)
         slow = duration_s >= cfg.slow_call_duration
         outcome = _backend().record(op.service, cfg, state, generation, failed, slow)
         if outcome is not None and outcome.transition:
             record_transition(op.service, outcome.transition, _reason(outcome.transition, cfg, outcome))
+
+
+def _credentials_rejected(ctx) -> bool:
+    """An upstream 401/403 means one credential is wrong (often one tenant's own key), not
+    that the service is down: it must not open the breaker for every tenant."""
+    error = getattr(ctx, "error", None)
+    return error is not None and error.details.get("upstream_status") in (401, 403)
 
 
 # --- selectors and services for the admin and the dashboard ---

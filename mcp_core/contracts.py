@@ -156,6 +156,9 @@ class OperationContext:
     deadline: float  # time.monotonic() value after which the call has timed out
     # Notes that guards add for the response (e.g. "rate_limit"); merged into MCPResponse.metadata.
     metadata: dict[str, Any] = field(default_factory=dict)
+    # The failure of the execution, set before guards' exit() so they can judge it (a breaker
+    # ignores an upstream that rejected one tenant's credentials).
+    error: MCPError | None = None
 
     def remaining(self) -> float:
         import time

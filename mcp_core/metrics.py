@@ -42,27 +42,46 @@ def bucket_index(duration_ms: float) -> int:
     return bisect.bisect_left(LATENCY_BUCKETS_MS, duration_ms)
 
 
-def metrics_record(
+def _metric_values(
     *, service: str, operation: str, tenant_id: int | None, duration_ms: float, error: bool
-) -> None:
+) -> list:
     minute = timezone.now().replace(second=0, microsecond=0)
     buckets = [0] * len(_BUCKET_COLUMNS)
     buckets[bucket_index(duration_ms)] = 1
+    return [minute, service, operation, tenant_id or 0, 1, int(error), duration_ms, duration_ms, *buckets]
+
+
+def metrics_record(
+    *, service: str, operation: str, tenant_id: int | None, duration_ms: float, error: bool
+) -> None:
+    values = _metric_values(
+        service=service, operation=operation, tenant_id=tenant_id, duration_ms=duration_ms, error=error
+    )
     with connection.cursor() as cursor:
-        cursor.execute(
-            _upsert_sql(),
-            [
-                minute,
-                service,
-                operation,
-                tenant_id or 0,
-                1,
-                int(error),
-                duration_ms,
-                duration_ms,
-                *buckets,
-            ],
-        )
+        cursor.execute(_upsert_sql(), values)
+
+
+def record_call(*, audit: dict, metric: dict | None) -> None:
+    """The audit row and the rollup increment of one call.
+
+    On PostgreSQL both go in one statement (a data-modifying CTE): one round trip instead
+    of two on the hottest path. Elsewhere, two statements.
+    """
+    from .models import AuditEntry
+
+    if metric is None or connection.vendor != "postgresql":
+        AuditEntry.objects.create(**audit)
+        if metric is not None:
+            metrics_record(**metric)
+        return
+    fields = [(AuditEntry._meta.get_field(name), value) for name, value in audit.items()]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f, _ in fields)
+    audit_values = [f.get_db_prep_save(value, connection) for f, value in fields]
+    table = connection.ops.quote_name(AuditEntry._meta.db_table)
+    placeholders = ", ".join(["%s"] * len(fields))
+    sql = f"WITH audit_row AS (INSERT INTO {table} ({columns}) VALUES ({placeholders})) {_upsert_sql()}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*audit_values, *_metric_values(**metric)])
 
 
 def percentile_from_buckets(counts: Iterable[int], q: float, *, max_ms: float | None = None) -> float | None:

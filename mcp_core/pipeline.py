@@ -17,7 +17,7 @@ from django.utils.module_loading import import_string
 
 from askpro.models import Company
 
-from .audit import audit_record
+from .audit import audit_fields
 from .contracts import (
     ErrorCode,
     MCPError,
@@ -26,7 +26,7 @@ from .contracts import (
     OperationContext,
     Principal,
 )
-from .metrics import metrics_record
+from .metrics import record_call
 from .registry import get_registry
 from .schemas import decode_params, describe_validation_error, to_builtins
 from .server import Operation
@@ -41,6 +41,8 @@ CALLER_ERROR_CODES = frozenset(
         ErrorCode.UNAUTHORIZED,
         ErrorCode.FORBIDDEN,
         ErrorCode.CONFLICT,
+        # A tenant over its own limit is not the service failing.
+        ErrorCode.RATE_LIMITED,
     }
 )
 
@@ -85,20 +87,18 @@ def _resolve_tenant(op: Operation, request: MCPRequest, principal: Principal) ->
     """The effective tenant. A tenant key's own tenant always wins; a tenant it names is never trusted."""
     requested = request.tenant
     if principal.tenant_id is not None:
-        if requested not in (None, ""):
-            own = Company.objects.filter(pk=principal.tenant_id).values_list("slug", flat=True).first()
-            if str(requested) not in {str(principal.tenant_id), own}:
-                raise MCPError(
-                    ErrorCode.FORBIDDEN,
-                    "This key is bound to its own tenant and cannot act for another one",
-                    details={"field": "tenant"},
-                )
-        if not op.tenant_scoped:
-            return None
-        company = Company.objects.filter(pk=principal.tenant_id, is_active=True).first()
-        if company is None:
+        # Fetched on every call, never cached with the principal: the MCP endpoint and stdio
+        # keep principals alive, and a deactivated tenant must stop at once.
+        own = Company.objects.filter(pk=principal.tenant_id).first()
+        if own is None or not own.is_active:
             raise MCPError(ErrorCode.FORBIDDEN, "The key's tenant is inactive")
-        return company
+        if requested not in (None, "") and str(requested) not in {str(own.pk), own.slug}:
+            raise MCPError(
+                ErrorCode.FORBIDDEN,
+                "This key is bound to its own tenant and cannot act for another one",
+                details={"field": "tenant"},
+            )
+        return own if op.tenant_scoped else None
     if not op.tenant_scoped:
         return None
     if requested in (None, ""):
@@ -126,6 +126,10 @@ def _execute(op: Operation, ctx: OperationContext, params: Any) -> Any:
     server = get_registry().get_server(op.service)
     if op.annotations.open_world:
         # Upstream calls manage their own transactions: never hold one open across the network.
+        result = server.call(op, ctx, params)
+    elif op.annotations.read_only and not transaction.get_connection().in_atomic_block:
+        # Nothing to roll back and no outer transaction to protect: a savepoint would only
+        # cost two round trips (BEGIN/COMMIT) per call.
         result = server.call(op, ctx, params)
     else:
         # A savepoint: a failing operation leaves nothing half-written, and the connection
@@ -231,6 +235,7 @@ def _run_guarded(op: Operation, ctx: OperationContext, params: Any) -> Any:
         return result
     except MCPError as exc:
         error_code = exc.code
+        ctx.error = exc
         raise
     except Exception:
         error_code = ErrorCode.INTERNAL_ERROR
@@ -255,7 +260,7 @@ def _record(
     """Audit and metrics, exactly once per call. A recording failure is logged, never raised:
     the caller's answer must not depend on the bookkeeping."""
     try:
-        audit_record(
+        audit = audit_fields(
             request_id=request.request_id,
             transport=request.transport,
             principal_name=principal.name if principal else "anonymous",
@@ -274,14 +279,16 @@ def _record(
             # Refused before resolution (no valid key): still counted against the operation it
             # named, if that exists; made-up names never create rollup rows.
             op = get_registry().get_operation(request.service, request.operation)
+        metric = None
         if op is not None:
-            metrics_record(
-                service=op.service,
-                operation=op.name,
-                tenant_id=tenant.pk if tenant else None,
-                duration_ms=duration_ms,
-                error=error is not None and error.code not in CALLER_ERROR_CODES,
-            )
+            metric = {
+                "service": op.service,
+                "operation": op.name,
+                "tenant_id": tenant.pk if tenant else None,
+                "duration_ms": duration_ms,
+                "error": error is not None and error.code not in CALLER_ERROR_CODES,
+            }
+        record_call(audit=audit, metric=metric)
     except Exception:
         logger.exception("could not record audit/metrics for request %s", request.request_id)
 

@@ -128,6 +128,18 @@ def test_it_does_not_count_caller_errors_as_failures(dummy, backend, principal):
     assert call(principal).success
 
 
+def test_it_does_not_let_rejected_credentials_open_the_breaker_for_everyone(dummy, backend, principal):
+    """A 401/403 is one credential's problem (often one tenant's own key), not an outage."""
+    dummy.inject_fault(status=401, path="/items/")
+    for _ in range(6):
+        response = call(principal)
+        assert response.error["code"] == "upstream_error"
+        assert response.error["details"]["upstream_status"] == 401
+    assert transitions() == []
+    dummy.clear_faults()
+    assert call(principal).success
+
+
 def test_it_opens_on_the_slow_call_rate(dummy, backend, principal):
     slow_config = {**FAST_BREAKER, "slow_call_duration": 0.1, "slow_call_rate_threshold": 50.0}
     with override_settings(MCP_BREAKERS={"default": slow_config}):
