@@ -35,7 +35,7 @@
     text("total-cpm", data.totals.calls_per_min);
     text("total-errors", data.totals.errors);
     text("total-error-rate", pct(data.totals.error_rate));
-    text("updated", "Updated " + new Date(data.generated_at).toLocaleTimeString() + " · refreshes every 10 s");
+    text("updated", "Updated " + new Date(data.generated_at).toLocaleTimeString([], { timeZoneName: "short" }) + " · refreshes every 10 s · times in your browser's time zone");
     charts.line(document.getElementById("chart-calls"), data.series.map(function (p) { return { t: p.t, value: p.calls_per_min }; }), { withDate: hourly });
     charts.line(document.getElementById("chart-errors"), data.series.map(function (p) { return { t: p.t, value: p.error_rate * 100 }; }), { color: "#d62728", withDate: hourly });
     charts.line(document.getElementById("chart-p95"), data.series.map(function (p) { return { t: p.t, value: p.p95_ms }; }), { color: "#ff7f0e", withDate: hourly });
