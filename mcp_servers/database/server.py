@@ -10,11 +10,11 @@ import msgspec
 from django.apps import apps
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Avg, Count, Q, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Q
 from django.utils import timezone
 
 from askpro.models import Appointment, Branch, Call, Customer, PhoneNumber
+from askpro.selectors import UnknownBranch, call_stats
 from mcp_core.contracts import ErrorCode, MCPError, OperationContext
 from mcp_core.db import deadline_transaction
 from mcp_core.health import HealthResult, HealthStatus
@@ -114,6 +114,8 @@ class CallStatsResult(Result):
     with_appointment: int
     avg_duration_sec: float | None
     total_cost: float
+    first_call_at: dt.datetime | None
+    last_call_at: dt.datetime | None
     daily: list[CallDay]
 
 
@@ -343,13 +345,7 @@ class DatabaseServer(MCPServer):
         timeout=15,
     )
     def query(self, ctx: OperationContext, params: QueryParams) -> QueryResult:
-        dialect = "postgres" if connection.vendor == "postgresql" else "sqlite"
-        try:
-            checked = check_query(params.sql, dialect=dialect)
-        except UnsafeQuery as exc:
-            raise MCPError(
-                ErrorCode.VALIDATION_ERROR, str(exc), details={"field": "sql", "problem": "unsafe"}
-            ) from None
+        checked = self._checked(params.sql)
         cap = min(params.max_rows, settings.MCP_DATABASE_MAX_ROWS)
         try:
             with deadline_transaction(ctx, read_only=True, cap_ms=settings.MCP_DATABASE_STATEMENT_TIMEOUT_MS):
@@ -365,22 +361,7 @@ class DatabaseServer(MCPServer):
                     if connection.vendor == "sqlite":
                         raw.set_authorizer(None)
         except DatabaseError as exc:
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if "statement timeout" in message or "canceling statement" in message or "interrupted" in message:
-                raise MCPError(
-                    ErrorCode.TIMEOUT, "sql: the query ran past its time limit and was stopped"
-                ) from None
-            if "read-only" in message or "not authorized" in message or "prohibited" in message:
-                raise MCPError(
-                    ErrorCode.VALIDATION_ERROR,
-                    f"sql: refused by the database ({message})",
-                    details={"field": "sql", "problem": "unsafe"},
-                ) from None
-            raise MCPError(
-                ErrorCode.VALIDATION_ERROR,
-                f"sql: {message}",
-                details={"field": "sql", "problem": "invalid"},
-            ) from None
+            raise self._query_error(exc) from None
         truncated = len(fetched) > cap
         rows = [[_jsonable(v) for v in row] for row in fetched[:cap]]
         return QueryResult(columns=columns, rows=rows, row_count=len(rows), truncated=truncated)
@@ -456,64 +437,15 @@ class DatabaseServer(MCPServer):
         read_only=True,
     )
     def get_call_stats(self, ctx: OperationContext, params: CallStatsParams) -> CallStatsResult:
-        tenant = ctx.require_tenant()
-        since = timezone.now() - dt.timedelta(days=params.days)
-        calls = Call.objects.filter(company=tenant, started_at__gte=since)
-        if params.branch_id is not None:
-            if not Branch.objects.filter(company=tenant, pk=params.branch_id).exists():
-                raise MCPError(
-                    ErrorCode.NOT_FOUND,
-                    f"branch_id: no branch {params.branch_id} for this tenant",
-                    details={"field": "branch_id"},
-                )
-            calls = calls.filter(branch_id=params.branch_id)
-        failed_q = Q(status=Call.Status.ERROR) | Q(call_successful=False)
-        totals = calls.aggregate(
-            total=Count("id"),
-            ended=Count("id", filter=Q(status=Call.Status.ENDED)),
-            failed=Count("id", filter=failed_q),
-            successful=Count("id", filter=Q(call_successful=True)),
-            avg_duration=Avg("duration_sec"),
-            cost=Sum("cost"),
-        )
-        with_appointment = calls.filter(appointments__isnull=False).values("id").distinct().count()
-        daily = (
-            calls.annotate(day=TruncDate("started_at", tzinfo=dt.UTC))
-            .values("day")
-            .annotate(
-                total=Count("id"),
-                ended=Count("id", filter=Q(status=Call.Status.ENDED)),
-                failed=Count("id", filter=failed_q),
-                avg_duration=Avg("duration_sec"),
-                cost=Sum("cost"),
-            )
-            .order_by("day")
-        )
-        return CallStatsResult(
-            days=params.days,
-            total=totals["total"],
-            ended=totals["ended"],
-            failed=totals["failed"],
-            successful=totals["successful"],
-            with_appointment=with_appointment,
-            avg_duration_sec=None
-            if totals["avg_duration"] is None
-            else round(float(totals["avg_duration"]), 1),
-            total_cost=float(totals["cost"] or 0),
-            daily=[
-                CallDay(
-                    date=row["day"],
-                    total=row["total"],
-                    ended=row["ended"],
-                    failed=row["failed"],
-                    avg_duration_sec=None
-                    if row["avg_duration"] is None
-                    else round(float(row["avg_duration"]), 1),
-                    total_cost=float(row["cost"] or 0),
-                )
-                for row in daily
-            ],
-        )
+        try:
+            stats = call_stats(ctx.require_tenant(), days=params.days, branch_id=params.branch_id)
+        except UnknownBranch:
+            raise MCPError(
+                ErrorCode.NOT_FOUND,
+                f"branch_id: no branch {params.branch_id} for this tenant",
+                details={"field": "branch_id"},
+            ) from None
+        return CallStatsResult(**{**stats, "daily": [CallDay(**day) for day in stats["daily"]]})
 
     @operation(
         description="""Appointments of the tenant that failed (status failed, or an error recorded) in

@@ -195,6 +195,7 @@ class CallStatsParams(Params):
 class CallDay(Result):
     date: dt.date
     total: int
+    ended: int
     failed: int
     avg_duration_sec: float | None
     total_cost: float

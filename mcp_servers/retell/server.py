@@ -8,17 +8,16 @@ that import_calls (or the webhooks) wrote.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from typing import Any
 
 from django.conf import settings
 from django.db import DataError, transaction
-from django.db.models import Avg, Count, Q, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from askpro.models import Branch, Call, Company, PhoneNumber
+from askpro.selectors import UnknownBranch, call_stats
 from mcp_core.contracts import ErrorCode, MCPError, OperationContext
 from mcp_core.health import HealthResult, HealthStatus
 from mcp_core.schemas import NoParams
@@ -526,61 +525,15 @@ class RetellServer(MCPServer):
         read_only=True,
     )
     def get_call_stats(self, ctx: OperationContext, params: CallStatsParams) -> CallStatsResult:
-        company = ctx.require_tenant()
-        calls = Call.objects.filter(
-            company=company, started_at__gte=timezone.now() - dt.timedelta(days=params.days)
-        )
-        if params.branch_id is not None:
-            if not Branch.objects.filter(company=company, pk=params.branch_id).exists():
-                raise MCPError(
-                    ErrorCode.NOT_FOUND,
-                    f"branch_id: no branch {params.branch_id} for this tenant",
-                    details={"field": "branch_id"},
-                )
-            calls = calls.filter(branch_id=params.branch_id)
-        failed = Q(status=Call.Status.ERROR) | Q(call_successful=False)
-        totals = calls.aggregate(
-            total=Count("id"),
-            ended=Count("id", filter=Q(status=Call.Status.ENDED)),
-            failed=Count("id", filter=failed),
-            successful=Count("id", filter=Q(call_successful=True)),
-            avg=Avg("duration_sec"),
-            cost=Sum("cost"),
-        )
-        bounds = calls.order_by("started_at").values_list("started_at", flat=True)
-        daily = (
-            calls.annotate(day=TruncDate("started_at", tzinfo=dt.UTC))
-            .values("day")
-            .annotate(
-                total=Count("id"),
-                failed=Count("id", filter=failed),
-                avg=Avg("duration_sec"),
-                cost=Sum("cost"),
-            )
-            .order_by("day")
-        )
-        return CallStatsResult(
-            days=params.days,
-            total=totals["total"],
-            ended=totals["ended"],
-            failed=totals["failed"],
-            successful=totals["successful"],
-            with_appointment=calls.filter(appointments__isnull=False).values("id").distinct().count(),
-            avg_duration_sec=None if totals["avg"] is None else round(float(totals["avg"]), 1),
-            total_cost=float(totals["cost"] or 0),
-            first_call_at=bounds.first(),
-            last_call_at=bounds.last(),
-            daily=[
-                CallDay(
-                    date=row["day"],
-                    total=row["total"],
-                    failed=row["failed"],
-                    avg_duration_sec=None if row["avg"] is None else round(float(row["avg"]), 1),
-                    total_cost=float(row["cost"] or 0),
-                )
-                for row in daily
-            ],
-        )
+        try:
+            stats = call_stats(ctx.require_tenant(), days=params.days, branch_id=params.branch_id)
+        except UnknownBranch:
+            raise MCPError(
+                ErrorCode.NOT_FOUND,
+                f"branch_id: no branch {params.branch_id} for this tenant",
+                details={"field": "branch_id"},
+            ) from None
+        return CallStatsResult(**{**stats, "daily": [CallDay(**day) for day in stats["daily"]]})
 
     @operation(
         description="""Search the tenant's local call records by caller or dialled number, customer

@@ -1,1 +1,0 @@
-"""An example AskPro MCP server plugin."""
