@@ -1,7 +1,7 @@
 """Webhook acknowledgement and inbound-call answer latency under a fixed request rate, against
 a bare Django view on the same gunicorn (DEBUG off, PostgreSQL, Redis cache and broker).
 
-    .venv/bin/python -m tests.bench.bench_webhooks [--rate 200] [--seconds 8] [--workers 2]
+    .venv/bin/python -m tests.bench.bench_webhooks [--rate 200] [--seconds 8] [--workers 3] [--rounds 4]
 
 The load comes from a second process (this module with --loadgen): an open-loop generator that
 sends requests on a fixed schedule over keep-alive connections and measures each latency from
@@ -219,7 +219,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=8)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=3)  # 2 cores; the ack path waits on fsync
     parser.add_argument("--loadgen", choices=["bare", "inbound", "stripe"])
     parser.add_argument("--url")
     parser.add_argument("--to-number", default="")
