@@ -489,6 +489,11 @@ class BreakerGuard(Guard):
     """Refuses calls while the service's breaker is open; feeds it every outcome."""
 
     def enter(self, op: Operation, ctx: OperationContext) -> Any:
+        if not op.annotations.open_world:
+            # A breaker protects callers from a failing upstream. Operations that only use our
+            # own database have none: their failures are ours, and two Redis round trips per
+            # call would buy nothing.
+            return None
         cfg = config_for(op.service)
         if not cfg.enabled:
             return None

@@ -28,7 +28,7 @@ def in_process(iterations: int) -> tuple[list[tuple[str, float, float]], str]:
 
     django.setup()
     from askpro.demo import seed_demo
-    from askpro.models import Company
+    from askpro.models import Company, Plan
     from mcp_core.api_keys import api_key_create, principal_for_key
     from mcp_core.contracts import MCPRequest, OperationContext
     from mcp_core.pipeline import route
@@ -36,6 +36,8 @@ def in_process(iterations: int) -> tuple[list[tuple[str, float, float]], str]:
     from mcp_core.schemas import decode_params
 
     seed_demo()
+    # The demo plan allows 120 calls/min (to show the limiter); a benchmark must not be refused.
+    Plan.objects.filter(code="demo").update(requests_per_minute=10_000_000, max_concurrent_calls=10_000)
     tenant = Company.objects.get(slug="salon-sonnenschein")
     key, raw = api_key_create(name="bench", scopes=["*"], tenant=None)
     principal = principal_for_key(key)

@@ -140,6 +140,17 @@ def test_it_does_not_let_rejected_credentials_open_the_breaker_for_everyone(dumm
     assert call(principal).success
 
 
+def test_it_leaves_operations_without_an_upstream_out_of_the_breaker(dummy, backend, principal):
+    """Only open-world operations feed a breaker: local ones cost no Redis round trip."""
+    for _ in range(5):
+        response = route(
+            MCPRequest(service="database", operation="get_tenant_stats", params={}, principal=principal)
+        )
+        assert response.success, response.error
+    snapshot = _backend().snapshot("database", breaker.config_for("database"))
+    assert snapshot["window_calls"] == 0
+
+
 def test_it_opens_on_the_slow_call_rate(dummy, backend, principal):
     slow_config = {**FAST_BREAKER, "slow_call_duration": 0.1, "slow_call_rate_threshold": 50.0}
     with override_settings(MCP_BREAKERS={"default": slow_config}):
