@@ -35,4 +35,10 @@ SCHEDULE = [
         minute="*/5",
         description="Stores every server's health check for the MCP dashboard.",
     ),
+    Periodic(
+        "webhooks: sweep stuck and due events",
+        "webhooks.sweep",
+        minute="*",
+        description="Re-queues received events whose task may have been lost and events whose worker lease expired.",
+    ),
 ]

@@ -17,6 +17,7 @@ import time
 import uuid
 from pathlib import Path
 
+import kombu.pools
 import pytest
 from django.db import connection
 
@@ -153,8 +154,18 @@ def celery_worker_factory(transactional_db, settings):
 
 def _reset_app() -> None:
     """Forget connections and routing built from the previous configuration."""
-    if app._pool is not None:
-        app._pool.force_close_all()
+    forget_broker_connections()
+
+
+def forget_broker_connections() -> None:
+    """Close and forget every broker connection and producer pool.
+
+    Celery takes its pools from kombu's process-wide registry, keyed by broker URL: closing
+    only the app's pool would leave that closed pool registered, and the next test using
+    the same URL would get "Acquire on closed pool". kombu.pools.reset() closes and clears
+    the registry; the app then builds fresh pools (and routing, a cached app.amqp) on demand.
+    """
+    kombu.pools.reset()
     app._pool = None
     app.__dict__.pop("amqp", None)
 

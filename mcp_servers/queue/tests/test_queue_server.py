@@ -11,7 +11,7 @@ from mcp_core.pipeline import call_operation
 from mcp_servers.queue.models import TaskFailure, TaskRunRollup
 from mcp_servers.queue.tasks import canary
 
-from .celery_worker import wait_for
+from .celery_worker import forget_broker_connections, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -108,4 +108,4 @@ def test_an_unreachable_broker_is_an_upstream_error_within_the_deadline(platform
             assert time.monotonic() - started < 5
     finally:
         app.conf.update(**old)
-        app._pool = None
+        forget_broker_connections()

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from askpro.models import Call, Company, Invoice
+from mcp_servers.queue.tests.celery_worker import forget_broker_connections
 from mcp_servers.webhooks.models import RejectedDelivery, WebhookEvent
 
 from .conftest import CALCOM_SECRET, calcom_body, post, retell_body, signed, stripe_body
@@ -219,8 +220,7 @@ def test_it_acknowledges_even_when_the_broker_is_down(
             response = post(client, "retell", body, signed("retell", body))
     finally:
         app.conf.task_always_eager, app.conf.broker_url = old
-        app._pool = None  # drop the pool bound to the dead broker (closing it would dial it again)
-        app.amqp._producer_pool = None
+        forget_broker_connections()
     assert response.status_code == 202
     assert WebhookEvent.objects.get().status == "received"
 
