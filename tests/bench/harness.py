@@ -88,10 +88,20 @@ def run_manage(args: list[str], *, database_url: str, **extra: str) -> str:
 
 @contextlib.contextmanager
 def gunicorn(
-    database_url: str, *, workers: int = 2, app: str = "askpro.wsgi:application", **extra: str
+    database_url: str,
+    *,
+    workers: int = 2,
+    threads: int | None = None,
+    app: str = "askpro.wsgi:application",
+    **extra: str,
 ) -> Iterator[str]:
-    """gunicorn on a free port with DEBUG off; yields its base URL; stops it by pid."""
+    """gunicorn on a free port with DEBUG off; yields its base URL; stops it by pid.
+
+    threads > 1 uses gthread workers (BENCH_THREADS sets the default for every bench), so
+    that waits on PostgreSQL and Redis overlap the way a production deployment would run.
+    """
     port = free_port()
+    threads = threads if threads is not None else int(os.environ.get("BENCH_THREADS", "1"))
     proc = subprocess.Popen(
         [
             PYTHON,
@@ -104,6 +114,7 @@ def gunicorn(
             f"127.0.0.1:{port}",
             "--log-level",
             "warning",
+            *(["--threads", str(threads)] if threads > 1 else []),
         ],
         cwd=ROOT,
         env=bench_env(database_url, **extra),
