@@ -199,8 +199,8 @@ MCP_SERVERS = env_list(
 )
 MCP_DEFAULT_TIMEOUT = env_float("MCP_DEFAULT_TIMEOUT", 30.0, minimum=0.1)
 MCP_AUDIT_RETENTION_DAYS = env_int("MCP_AUDIT_RETENTION_DAYS", 90, minimum=1)
-# /mcp and mcp_stdio remember an authenticated key this many seconds per process (0: look it up
-# on every call). A revoked or expired key keeps working at most this long there.
+# The API, /mcp and mcp_stdio remember an authenticated key this many seconds per process (0:
+# look it up on every call). A revoked or expired key keeps working at most this long.
 MCP_AUTH_CACHE_SECONDS = env_float("MCP_AUTH_CACHE_SECONDS", 2.0, minimum=0.0)
 
 # --- Resilience (README "Resilience"): guards around every execution, in this order ---

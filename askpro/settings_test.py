@@ -19,3 +19,5 @@ DATABASES["default"]["TEST"]["NAME"] = os.environ.get("TEST_DATABASE_NAME", f"te
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_BROKER_URL = None
+# Tests look a key up on every call, so revoking one takes effect at once; the cache has its own test.
+MCP_AUTH_CACHE_SECONDS = 0

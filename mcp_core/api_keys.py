@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from datetime import timedelta as td
 
+from django.conf import settings
 from django.utils import timezone
 
 from askpro.models import Company
@@ -105,6 +107,37 @@ def api_key_authenticate(raw_key: str | None) -> Principal | None:
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_GRANULARITY:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
     return principal_for_key(key)
+
+
+# sha256(key) -> (principal, expires at), per process. Only successes are kept, and only for
+# settings.MCP_AUTH_CACHE_SECONDS: an agent calls many operations in a row, and the lookup is
+# a database round trip plus an ORM query build on each. Revocation takes effect within the TTL.
+_auth_cache: dict[str, tuple[Principal, float]] = {}
+_AUTH_CACHE_MAX = 1024
+
+
+def api_key_authenticate_cached(raw_key: str | None) -> Principal | None:
+    """api_key_authenticate, remembered briefly (see MCP_AUTH_CACHE_SECONDS)."""
+    if not raw_key:
+        return None
+    ttl = settings.MCP_AUTH_CACHE_SECONDS
+    if ttl <= 0:
+        return api_key_authenticate(raw_key)
+    digest = hash_secret(raw_key)
+    now = time.monotonic()
+    cached = _auth_cache.get(digest)
+    if cached is not None and cached[1] > now:
+        return cached[0]
+    principal = api_key_authenticate(raw_key)
+    if principal is not None:
+        if len(_auth_cache) >= _AUTH_CACHE_MAX:
+            _auth_cache.clear()
+        _auth_cache[digest] = (principal, now + ttl)
+    return principal
+
+
+def forget_cached_keys() -> None:
+    _auth_cache.clear()
 
 
 def principal_for_key(key: ApiKey) -> Principal:

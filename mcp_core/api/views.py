@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ..api_keys import api_key_authenticate, bearer_token
+from ..api_keys import api_key_authenticate_cached, bearer_token
 from ..contracts import ErrorCode, MCPRequest
 from ..discovery import services_for
 from ..health import health_report
@@ -47,7 +47,7 @@ def _error(
 
 
 def _principal(request: Request):
-    return api_key_authenticate(bearer_token(request.headers.get("Authorization")))
+    return api_key_authenticate_cached(bearer_token(request.headers.get("Authorization")))
 
 
 class CallRequestSerializer(serializers.Serializer):

@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from http import HTTPStatus
 from typing import Annotated, Any
 
 import msgspec
-from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django_mcpz.server import MCPServer as MCPZServer
 from django_mcpz.server import ToolError
 
-from ..api_keys import api_key_authenticate, bearer_token, hash_secret
+from ..api_keys import api_key_authenticate_cached, bearer_token
 from ..contracts import Principal
 from ..discovery import operation_allowed
 from ..pipeline import route
@@ -57,34 +55,8 @@ INSTRUCTIONS = (
 CHALLENGE = 'Bearer realm="askpro"'
 
 
-# sha256(key) -> (principal, expires at). Only successes are kept, and only for
-# settings.MCP_AUTH_CACHE_SECONDS: an agent calls many tools in a row, and the key lookup is a
-# database round trip on every one of them.
-_auth_cache: dict[str, tuple[Principal, float]] = {}
-_AUTH_CACHE_MAX = 1024
-
-
 def authenticate(raw: str | None) -> Principal | None:
-    if not raw:
-        return None
-    ttl = settings.MCP_AUTH_CACHE_SECONDS
-    if ttl <= 0:
-        return api_key_authenticate(raw)
-    digest = hash_secret(raw)
-    now = time.monotonic()
-    cached = _auth_cache.get(digest)
-    if cached is not None and cached[1] > now:
-        return cached[0]
-    principal = api_key_authenticate(raw)
-    if principal is not None:
-        if len(_auth_cache) >= _AUTH_CACHE_MAX:
-            _auth_cache.clear()
-        _auth_cache[digest] = (principal, now + ttl)
-    return principal
-
-
-def forget_cached_keys() -> None:
-    _auth_cache.clear()
+    return api_key_authenticate_cached(raw)
 
 
 def api_key_auth(request: HttpRequest) -> HttpResponse | None:

@@ -218,7 +218,7 @@ def test_it_refuses_malformed_json_rpc(client, alice_key):
 def test_it_stops_accepting_a_revoked_key_within_the_auth_cache_window(client, alice, key_factory, settings):
     from django.utils import timezone
 
-    from mcp_core.mcp.endpoint import forget_cached_keys
+    from mcp_core.api_keys import forget_cached_keys
     from mcp_core.models import ApiKey
 
     settings.MCP_AUTH_CACHE_SECONDS = 60
