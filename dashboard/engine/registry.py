@@ -21,6 +21,7 @@ DEFAULT_ANALYZERS = [
     "dashboard.engine.analyzers.database.UnusedIndexes",
     "dashboard.engine.analyzers.database.CacheHitRate",
     "dashboard.engine.analyzers.business.UnbookedCalls",
+    "dashboard.engine.analyzers.quality.UIAccessibility",
 ]
 
 
