@@ -451,15 +451,6 @@ class RetellSandbox(SandboxServer):
                         start_timestamp=_now_ms() - (n + 1) * 3_600_000,
                     )
 
-    def start(self) -> RetellSandbox:
-        super().start()
-        # The base handler writes headers and body in two sends; with Nagle on, a reused
-        # (pooled) connection then waits ~40 ms for the client's delayed ACK on every answer.
-        # TCP_NODELAY makes pooled calls as fast as they are against the real API.
-        assert self._httpd is not None
-        self._httpd.RequestHandlerClass.disable_nagle_algorithm = True
-        return self
-
     def reset(self) -> None:
         """Forget every record, fault and logged request (tests share one sandbox per module)."""
         with self._state_lock, self.lock:

@@ -254,13 +254,6 @@ class StripeSandbox(SandboxServer):
         if demo:
             self._seed_demo()
 
-    def start(self) -> StripeSandbox:
-        super().start()
-        # http.server writes headers and body separately; with Nagle on, a keep-alive client's
-        # delayed ACK costs ~40 ms per answer. Real APIs answer at once.
-        self._httpd.RequestHandlerClass.disable_nagle_algorithm = True
-        return self
-
     def reset(self, *, demo: bool = False) -> None:
         """Forget every account, fault, logged request and webhook (between tests)."""
         with self.lock:
