@@ -13,13 +13,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import signal
-import subprocess
 from collections.abc import Iterator
 
 from tests.bench.harness import (
     PYTHON,
-    ROOT,
     bench_database,
     bench_env,
     free_port,
@@ -27,6 +24,7 @@ from tests.bench.harness import (
     have_wrk,
     load,
     run_manage,
+    served,
 )
 
 LEGACY_HEADERS = {
@@ -52,58 +50,13 @@ def tools_call(name: str, arguments: dict, *, modern: bool) -> tuple[str, dict[s
 @contextlib.contextmanager
 def sdk_server(database_url: str, workers: int = 2) -> Iterator[str]:
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "uvicorn",
-            "tests.bench.sdk_echo_app:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        cwd=ROOT,
-        env=bench_env(database_url),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up_any(base + "/mcp", proc)
+    command = [PYTHON, "-m", "uvicorn", "tests.bench.sdk_echo_app:app", "--host", "127.0.0.1", "--port", str(port),
+               "--workers", str(workers), "--log-level", "warning", "--no-access-log"]  # fmt: skip
+    # The SDK refuses a bare GET /mcp: any HTTP answer means it is up.
+    with served(
+        command, env=bench_env(database_url), probe=f"http://127.0.0.1:{port}/mcp", any_answer=True
+    ) as base:
         yield base
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def wait_until_up_any(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
-    """Any HTTP answer means it is up (the SDK refuses a bare GET /mcp)."""
-    import time
-    import urllib.error
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-3000:] if proc.stderr else ''}")
-        try:
-            urllib.request.urlopen(url, timeout=1).read()  # noqa: S310 - local bench server
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"server did not come up at {url}")
 
 
 def check_once(url: str, body: str, headers: dict[str, str]) -> dict:

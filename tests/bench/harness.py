@@ -19,6 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,29 +104,35 @@ def gunicorn(
     """
     port = free_port()
     threads = threads if threads is not None else int(os.environ.get("BENCH_THREADS", "1"))
-    proc = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "gunicorn",
-            app,
-            "-w",
-            str(workers),
-            "-b",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-            *(["--threads", str(threads)] if threads > 1 else []),
-        ],
-        cwd=ROOT,
-        env=bench_env(database_url, **extra),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(base + "/bench/bare", proc)
+    command = [
+        PYTHON,
+        "-m",
+        "gunicorn",
+        app,
+        "-w",
+        str(workers),
+        "-b",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+    ]
+    command += ["--threads", str(threads)] if threads > 1 else []
+    with served(
+        command, env=bench_env(database_url, **extra), probe=f"http://127.0.0.1:{port}/bench/bare"
+    ) as base:
         yield base
+
+
+@contextlib.contextmanager
+def served(command: list[str], *, env: dict[str, str], probe: str, any_answer: bool = False) -> Iterator[str]:
+    """Run a server process, wait until `probe` answers, yield its base URL, stop it by pid.
+
+    any_answer: an HTTP error status counts as up (a server that refuses a bare GET)."""
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    parts = urllib.parse.urlsplit(probe)
+    try:
+        wait_until_up(probe, proc, any_answer=any_answer)
+        yield f"{parts.scheme}://{parts.netloc}"
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -134,7 +142,7 @@ def gunicorn(
             proc.wait()
 
 
-def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
+def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 30, *, any_answer: bool = False) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -142,7 +150,11 @@ def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 30) -> None
         try:
             urllib.request.urlopen(url, timeout=1).read()  # noqa: S310 - local bench server
             return
-        except Exception:
+        except urllib.error.HTTPError:
+            if any_answer:
+                return
+            time.sleep(0.2)
+        except OSError:
             time.sleep(0.2)
     raise RuntimeError(f"server did not come up at {url}")
 
