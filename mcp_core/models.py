@@ -56,13 +56,14 @@ class AuditEntry(models.Model):
         ERROR = "error"
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    request_id = models.CharField(max_length=64, db_index=True)
+    request_id = models.CharField(max_length=64)
     transport = models.CharField(max_length=16, default="internal")
     principal = models.CharField(max_length=120, help_text="Key prefix, user or system.")
     api_key = models.ForeignKey(ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     user_id = models.BigIntegerField(null=True, blank=True)
+    # Indexed by audit_tenant_created (tenant first): a second index would only slow the inserts.
     tenant = models.ForeignKey(
-        "askpro.Company", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "askpro.Company", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
     service = models.CharField(max_length=50)
     operation = models.CharField(max_length=80)
@@ -79,6 +80,8 @@ class AuditEntry(models.Model):
         indexes = [
             models.Index(fields=["tenant", "created_at"], name="audit_tenant_created"),
             models.Index(fields=["service", "operation", "created_at"], name="audit_op_created"),
+            # Exact lookups of one request; a plain btree, without the LIKE index db_index adds.
+            models.Index(fields=["request_id"], name="audit_request_id"),
         ]
 
     def __str__(self) -> str:
