@@ -21,3 +21,7 @@ CELERY_TASK_ALWAYS_EAGER = True
 CELERY_BROKER_URL = None
 # Tests look a key up on every call, so revoking one takes effect at once; the cache has its own test.
 MCP_AUTH_CACHE_SECONDS = 0
+# Tests read the audit right after a call; batched recording has its own tests (which set
+# MCP_AUDIT_FLUSH_MS in a server process's environment, or override the setting).
+if "MCP_AUDIT_FLUSH_MS" not in os.environ:
+    MCP_AUDIT_FLUSH_MS = 0

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Iterable
+from datetime import datetime
 
-from django.db import connection
+import msgspec
+from django.db import connection, transaction
 from django.utils import timezone
 
 from .models import LATENCY_BUCKETS_MS, MetricRollup
@@ -43,19 +46,31 @@ def bucket_index(duration_ms: float) -> int:
 
 
 def _metric_values(
-    *, service: str, operation: str, tenant_id: int | None, duration_ms: float, error: bool
+    *,
+    service: str,
+    operation: str,
+    tenant_id: int | None,
+    duration_ms: float,
+    error: bool,
+    at: datetime | None = None,
 ) -> list:
-    minute = timezone.now().replace(second=0, microsecond=0)
+    minute = (at or timezone.now()).replace(second=0, microsecond=0)
     buckets = [0] * len(_BUCKET_COLUMNS)
     buckets[bucket_index(duration_ms)] = 1
     return [minute, service, operation, tenant_id or 0, 1, int(error), duration_ms, duration_ms, *buckets]
 
 
 def metrics_record(
-    *, service: str, operation: str, tenant_id: int | None, duration_ms: float, error: bool
+    *,
+    service: str,
+    operation: str,
+    tenant_id: int | None,
+    duration_ms: float,
+    error: bool,
+    at: datetime | None = None,
 ) -> None:
     values = _metric_values(
-        service=service, operation=operation, tenant_id=tenant_id, duration_ms=duration_ms, error=error
+        service=service, operation=operation, tenant_id=tenant_id, duration_ms=duration_ms, error=error, at=at
     )
     with connection.cursor() as cursor:
         cursor.execute(_upsert_sql(), values)
@@ -72,7 +87,7 @@ def record_call(*, audit: dict, metric: dict | None) -> None:
     if metric is None or connection.vendor != "postgresql":
         AuditEntry.objects.create(**audit)
         if metric is not None:
-            metrics_record(**metric)
+            metrics_record(**metric, at=audit["created_at"])
         return
     fields = [(AuditEntry._meta.get_field(name), value) for name, value in audit.items()]
     columns = ", ".join(connection.ops.quote_name(f.column) for f, _ in fields)
@@ -81,7 +96,105 @@ def record_call(*, audit: dict, metric: dict | None) -> None:
     placeholders = ", ".join(["%s"] * len(fields))
     sql = f"WITH audit_row AS (INSERT INTO {table} ({columns}) VALUES ({placeholders})) {_upsert_sql()}"
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*audit_values, *_metric_values(**metric)])
+        cursor.execute(sql, [*audit_values, *_metric_values(**metric, at=audit["created_at"])])
+
+
+# The audit columns with the PostgreSQL types the batch statement reads them as.
+_AUDIT_BATCH_COLUMNS = {
+    "created_at": "timestamptz",
+    "request_id": "text",
+    "transport": "text",
+    "principal": "text",
+    "api_key_id": "bigint",
+    "user_id": "bigint",
+    "tenant_id": "bigint",
+    "service": "text",
+    "operation": "text",
+    "params": "jsonb",
+    "outcome": "text",
+    "error_code": "text",
+    "error_message": "text",
+    "duration_ms": "float8",
+    "idempotency_key": "text",
+}
+# Per row, what the rollup counts (m_counted false: a refused made-up operation, audit only).
+_METRIC_BATCH_COLUMNS = {
+    "m_counted": "boolean",
+    "m_minute": "timestamptz",
+    "m_service": "text",
+    "m_operation": "text",
+    "m_tenant": "bigint",
+    "m_error": "int",
+    "m_ms": "float8",
+    "m_bucket": "int",
+}
+
+
+@functools.cache
+def _batch_sql() -> str:
+    """One statement for a whole batch: the audit rows and their rollup increments, aggregated
+    per (minute, service, operation, tenant) in the database. The batch arrives as one jsonb
+    parameter (msgspec writes datetimes as RFC 3339), so a batch of any size is one round trip and one commit."""
+    from .models import AuditEntry
+
+    quote = connection.ops.quote_name
+    audit_table, rollup_table = quote(AuditEntry._meta.db_table), quote(MetricRollup._meta.db_table)
+    record_type = ", ".join(
+        f"{name} {kind}" for name, kind in {**_AUDIT_BATCH_COLUMNS, **_METRIC_BATCH_COLUMNS}.items()
+    )
+    audit_columns = ", ".join(quote(AuditEntry._meta.get_field(name).column) for name in _AUDIT_BATCH_COLUMNS)
+    buckets = ", ".join(f"count(*) FILTER (WHERE m_bucket = {i})" for i in range(len(_BUCKET_COLUMNS)))
+    increments = ", ".join(
+        f"{col} = {rollup_table}.{col} + excluded.{col}"
+        for col in ["calls", "errors", "total_ms", *_BUCKET_COLUMNS]
+    )
+    return (
+        f"WITH batch AS (SELECT * FROM json_to_recordset(%s::json) AS r({record_type})), "
+        f"audit_rows AS (INSERT INTO {audit_table} ({audit_columns}) "
+        f"SELECT {', '.join(_AUDIT_BATCH_COLUMNS)} FROM batch) "
+        f"INSERT INTO {rollup_table} (minute, service, operation, tenant_id, calls, errors, total_ms, max_ms, "
+        f"{', '.join(_BUCKET_COLUMNS)}) "
+        f"SELECT m_minute, m_service, m_operation, m_tenant, count(*), sum(m_error), sum(m_ms), max(m_ms), {buckets} "
+        f"FROM batch WHERE m_counted GROUP BY m_minute, m_service, m_operation, m_tenant "
+        f"ON CONFLICT (minute, service, operation, tenant_id) DO UPDATE SET {increments}, "
+        f"max_ms = GREATEST({rollup_table}.max_ms, excluded.max_ms)"
+    )
+
+
+def _batch_row(audit: dict, metric: dict | None) -> dict:
+    if metric is None:
+        return {**audit, "m_counted": False}
+    return {
+        **audit,
+        "m_counted": True,
+        "m_minute": audit["created_at"].replace(second=0, microsecond=0),
+        "m_service": metric["service"],
+        "m_operation": metric["operation"],
+        "m_tenant": metric["tenant_id"] or 0,
+        "m_error": int(metric["error"]),
+        "m_ms": metric["duration_ms"],
+        "m_bucket": bucket_index(metric["duration_ms"]),
+    }
+
+
+def record_calls(batch: list[tuple[dict, dict | None]]) -> None:
+    """The audit rows and rollup increments of many calls, all or nothing.
+
+    PostgreSQL: one statement (see _batch_sql). Elsewhere: a multi-row INSERT and one upsert
+    per (minute, service, operation, tenant), in one transaction.
+    """
+    from .models import AuditEntry
+
+    if connection.vendor == "postgresql":
+        payload = msgspec.json.encode([_batch_row(audit, metric) for audit, metric in batch]).decode()
+        with connection.cursor() as cursor:
+            cursor.execute(_batch_sql(), [payload])
+        return
+    with transaction.atomic():
+        AuditEntry.objects.bulk_create([AuditEntry(**audit) for audit, _ in batch])
+        for audit, metric in batch:
+            if metric is not None:
+                metrics_record(**metric, at=audit["created_at"])
 
 
 def percentile_from_buckets(counts: Iterable[int], q: float, *, max_ms: float | None = None) -> float | None:

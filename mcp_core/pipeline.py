@@ -26,7 +26,7 @@ from .contracts import (
     OperationContext,
     Principal,
 )
-from .metrics import record_call
+from .recorder import get_recorder
 from .registry import get_registry
 from .schemas import decode_params, describe_validation_error, to_builtins
 from .server import Operation
@@ -288,7 +288,9 @@ def _record(
                 "duration_ms": duration_ms,
                 "error": error is not None and error.code not in CALLER_ERROR_CODES,
             }
-        record_call(audit=audit, metric=metric)
+        recorder = get_recorder()
+        batched = recorder.is_batched(request.transport, read_only=op is None or op.annotations.read_only)
+        recorder.record(audit, metric, batched=batched)
     except Exception:
         logger.exception("could not record audit/metrics for request %s", request.request_id)
 

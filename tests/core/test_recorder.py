@@ -1,0 +1,151 @@
+"""Batched recording (mcp_core.recorder): read-only calls over the network transports are
+queued and written in batches; nothing is lost, counted twice or written late for a write."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+import pytest
+from django.db import OperationalError, connection
+from django.db.models import Sum
+from django.test import override_settings
+
+from mcp_core.api_keys import api_key_authenticate
+from mcp_core.contracts import MCPRequest
+from mcp_core.models import AuditEntry, MetricRollup
+from mcp_core.pipeline import route
+from mcp_core.recorder import flush_recorder, get_recorder
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+QUEUED = override_settings(MCP_AUDIT_FLUSH_MS=600_000)  # the flusher never fires during a test
+
+
+@pytest.fixture
+def principal(alice, alice_key):
+    return api_key_authenticate(alice_key)
+
+
+@pytest.fixture(autouse=True)
+def empty_queue():
+    yield
+    flush_recorder()
+
+
+def call(principal, operation="get_tenant_stats", params=None, *, service="database", transport="mcp"):
+    request = MCPRequest(
+        service=service, operation=operation, params=params or {}, principal=principal, transport=transport
+    )
+    return route(request)
+
+
+@QUEUED
+def test_it_queues_read_only_mcp_calls_and_writes_them_in_one_batch(principal):
+    responses = [call(principal) for _ in range(5)]
+    responses.append(call(principal, "get_call_stats", {"days": 0}))  # a caller error
+    assert [r.success for r in responses] == [True] * 5 + [False]
+    assert AuditEntry.objects.count() == 0
+    assert get_recorder().pending() == 6
+
+    assert flush_recorder() == 6
+
+    assert get_recorder().pending() == 0
+    entries = AuditEntry.objects.filter(request_id__in=[r.metadata["request_id"] for r in responses])
+    assert entries.count() == 6
+    failed = entries.get(request_id=responses[-1].metadata["request_id"])
+    assert (failed.outcome, failed.error_code) == ("error", "validation_error")
+    assert failed.tenant_id == principal.tenant_id
+    stats = MetricRollup.objects.get(operation="get_tenant_stats")
+    assert (stats.calls, stats.errors, stats.tenant_id) == (5, 0, principal.tenant_id)
+    histogram = sum(getattr(stats, f"b{i}") for i in range(14))
+    assert histogram == 5
+    assert stats.total_ms == pytest.approx(sum(r.metadata["duration_ms"] for r in responses[:5]), abs=0.05)
+    # A caller's mistake is counted as a call, not as a service error.
+    assert MetricRollup.objects.get(operation="get_call_stats").calls == 1
+    assert MetricRollup.objects.get(operation="get_call_stats").errors == 0
+
+
+@QUEUED
+def test_it_adds_a_later_batch_to_the_same_minute_instead_of_replacing_it(principal):
+    for _ in range(3):
+        call(principal)
+    flush_recorder()
+    for _ in range(4):
+        call(principal)
+    flush_recorder()
+    assert AuditEntry.objects.count() == 7
+    assert MetricRollup.objects.filter(operation="get_tenant_stats").aggregate(n=Sum("calls"))["n"] == 7
+
+
+@QUEUED
+def test_it_writes_a_call_that_can_change_something_before_answering(principal, platform_key):
+    admin = api_key_authenticate(platform_key)
+    response = call(admin, "replay_event", {"id": 999_999}, service="webhooks")
+    assert response.error["code"] == "not_found"
+    assert AuditEntry.objects.filter(request_id=response.metadata["request_id"]).exists()
+    assert get_recorder().pending() == 0
+
+
+@QUEUED
+@pytest.mark.parametrize("transport", ["internal", "engine", "console", "webhook"])
+def test_it_writes_calls_from_inside_the_platform_before_answering(principal, transport):
+    response = call(principal, transport=transport)
+    assert AuditEntry.objects.filter(request_id=response.metadata["request_id"], transport=transport).exists()
+    assert get_recorder().pending() == 0
+
+
+@override_settings(MCP_AUDIT_FLUSH_MS=0)
+def test_it_writes_every_call_before_answering_when_batching_is_off(principal):
+    response = call(principal)
+    assert AuditEntry.objects.filter(request_id=response.metadata["request_id"]).exists()
+    assert MetricRollup.objects.get(operation="get_tenant_stats").calls == 1
+
+
+@override_settings(MCP_AUDIT_FLUSH_MS=600_000, MCP_AUDIT_MAX_PENDING=2)
+def test_a_full_queue_makes_the_caller_write_its_own_row(principal):
+    responses = [call(principal) for _ in range(5)]
+    assert get_recorder().pending() == 2
+    assert AuditEntry.objects.count() == 3  # the three calls that found the queue full
+    flush_recorder()
+    assert set(AuditEntry.objects.values_list("request_id", flat=True)) == {
+        r.metadata["request_id"] for r in responses
+    }
+    assert MetricRollup.objects.filter(operation="get_tenant_stats").aggregate(n=Sum("calls"))["n"] == 5
+
+
+@override_settings(MCP_AUDIT_FLUSH_MS=50)
+def test_the_flusher_thread_writes_the_queue_without_being_asked(principal):
+    responses = [call(principal) for _ in range(10)]
+    deadline = time.monotonic() + 10
+    while AuditEntry.objects.count() < 10 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert set(AuditEntry.objects.values_list("request_id", flat=True)) == {
+        r.metadata["request_id"] for r in responses
+    }
+    assert MetricRollup.objects.get(operation="get_tenant_stats").calls == 10
+
+
+@QUEUED
+def test_a_batch_that_fails_stays_queued_and_is_written_by_the_next_attempt(principal):
+    for _ in range(4):
+        call(principal)
+    connection.ensure_connection()
+    backend = connection.connection.info.backend_pid
+    # The database closes this connection under us, as a restart or failover would.
+    with psycopg.connect(_admin_url(), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [backend])
+    with pytest.raises(OperationalError):
+        flush_recorder()
+    assert get_recorder().pending() == 4
+    connection.close()  # the broken connection goes; the next attempt opens a new one
+    assert AuditEntry.objects.count() == 0
+
+    assert flush_recorder() == 4
+    assert AuditEntry.objects.count() == 4
+    assert MetricRollup.objects.get(operation="get_tenant_stats").calls == 4
+
+
+def _admin_url() -> str:
+    settings = connection.settings_dict
+    return f"postgresql://{settings['USER'] or 'postgres'}@{settings['HOST'] or '127.0.0.1'}:{settings['PORT'] or 5432}/postgres"
