@@ -63,13 +63,16 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "askpro.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "askpro.middleware.AuthenticationMiddleware",
+    "askpro.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+# Endpoints authenticated by API key alone: no session, user or messages middleware there
+# (askpro/middleware.py). The admin, the API docs and the dashboard keep all of it.
+SESSIONLESS_PATH_PREFIXES = ("/mcp", "/api/v1/")
 
 ROOT_URLCONF = "askpro.urls"
 WSGI_APPLICATION = "askpro.wsgi.application"
