@@ -49,6 +49,7 @@ class CallRecorder:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._failing = False
+        self._full = False
 
     def is_batched(self, transport: str, *, read_only: bool) -> bool:
         return self.flush_interval_s > 0 and read_only and transport in self.batched_transports
@@ -60,10 +61,31 @@ class CallRecorder:
                 if len(self._pending) < self.max_pending:
                     self._pending.append((audit, metric))
                     self._ensure_flusher()
+                    self._full = False
                     return
+                warn, self._full = not self._full, True
             # The queue is full (the database is slow or away): the caller writes its own row,
             # so that load slows down instead of losing records.
+            if warn:
+                logger.warning(
+                    "audit queue full (%d rows): calls write their own rows until it drains", self.max_pending
+                )
         record_call(audit=audit, metric=metric)
+
+    def status(self) -> dict[str, Any]:
+        """This process's queue, for the health report: degraded while batches fail or it is full."""
+        pending = self.pending()
+        problem = "batches are failing; rows stay queued" if self._failing else ""
+        if not problem and self._full:
+            problem = "queue full; calls write their own rows"
+        return {
+            "status": "degraded" if problem else "healthy",
+            "batched": self.flush_interval_s > 0,
+            "flush_ms": round(self.flush_interval_s * 1000),
+            "pending": pending,
+            "max_pending": self.max_pending,
+            "detail": problem or "writing",
+        }
 
     def pending(self) -> int:
         with self._lock:
@@ -83,7 +105,9 @@ class CallRecorder:
                 except Exception:
                     with self._lock:  # keep them, first in line, for the next attempt
                         self._pending[:0] = batch
+                    self._failing = True
                     raise
+                self._failing = False
                 written += len(batch)
 
     def _ensure_flusher(self) -> None:

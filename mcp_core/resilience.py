@@ -7,6 +7,7 @@ from typing import Any
 
 from .breaker import breaker_states
 from .pools import pool_report
+from .recorder import get_recorder
 from .shared_state import resilience_status
 
 _SEVERITY = {"healthy": 0, "not_configured": 0, "degraded": 1, "unhealthy": 2}
@@ -22,10 +23,14 @@ def resilience_report() -> dict[str, Any]:
 
 
 def with_resilience(report: dict[str, Any]) -> dict[str, Any]:
-    """Add "resilience" and "pools" to a health report; a failing Redis makes it at least degraded."""
+    """Add "resilience", "pools" and this process's "audit_queue" to a health report; a failing
+    Redis or failing audit batches make it at least degraded."""
     resilience = resilience_report()
+    audit_queue = get_recorder().status()
     report["resilience"] = resilience
     report["pools"] = pool_report()
-    if _SEVERITY.get(resilience["status"], 0) > _SEVERITY.get(report.get("status", "healthy"), 0):
-        report["status"] = resilience["status"]
+    report["audit_queue"] = audit_queue
+    for part in (resilience, audit_queue):
+        if _SEVERITY.get(part["status"], 0) > _SEVERITY.get(report.get("status", "healthy"), 0):
+            report["status"] = part["status"]
     return report

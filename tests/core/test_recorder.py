@@ -16,6 +16,7 @@ from mcp_core.contracts import MCPRequest
 from mcp_core.models import AuditEntry, MetricRollup
 from mcp_core.pipeline import route
 from mcp_core.recorder import flush_recorder, get_recorder
+from mcp_core.resilience import with_resilience
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -103,8 +104,11 @@ def test_it_writes_every_call_before_answering_when_batching_is_off(principal):
 
 
 @override_settings(MCP_AUDIT_FLUSH_MS=600_000, MCP_AUDIT_MAX_PENDING=2)
-def test_a_full_queue_makes_the_caller_write_its_own_row(principal):
+def test_a_full_queue_makes_the_caller_write_its_own_row(principal, caplog):
     responses = [call(principal) for _ in range(5)]
+    assert [r.message for r in caplog.records if "queue full" in r.message] == [
+        "audit queue full (2 rows): calls write their own rows until it drains"
+    ]  # once per episode, not once per call
     assert get_recorder().pending() == 2
     assert AuditEntry.objects.count() == 3  # the three calls that found the queue full
     flush_recorder()
@@ -138,10 +142,17 @@ def test_a_batch_that_fails_stays_queued_and_is_written_by_the_next_attempt(prin
     with pytest.raises(OperationalError):
         flush_recorder()
     assert get_recorder().pending() == 4
+    assert get_recorder().status()["status"] == "degraded"
+    report = with_resilience({"status": "healthy"})  # what /api/v1/mcp/health and the dashboard show
+    assert (report["status"], report["audit_queue"]["pending"]) == ("degraded", 4)
     connection.close()  # the broken connection goes; the next attempt opens a new one
     assert AuditEntry.objects.count() == 0
 
     assert flush_recorder() == 4
+    assert get_recorder().status() | {"flush_ms": None} == {
+        "status": "healthy", "batched": True, "flush_ms": None, "pending": 0, "max_pending": 10_000,
+        "detail": "writing",
+    }  # fmt: skip
     assert AuditEntry.objects.count() == 4
     assert MetricRollup.objects.get(operation="get_tenant_stats").calls == 4
 
