@@ -1,7 +1,12 @@
 """MCP endpoint throughput (issue 3, section 7): tools/call through /mcp with the full pipeline
-(key check, scope, validation, audit INSERT, metrics upsert) against a bare Django JSON view in
-the same gunicorn, and against the official SDK's own server (mcp.server.MCPServer, stateless
-Streamable HTTP under uvicorn) serving an equally trivial tool.
+(key check, scope, validation, one audit row and one rollup increment per call) against a bare
+Django JSON view in the same gunicorn, and against the official SDK's own server
+(mcp.server.MCPServer, stateless Streamable HTTP under uvicorn) serving an equally trivial tool.
+
+/mcp runs twice: with the default batched recording (mcp_core.recorder: read-only calls' rows
+written every MCP_AUDIT_FLUSH_MS by a thread per worker) and with MCP_AUDIT_FLUSH_MS=0 (every
+row committed before the answer). After the load, the bench checks that the database holds
+exactly one audit row per answered call.
 
     .venv/bin/python -m tests.bench.bench_mcp [--seconds 8] [--connections 16]
 
@@ -72,6 +77,38 @@ def check_once(url: str, body: str, headers: dict[str, str]) -> dict:
     return result
 
 
+def drive_mcp(base: str, name: str, arguments: dict, *, modern: bool, auth: dict, args) -> dict:
+    body, headers = tools_call(name, arguments, modern=modern)
+    headers = {**headers, **auth}
+    check_once(base + "/mcp", body, headers)
+    return load(
+        base + "/mcp",
+        method="POST",
+        body=body,
+        headers=headers,
+        seconds=args.seconds,
+        connections=args.connections,
+    )
+
+
+def audit_rows(database_url: str, service: str) -> int:
+    import psycopg
+
+    with psycopg.connect(database_url.replace("postgres://", "postgresql://")) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM mcp_core_auditentry WHERE service = %s", [service]
+        ).fetchone()[0]
+
+
+def check_audit(database_url: str, answered: int, connections: int) -> int:
+    """One audit row per answered echo call. The load tool counts the answers it read; calls
+    in flight when it stopped were served and recorded too: up to one per connection and phase."""
+    rows = audit_rows(database_url, "echo")
+    if not answered <= rows <= answered + 3 * connections:
+        raise SystemExit(f"audit rows ({rows}) do not match the answered calls ({answered})")
+    return rows
+
+
 def _per_call_ms(func, iterations: int) -> float:
     import time
 
@@ -86,11 +123,14 @@ def _per_call_ms(func, iterations: int) -> float:
 def in_process_breakdown(database_url: str, raw_key: str, iterations: int) -> list[tuple[str, float]]:
     """Where a /mcp tools/call spends its time, measured in this process (Django test client)."""
     import os
+    import time
 
-    os.environ.update(bench_env(database_url))
+    # Queue without a background flush here, so that the batch write below is timed alone.
+    os.environ.update(bench_env(database_url, MCP_AUDIT_FLUSH_MS="600000"))
     import django
 
     django.setup()
+    del os.environ["MCP_AUDIT_FLUSH_MS"]  # read; the servers started later must not inherit it
     from django.db import connections
     from django.test import Client
 
@@ -102,21 +142,32 @@ def in_process_breakdown(database_url: str, raw_key: str, iterations: int) -> li
     body, headers = tools_call("echo_echo", {"text": "hi"}, modern=False)
     headers = {k: v for k, v in headers.items() if k != "Content-Type"}
     headers["Authorization"] = f"Bearer {raw_key}"
+    from mcp_core.recorder import flush_recorder
+
     principal = api_key_authenticate(raw_key)
-    request = MCPRequest(service="echo", operation="echo", params={"text": "hi"}, principal=principal)
+    durable = MCPRequest(service="echo", operation="echo", params={"text": "hi"}, principal=principal)
+    batched = MCPRequest(
+        service="echo", operation="echo", params={"text": "hi"}, principal=principal, transport="mcp"
+    )
     rows = [
         (
             "bare Django view (test client)",
             lambda: client.post("/bench/bare", "{}", content_type="application/json"),
         ),
         ("api_key_authenticate()", lambda: api_key_authenticate(raw_key)),
-        ("route(echo) (scope, validation, guards, audit, metrics)", lambda: route(request)),
+        ("route(echo), row written before the answer", lambda: route(durable)),
+        ("route(echo), row queued for the batch (as over /mcp)", lambda: route(batched)),
         (
             "/mcp tools/call echo_echo (test client)",
             lambda: client.post("/mcp", body, content_type="application/json", headers=headers),
         ),
     ]
     results = [(name, _per_call_ms(func, iterations)) for name, func in rows]
+    started = time.perf_counter()
+    written = flush_recorder()
+    results.append(
+        (f"batch write, per row ({written} rows)", (time.perf_counter() - started) / written * 1000)
+    )
     connections.close_all()
     return results
 
@@ -136,6 +187,7 @@ def main() -> None:
         breakdown = in_process_breakdown(database_url, raw_key, args.iterations)
         results: list[tuple[str, dict]] = []
         tool = "wrk -t1" if have_wrk() else "python keep-alive client"
+        echo_calls = audit_rows(database_url, "echo")  # the in-process rows above
         with gunicorn(database_url, workers=2) as base:
             bare = load(
                 base + "/bench/bare",
@@ -147,31 +199,25 @@ def main() -> None:
             )
             results.append(("POST /bench/bare (bare Django JSON view)", bare))
             for label, name, arguments, modern in (
-                ("/mcp tools/call echo_echo (2025-11-25)", "echo_echo", {"text": "hi"}, False),
-                ("/mcp tools/call echo_echo (2026-07-28)", "echo_echo", {"text": "hi"}, True),
+                ("/mcp echo_echo (2025-11-25), batched rows", "echo_echo", {"text": "hi"}, False),
+                ("/mcp echo_echo (2026-07-28), batched rows", "echo_echo", {"text": "hi"}, True),
                 (
-                    "/mcp tools/call database_get_tenant_stats",
+                    "/mcp database_get_tenant_stats, batched",
                     "database_get_tenant_stats",
                     {"tenant": "salon-sonnenschein"},
                     False,
                 ),
             ):
-                body, headers = tools_call(name, arguments, modern=modern)
-                headers = {**headers, **auth}
-                check_once(base + "/mcp", body, headers)
-                results.append(
-                    (
-                        label,
-                        load(
-                            base + "/mcp",
-                            method="POST",
-                            body=body,
-                            headers=headers,
-                            seconds=args.seconds,
-                            connections=args.connections,
-                        ),
-                    )
-                )
+                result = drive_mcp(base, name, arguments, modern=modern, auth=auth, args=args)
+                echo_calls += result["requests"] + 1 if name == "echo_echo" else 0
+                results.append((label, result))
+        # Batched rows are all in the database once the server has stopped gracefully.
+        check_audit(database_url, echo_calls, args.connections)
+        with gunicorn(database_url, workers=2, MCP_AUDIT_FLUSH_MS="0") as base:
+            result = drive_mcp(base, "echo_echo", {"text": "hi"}, modern=False, auth=auth, args=args)
+            echo_calls += result["requests"] + 1
+            results.append(("/mcp echo_echo, each row before its answer", result))
+        echo_rows = check_audit(database_url, echo_calls, args.connections)
         with sdk_server(database_url, workers=2) as base:
             body, headers = tools_call("echo", {"text": "hi"}, modern=False)
             check_once(base + "/mcp", body, headers)
@@ -198,6 +244,7 @@ def main() -> None:
                 f"{result['errors']:7.0f} {result['rps'] / bare['rps']:7.2f}x {result['rps'] / sdk['rps']:7.1f}x"
             )
         print("  targets: /mcp echo >= 0.5x bare and >= 8x SDK, with audit + metrics written per call")
+        print(f"  audit rows of echo calls: {echo_rows} for {echo_calls} answers counted by the load tool")
         print(f"\n== Per call, in process, {args.iterations} iterations (ms) ==")
         for name, ms in breakdown:
             print(f"{name:58} {ms:8.3f}")

@@ -203,6 +203,7 @@ def load(
             os.unlink(handle.name)
         data = json.loads(re.search(r"JSON (\{.*\})", out).group(1))
         return {
+            "requests": data["requests"],
             "rps": data["requests"] / (data["duration_us"] / 1e6),
             "p50_ms": data["p50_us"] / 1000,
             "p99_ms": data["p99_us"] / 1000,
@@ -252,6 +253,7 @@ def _python_load(url, *, method, body, headers, seconds, connections):
     elapsed = time.monotonic() - began
     latencies.sort()
     return {
+        "requests": len(latencies),
         "rps": len(latencies) / elapsed,
         "p50_ms": statistics.median(latencies) * 1000 if latencies else 0,
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else 0,
