@@ -18,7 +18,7 @@ from django.db.models import Sum
 
 from mcp_core.models import AuditEntry, MetricRollup
 from tests.mcp.conftest import ROOT, child_env, free_port
-from tests.mcp.helpers import LEGACY
+from tests.mcp.helpers import LEGACY, modern_meta
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -84,3 +84,29 @@ def test_it_writes_every_queued_row_when_the_server_stops(alice, alice_key):
     assert set(written.values_list("tenant_id", flat=True)) == {alice.pk}
     calls = MetricRollup.objects.filter(operation="get_tenant_stats").aggregate(n=Sum("calls"))["n"]
     assert calls == CALLS
+
+
+def test_mcp_stdio_writes_its_queued_rows_when_the_client_stops_it(alice, alice_key):
+    env = child_env(MCP_AUDIT_FLUSH_MS="600000", MCP_API_KEY=alice_key)
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "mcp_stdio"],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        call = {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                "params": {"name": "database_get_tenant_stats", "arguments": {},
+                           "_meta": modern_meta()}}  # fmt: skip
+        proc.stdin.write(json.dumps(call) + "\n")
+        proc.stdin.flush()
+        reply = json.loads(proc.stdout.readline())
+        assert reply["id"] == 7 and reply["result"]["isError"] is False
+        assert not AuditEntry.objects.filter(transport="mcp", tenant_id=alice.pk).exists()  # queued
+    finally:
+        proc.send_signal(signal.SIGTERM)  # stdin stays open: the client stops it by signal
+        proc.wait(timeout=30)
+    assert AuditEntry.objects.filter(transport="mcp", tenant_id=alice.pk).count() == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import sys
 
 from django.core.management.base import BaseCommand
@@ -36,6 +37,9 @@ class Command(BaseCommand):
             sys.stderr.write("mcp_stdio: MCP_API_KEY is not a valid, active API key\n")
             sys.exit(1)
         logger.info("mcp_stdio serving as %s", principal.name)
+        # Clients stop a stdio server with SIGTERM; exiting through SystemExit (not the default
+        # abrupt death) lets atexit write the audit rows still queued (mcp_core.recorder).
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
         with contextlib.suppress(KeyboardInterrupt):
             serve(sys.stdin, protocol_out, api_key)
         logger.info("mcp_stdio: stdin closed, exiting")
