@@ -38,6 +38,7 @@ run: install
 test: install-dev
 	DATABASE_URL=$${DATABASE_URL:-$(DATABASE_URL_TEST)} REDIS_URL=$${REDIS_URL:-$(REDIS_URL_TEST)} ./scripts/ensure_services.sh
 	./scripts/ensure_browser.sh
+	./scripts/ensure_conformance.sh
 	DATABASE_URL=$${DATABASE_URL:-$(DATABASE_URL_TEST)} REDIS_URL=$${REDIS_URL:-$(REDIS_URL_TEST)} $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: install-dev
