@@ -9,7 +9,7 @@ from typing import Any
 from django.utils import timezone
 
 from .models import AuditEntry
-from .redaction import REDACTED, redact
+from .redaction import REDACTED, redact, storable_text
 
 __all__ = ("REDACTED", "audit_fields", "audit_prune", "audit_record", "redact")
 
@@ -46,7 +46,7 @@ def audit_fields(
         "params": redact(params if isinstance(params, dict) else {"_": params}),
         "outcome": AuditEntry.Outcome.ERROR if error_code else AuditEntry.Outcome.SUCCESS,
         "error_code": error_code or "",
-        "error_message": error_message[:2000],
+        "error_message": storable_text(error_message[:2000]),
         "duration_ms": round(duration_ms, 3),
         "idempotency_key": (idempotency_key or "")[:255],
     }

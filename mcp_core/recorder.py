@@ -27,7 +27,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.signals import setting_changed
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
 
 from .metrics import record_call, record_calls
 
@@ -102,13 +102,39 @@ class CallRecorder:
                     return written
                 try:
                     record_calls(batch)
-                except Exception:
-                    with self._lock:  # keep them, first in line, for the next attempt
+                except (OperationalError, InterfaceError):
+                    # The database is away or the connection broke: keep every row, first in
+                    # line, for the next attempt.
+                    with self._lock:
                         self._pending[:0] = batch
                     self._failing = True
                     raise
+                except Exception:
+                    # Some row cannot be stored (bad data, not a bad database): store the others
+                    # one by one, so that one row can never hold up the queue.
+                    written += self._write_one_by_one(batch)
+                    continue
                 self._failing = False
                 written += len(batch)
+
+    def _write_one_by_one(self, batch: list[Pending]) -> int:
+        written = 0
+        for index, item in enumerate(batch):
+            try:
+                record_calls([item])
+            except (OperationalError, InterfaceError):
+                with self._lock:
+                    self._pending[:0] = batch[index:]
+                self._failing = True
+                raise
+            except Exception:
+                # Never the params or the message: they may be what could not be stored.
+                logger.exception(
+                    "audit row of request %s cannot be stored; dropped", item[0].get("request_id")
+                )
+            else:
+                written += 1
+        return written
 
     def _ensure_flusher(self) -> None:
         # Called with self._lock held.

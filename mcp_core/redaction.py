@@ -48,8 +48,17 @@ def redact(value: Any, *, depth: int = 0) -> Any:
 
 
 def _no_nul(text: str) -> str:
-    # jsonb and text columns refuse NUL: one would make the audit insert fail.
-    return text.replace("\x00", "\ufffd")
+    """Text every column and JSON encoder accepts: jsonb and text columns refuse NUL, and UTF-8
+    has no lone surrogates (JSON input may carry "\\udc80"); either would lose the audit row."""
+    text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+storable_text = _no_nul
 
 
 def redact_text(text: str) -> str:

@@ -160,3 +160,26 @@ def test_a_batch_that_fails_stays_queued_and_is_written_by_the_next_attempt(prin
 def _admin_url() -> str:
     settings = connection.settings_dict
     return f"postgresql://{settings['USER'] or 'postgres'}@{settings['HOST'] or '127.0.0.1'}:{settings['PORT'] or 5432}/postgres"
+
+
+@QUEUED
+def test_a_row_that_cannot_be_stored_does_not_hold_up_the_others(principal, caplog):
+    good = [call(principal) for _ in range(3)]
+    poison = {"request_id": "poison", "params": {"x": object()}}  # no JSON for this
+    get_recorder().record(poison, None, batched=True)
+    good.append(call(principal))
+
+    assert flush_recorder() == 4
+    assert get_recorder().pending() == 0
+    stored = set(AuditEntry.objects.values_list("request_id", flat=True))
+    assert stored == {r.metadata["request_id"] for r in good}
+    assert MetricRollup.objects.get(operation="get_tenant_stats").calls == 4
+    assert any("request poison cannot be stored; dropped" in r.getMessage() for r in caplog.records)
+
+
+@QUEUED
+def test_text_utf8_cannot_hold_is_stored_with_a_replacement_character(principal):
+    response = call(principal, "search", {"query": "caf\udc80\x00"})
+    flush_recorder()
+    entry = AuditEntry.objects.get(request_id=response.metadata["request_id"])
+    assert entry.params["query"] == "caf?\ufffd"
