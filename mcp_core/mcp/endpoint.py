@@ -24,7 +24,7 @@ from django_mcpz.server import MCPServer as MCPZServer
 from django_mcpz.server import ToolError
 
 from ..api_keys import api_key_authenticate_cached, bearer_token
-from ..contracts import Principal
+from ..contracts import MCPRequest, Principal
 from ..discovery import operation_allowed
 from ..pipeline import route
 from ..registry import Registry, get_registry
@@ -64,10 +64,32 @@ def api_key_auth(request: HttpRequest) -> HttpResponse | None:
     raw = bearer_token(request.headers.get("Authorization"))
     principal = authenticate(raw)
     if principal is None:
+        _audit_refused(request)
         challenge = CHALLENGE if raw is None else f'{CHALLENGE}, error="invalid_token"'
         return HttpResponse(status=HTTPStatus.UNAUTHORIZED, headers={"WWW-Authenticate": challenge})
     request.mcp_principal = principal  # type: ignore[attr-defined]
     return None
+
+
+def _audit_refused(request: HttpRequest) -> None:
+    """A request without a valid key goes through the pipeline anyway, as on the REST API, so
+    that refused attempts are audited (principal "anonymous", error unauthorized): a tools/call
+    under the operation it named, anything else as mcp.<method>."""
+    try:
+        message = msgspec.json.decode(request.body)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        message = None
+    method = message.get("method") if isinstance(message, dict) else None
+    params = message.get("params") if isinstance(message, dict) else None
+    service, operation = "mcp", str(method or "unreadable request")[:80]
+    if method == "tools/call" and isinstance(params, dict):
+        op = get_registry().by_tool_name().get(str(params.get("name")))
+        if op is not None:
+            service, operation = op.service, op.name
+    refused = MCPRequest(service=service, operation=operation, params={}, principal=None, transport="mcp")
+    if request.headers.get("X-Request-ID"):
+        refused.request_id = request.headers["X-Request-ID"]
+    route(refused)
 
 
 class _Server(MCPZServer):

@@ -132,6 +132,32 @@ def test_it_challenges_a_missing_or_bad_key_with_401(client, db, key):
         assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
 
 
+@pytest.mark.parametrize(
+    ("body", "service", "operation"),
+    [
+        ({"method": "tools/call", "params": {"name": "database_get_tenant_stats", "arguments": {}}},
+         "database", "get_tenant_stats"),
+        ({"method": "tools/call", "params": {"name": "nope_nothing", "arguments": {}}}, "mcp", "tools/call"),
+        ({"method": "tools/list", "params": {}}, "mcp", "tools/list"),
+        (None, "mcp", "unreadable request"),
+    ],
+)  # fmt: skip
+def test_it_audits_a_refused_request_like_the_rest_api_does(client, db, body, service, operation):
+    payload = "{not json" if body is None else json.dumps({"jsonrpc": "2.0", "id": 1, **body})
+    response = client.post(
+        "/mcp",
+        payload,
+        content_type="application/json",
+        headers={"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": LEGACY,
+                 "Authorization": "Bearer askp_0123456789_stolen-or-made-up", "X-Request-ID": "refused-1"},
+    )  # fmt: skip
+    assert response.status_code == 401
+    entry = AuditEntry.objects.get(request_id="refused-1")
+    assert (entry.service, entry.operation, entry.transport) == (service, operation, "mcp")
+    assert (entry.principal, entry.error_code, entry.api_key_id) == ("anonymous", "unauthorized", None)
+    assert "stolen" not in json.dumps(entry.params) + entry.error_message
+
+
 def test_it_serves_the_legacy_handshake_statelessly(client, alice_key):
     response = post(
         client,
