@@ -3,10 +3,15 @@ queued and written in batches; nothing is lost, counted twice or written late fo
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 import time
 
 import psycopg
 import pytest
+from django.conf import settings
 from django.db import OperationalError, connection
 from django.db.models import Sum
 from django.test import override_settings
@@ -183,3 +188,24 @@ def test_text_utf8_cannot_hold_is_stored_with_a_replacement_character(principal)
     flush_recorder()
     entry = AuditEntry.objects.get(request_id=response.metadata["request_id"])
     assert entry.params["query"] == "caf?\ufffd"
+
+
+def test_it_records_on_sqlite_too(tmp_path):
+    """This module (but the PostgreSQL-only connection test) on a real SQLite file, the
+    database of `make run`: there a batch is a multi-row INSERT plus one upsert per call."""
+    if connection.vendor == "sqlite":
+        pytest.fail("the SQLite run must deselect this test")
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'askpro.sqlite3'}",
+        "TEST_DATABASE_NAME": str(tmp_path / "test.sqlite3"),
+        "CACHE_KEY_PREFIX": f"askpro-recorder-sqlite-{os.getpid()}",
+    }
+    deselect = "not sqlite_too and not fails_stays_queued"
+    child = subprocess.run(
+        [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider", "-k", deselect],
+        cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    summary = child.stdout.strip().splitlines()[-1]
+    assert child.returncode == 0, child.stdout[-4000:]
+    assert int(re.search(r"(\d+) passed", summary).group(1)) >= 12, summary
