@@ -146,17 +146,16 @@ class CallRecorder:
         while True:
             self._wake.wait(self.flush_interval_s)
             self._wake.clear()
+            was_failing = self._failing  # flush() keeps _failing up to date
             try:
                 self.flush()
-                if self._failing:
+                if was_failing and not self._failing:
                     logger.warning("audit flusher: writing again; the queued rows are stored")
-                self._failing = False
             except Exception:
-                if not self._failing:  # once per outage, not once per interval
+                if not was_failing:  # once per outage, not once per interval
                     logger.exception(
                         "audit flusher: could not write %d queued rows; retrying", self.pending()
                     )
-                self._failing = True
             finally:
                 # A broken or server-closed connection is replaced at the next attempt.
                 connections[DEFAULT_DB_ALIAS].close_if_unusable_or_obsolete()

@@ -191,7 +191,7 @@ def test_text_utf8_cannot_hold_is_stored_with_a_replacement_character(principal)
 
 
 def test_it_records_on_sqlite_too(tmp_path):
-    """This module (but the PostgreSQL-only connection test) on a real SQLite file, the
+    """This module (but the two PostgreSQL-only connection tests) on a real SQLite file, the
     database of `make run`: there a batch is a multi-row INSERT plus one upsert per call."""
     if connection.vendor == "sqlite":
         pytest.fail("the SQLite run must deselect this test")
@@ -201,7 +201,7 @@ def test_it_records_on_sqlite_too(tmp_path):
         "TEST_DATABASE_NAME": str(tmp_path / "test.sqlite3"),
         "CACHE_KEY_PREFIX": f"askpro-recorder-sqlite-{os.getpid()}",
     }
-    deselect = "not sqlite_too and not fails_stays_queued"
+    deselect = "not sqlite_too and not fails_stays_queued and not outage"  # these two end PG backends
     child = subprocess.run(
         [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider", "-k", deselect],
         cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=300, check=False,
@@ -209,3 +209,28 @@ def test_it_records_on_sqlite_too(tmp_path):
     summary = child.stdout.strip().splitlines()[-1]
     assert child.returncode == 0, child.stdout[-4000:]
     assert int(re.search(r"(\d+) passed", summary).group(1)) >= 12, summary
+
+
+@override_settings(MCP_AUDIT_FLUSH_MS=50)
+def test_the_flusher_thread_survives_an_outage_and_says_so_once(principal, caplog):
+    """The database drops every connection but the test's own, as a failover would."""
+    first = [call(principal) for _ in range(3)]
+    _wait_for_rows(len(first))  # the flusher has used (and pooled) a connection by now
+    with psycopg.connect(_admin_url(), autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> %s",
+            [connection.settings_dict["NAME"], connection.connection.info.backend_pid],
+        )
+    later = [call(principal) for _ in range(5)]
+    _wait_for_rows(len(first) + len(later))
+    stored = set(AuditEntry.objects.values_list("request_id", flat=True))
+    assert stored == {r.metadata["request_id"] for r in first + later}
+    messages = [r.getMessage() for r in caplog.records if r.name == "mcp_core.recorder"]
+    assert len([m for m in messages if "could not write" in m]) == 1, messages
+    assert len([m for m in messages if "writing again" in m]) == 1, messages
+
+
+def _wait_for_rows(count: int) -> None:
+    deadline = time.monotonic() + 10
+    while AuditEntry.objects.count() < count and time.monotonic() < deadline:
+        time.sleep(0.05)
