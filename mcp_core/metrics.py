@@ -1,4 +1,5 @@
-"""Per-minute metric rollups fed by every call, and percentile estimates read from them."""
+"""Per-minute metric rollups fed by every call (with its audit row: one call, or a batch of
+calls from mcp_core.recorder), and percentile estimates read from them."""
 
 from __future__ import annotations
 
@@ -133,8 +134,9 @@ _METRIC_BATCH_COLUMNS = {
 @functools.cache
 def _batch_sql() -> str:
     """One statement for a whole batch: the audit rows and their rollup increments, aggregated
-    per (minute, service, operation, tenant) in the database. The batch arrives as one jsonb
-    parameter (msgspec writes datetimes as RFC 3339), so a batch of any size is one round trip and one commit."""
+    per (minute, service, operation, tenant) in the database. The batch arrives as one JSON
+    parameter (msgspec writes datetimes as RFC 3339): a batch of any size is one round trip and
+    one commit."""
     from .models import AuditEntry
 
     quote = connection.ops.quote_name
