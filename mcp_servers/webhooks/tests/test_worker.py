@@ -55,7 +55,7 @@ def test_nothing_is_lost_when_the_worker_dies_mid_event(celery_worker_factory, a
     assert not Call.objects.filter(retell_call_id="call_kill").exists()
 
     celery_worker_factory(handlers={"retell": SLOW}).start()
-    done = wait_for(lambda: WebhookEvent.objects.filter(pk=event.pk, status="processed").first(), timeout=45)
+    done = wait_for(lambda: WebhookEvent.objects.filter(pk=event.pk, status="processed").first(), timeout=90)
     assert done.attempts == 2
     assert int(r.get(f"{key}:completed")) == 1, "the killed attempt never completed; the second did, once"
     assert Call.objects.filter(retell_call_id="call_kill").count() == 1
