@@ -121,6 +121,7 @@ def fresh_setup(tmp_path_factory):
                 except OSError:
                     pass
             time.sleep(0.5)
+        assert f"export ASKPRO_KEY={key}" in log_path.read_text()  # the line README.md asks for
         yield {"clone": clone, "home": home, "port": port, "key": key, "log": log_path}
     finally:
         _stop(proc)
