@@ -27,6 +27,7 @@ install: .make-install
 install-dev: .make-install-dev
 
 run: install
+	@mkdir -p var && printf '%s\n' '# Written by make run; read by manage.py only (docs/configuration.md).' "DEBUG=$${DEBUG:-1}" > var/dev.env
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --noinput
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py setup_periodic_tasks
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py seed_demo

@@ -5,6 +5,7 @@ used, so a typo stops start-up instead of silently falling back to a default.
 """
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -12,6 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def env_str(name: str, default: str | None = None) -> str | None:
@@ -122,3 +124,35 @@ def check_redis_url(name: str, url: str) -> str:
     except ValueError:
         raise ImproperlyConfigured(f"{name}: invalid port in {url!r}") from None
     return url
+
+
+def load_env_file(path: Path) -> list[str]:
+    """Put the file's NAME=value lines into os.environ for variables the environment leaves unset.
+
+    manage.py reads var/dev.env this way (`make run` writes it; docs/configuration.md). Blank
+    lines and # comments are skipped, one pair of surrounding quotes is removed. A variable the
+    environment sets, even to something else, always wins. Returns the names it set.
+    """
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise ImproperlyConfigured(f"{path}: cannot read it ({exc.strerror})") from None
+    applied = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        name = name.strip()
+        if not sep or not _NAME.fullmatch(name):
+            # The line is not echoed: it may hold a secret.
+            raise ImproperlyConfigured(f"{path}: line {number}: expected NAME=value")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        if env_str(name) is None:
+            os.environ[name] = value
+            applied.append(name)
+    return applied

@@ -1,4 +1,4 @@
-"""Settings for the AskPro control plane, read from the environment (see README's table).
+"""Settings for the AskPro control plane, read from the environment (every variable: docs/configuration.md).
 
 With nothing set, the project runs on embedded defaults: a SQLite file, the in-process
 cache and eager Celery, so that `make run` works on a bare machine.
@@ -207,12 +207,12 @@ MCP_AUDIT_RETENTION_DAYS = env_int("MCP_AUDIT_RETENTION_DAYS", 90, minimum=1)
 MCP_AUTH_CACHE_SECONDS = env_float("MCP_AUTH_CACHE_SECONDS", 2.0, minimum=0.0)
 # Audit rows and metrics of read-only calls over these transports are written in batches by a
 # per-process thread every MCP_AUDIT_FLUSH_MS (0: every call's row is written before its answer).
-# Calls that can change something are always written before their answer (README "Audit").
+# Calls that can change something are always written before their answer (docs/operations.md).
 MCP_AUDIT_FLUSH_MS = env_int("MCP_AUDIT_FLUSH_MS", 200, minimum=0)
 MCP_AUDIT_MAX_PENDING = env_int("MCP_AUDIT_MAX_PENDING", 10_000, minimum=1)
 MCP_AUDIT_BATCHED_TRANSPORTS = env_list("MCP_AUDIT_BATCHED_TRANSPORTS", ["mcp", "api"])
 
-# --- Resilience (README "Resilience"): guards around every execution, in this order ---
+# --- Resilience (docs/operations.md, "Resilience"): guards around every execution, in this order ---
 # "none" turns both off (an empty variable counts as unset, so it cannot).
 MCP_PIPELINE_GUARDS = [
     path

@@ -31,3 +31,5 @@ class Command(BaseCommand):
         _, raw = api_key_create(name=DEMO_KEY_NAME, scopes=["*"], tenant=None)
         self.stdout.write(admin_line)
         self.stdout.write(f"demo platform API key (all scopes): {raw}")
+        # README.md's commands read the key from ASKPRO_KEY: a line to paste into a second shell.
+        self.stdout.write(f"for README.md's commands, in a second shell: export ASKPRO_KEY={raw}")

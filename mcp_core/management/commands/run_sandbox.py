@@ -1,6 +1,6 @@
 """Start every upstream sandbox on its local port and keep them running until Ctrl-C/SIGTERM.
 
-Discovery convention (also in the README): a module `mcp_servers.<svc>.sandbox` exposing
+Discovery convention (also in docs/servers.md): a module `mcp_servers.<svc>.sandbox` exposing
 `SANDBOX_CLASS` (a SandboxServer subclass, or the name of one in that module) whose
 `service` is the key in settings.SANDBOX_PORTS. It is built as `SANDBOX_CLASS(host=, port=)`
 and must accept the demo credentials settings use when SANDBOX=1.
