@@ -53,3 +53,22 @@ def test_it_reports_a_dead_cache_as_degraded_without_its_url():
     assert result.status == HealthStatus.DEGRADED
     assert result.detail.startswith("cache unreachable")
     assert "s3cret" not in result.detail
+
+
+def test_it_still_runs_and_stores_a_run_when_the_cache_holding_the_lock_is_dead(fresh_registry):
+    from mcp_core.health import run_checks_coalesced
+    from mcp_core.models import HealthRun
+    from tests.mcp.health_servers import paths
+
+    dead = {
+        **settings.CACHES["default"],
+        "LOCATION": DEAD_REDIS,
+        "OPTIONS": {**settings.CACHES["default"].get("OPTIONS", {}), "SOCKET_CONNECT_TIMEOUT": 0.5},
+    }
+    with override_settings(MCP_SERVERS=paths("Fine"), CACHES={**settings.CACHES, "default": dead}):
+        snapshot = run_checks_coalesced(trigger=HealthRun.Trigger.API)
+    assert snapshot.source == "live"
+    assert snapshot.services["fine"].status == HealthStatus.HEALTHY
+    assert snapshot.platform["cache"].status == HealthStatus.DEGRADED
+    assert snapshot.status == "degraded"
+    assert HealthRun.objects.get().status == "degraded"
