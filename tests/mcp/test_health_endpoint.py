@@ -219,9 +219,11 @@ def test_it_runs_the_checks_once_for_concurrent_callers(pinged):
         thread.join(30)
     assert len(pinged.requests_to(HEALTH_CHECKS)) == 1
     assert sorted(s.source for s in snapshots) == ["live", "stored", "stored", "stored"]
-    # Those who came while the run was under way got the stored state (none yet) and were told.
-    waiting = [s for s in snapshots if s.source == "stored"]
-    assert all(s.run_in_progress and s.status == UNKNOWN for s in waiting)
+    # Those who came while the run was under way got the stored state (none yet) and were told;
+    # one held up past the run (a loaded machine) got that run, reused.
+    live = next(s for s in snapshots if s.source == "live")
+    for other in (s for s in snapshots if s.source == "stored"):
+        assert (other.run_in_progress and other.status == UNKNOWN) or other.checked_at == live.checked_at
     assert HealthRun.objects.count() == 1
 
 
