@@ -211,6 +211,9 @@ MCP_AUTH_CACHE_SECONDS = env_float("MCP_AUTH_CACHE_SECONDS", 2.0, minimum=0.0)
 MCP_AUDIT_FLUSH_MS = env_int("MCP_AUDIT_FLUSH_MS", 200, minimum=0)
 MCP_AUDIT_MAX_PENDING = env_int("MCP_AUDIT_MAX_PENDING", 10_000, minimum=1)
 MCP_AUDIT_BATCHED_TRANSPORTS = env_list("MCP_AUDIT_BATCHED_TRANSPORTS", ["mcp", "api"])
+# Health (docs/health.md): a stored health run this young is served instead of running the
+# checks again; one run at a time across processes (a lock in the default cache).
+MCP_HEALTH_REUSE_SECONDS = env_float("MCP_HEALTH_REUSE_SECONDS", 5.0, minimum=0.0)
 
 # --- Resilience (docs/operations.md, "Resilience"): guards around every execution, in this order ---
 # "none" turns both off (an empty variable counts as unset, so it cannot).

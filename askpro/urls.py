@@ -1,8 +1,8 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from mcp_core.healthchecks import ControlPlaneHealthView
+from mcp_core.healthchecks import ControlPlaneHealthView, live_view, ready_view
 from mcp_core.mcp.endpoint import mcp_view
 
 urlpatterns = [
@@ -10,6 +10,8 @@ urlpatterns = [
     path("api/v1/mcp/", include("mcp_core.api.urls")),
     path("mcp", mcp_view, name="mcp"),
     path("health/", ControlPlaneHealthView.as_view(), name="health"),
+    re_path(r"^health/live/?$", live_view, name="health-live"),
+    re_path(r"^health/ready/?$", ready_view, name="health-ready"),
     path("webhooks/", include("mcp_servers.webhooks.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

@@ -5,23 +5,16 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from mcp_core.models import LATENCY_BUCKETS_MS
+from mcp_core.models import LATENCY_BUCKETS_MS, ServiceHealth
 
 
-class HealthCheckResult(models.Model):
-    """The latest health check of one server, so that the dashboard does not run checks on every load."""
-
-    service = models.CharField(max_length=50, unique=True)
-    status = models.CharField(max_length=16)
-    detail = models.TextField(blank=True, default="")
-    latency_ms = models.FloatField(null=True, blank=True)
-    checked_at = models.DateTimeField(default=timezone.now)
+class HealthCheckResult(ServiceHealth):
+    """The latest health check of one server, as the dashboard shows it: a view of mcp_core's
+    ServiceHealth, which every health run writes (the dashboard itself never runs checks)."""
 
     class Meta:
-        ordering = ["service"]
-
-    def __str__(self) -> str:
-        return f"{self.service}: {self.status}"
+        proxy = True
+        verbose_name = "health check result"
 
 
 class MetricHourly(models.Model):

@@ -9,11 +9,11 @@ from django.utils import timezone
 
 from mcp_core.api_keys import principal_for_user
 from mcp_core.contracts import MCPResponse
-from mcp_core.health import check_servers
+from mcp_core.health import HealthSnapshot, run_checks_coalesced
+from mcp_core.models import HealthRun
 from mcp_core.pipeline import call_operation
-from mcp_core.registry import get_registry
 
-from .models import HealthCheckResult, Recommendation
+from .models import Recommendation
 
 # What each action on the improvements page may do: from these statuses, to that status.
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -28,24 +28,10 @@ class ActionError(ValueError):
     pass
 
 
-def health_checks_run(*, timeout: float = 5.0) -> dict[str, HealthCheckResult]:
-    """Run every server's check now (concurrently) and store the results for the dashboard."""
-    registry = get_registry()
-    results = check_servers(list(registry.servers.values()), timeout=timeout)
-    now = timezone.now()
-    stored = {}
-    with transaction.atomic():
-        for name, result in results.items():
-            stored[name], _ = HealthCheckResult.objects.update_or_create(
-                service=name,
-                defaults={
-                    "status": str(result.status),
-                    "detail": result.detail[:2000],
-                    "latency_ms": result.latency_ms,
-                    "checked_at": now,
-                },
-            )
-    return stored
+def health_checks_run(*, trigger: str = HealthRun.Trigger.DASHBOARD) -> HealthSnapshot:
+    """Every check now through mcp_core's coalesced run (which stores them for the dashboard), or
+    the stored run when another is under way or one ran moments ago."""
+    return run_checks_coalesced(trigger=trigger)
 
 
 def recommendation_set_status(*, rec_id: int, action: str, user) -> Recommendation:

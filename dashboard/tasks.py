@@ -21,6 +21,9 @@ def metrics_compact_hourly_task() -> dict:
 
 @shared_task(name="dashboard.health_checks_run")
 def health_checks_run_task() -> dict:
+    from mcp_core.models import HealthRun
+
     from .services import health_checks_run
 
-    return {name: r.status for name, r in health_checks_run().items()}
+    snapshot = health_checks_run(trigger=HealthRun.Trigger.SCHEDULE)
+    return {name: str(r.status) for name, r in snapshot.services.items()}

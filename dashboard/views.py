@@ -35,8 +35,13 @@ def _pages() -> list[tuple[str, str]]:
 
 def dashboard_view(site, request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
-        results = services.health_checks_run()
-        messages.success(request, f"Checked {len(results)} server(s) just now.")
+        snapshot = services.health_checks_run()
+        if snapshot.source == "live":
+            messages.success(request, f"Checked {len(snapshot.services)} server(s) just now.")
+        elif snapshot.run_in_progress:
+            messages.info(request, "A check is already running; these are the last stored results.")
+        else:
+            messages.info(request, f"Showing the check from {snapshot.age_seconds:.0f} s ago (reused).")
         return redirect("admin:dashboard")
     overview = selectors.dashboard_overview()
     return TemplateResponse(

@@ -553,6 +553,24 @@ def breaker_states() -> list[dict[str, Any]]:
     return rows
 
 
+def breaker_open_seconds(service: str) -> float | None:
+    """Seconds until the service's open breaker lets a trial call through; None when it is not
+    refusing calls now (closed, half-open, disabled, its open time over, or state unreadable).
+
+    Reads the state only: it never moves the breaker or takes a trial permit.
+    """
+    cfg = config_for(service)
+    if not cfg.enabled or (shared_state.uses_redis() and shared_state.health.paused()):
+        return None
+    try:
+        snap = _backend().snapshot(service, cfg)
+    except Exception:  # noqa: BLE001 - Redis down: the breakers fail open, so the check runs
+        return None
+    if snap["state"] != OPEN or not snap["retry_after"]:
+        return None
+    return snap["retry_after"]
+
+
 def breaker_reset(service: str, *, user: Any) -> str:
     """Close a service's breaker by hand: stored as a transition and audited. Returns the old state."""
     if service not in breaker_services():

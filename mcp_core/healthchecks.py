@@ -1,66 +1,161 @@
-"""django-health-check (v4) checks for `/health/`: the database, the cache, the Celery broker
-(when one is configured) and one check per registered MCP server."""
+"""The health endpoints (docs/health.md).
+
+- `/health/`: anonymous callers get the newest stored run's aggregate and its time, nothing
+  else, and start no check. Staff (a signed-in session) and API key holders get every result
+  through django-health-check's renderers (HTML, JSON, text, OpenMetrics, feeds), from a live
+  run that is coalesced across callers and processes (mcp_core.health.run_checks_coalesced).
+- `/health/live`: the process answers. Touches nothing else; for load balancers.
+- `/health/ready`: the database answers and has every migration this code needs.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
+from datetime import datetime
 
-from django.conf import settings
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.cache import add_never_cache_headers, patch_vary_headers
+from django.utils.http import http_date
+from django.views.decorators.http import require_safe
 from health_check.base import HealthCheck
-from health_check.checks import Cache, Database
 from health_check.exceptions import ServiceUnavailable, ServiceWarning
 from health_check.views import HealthCheckView
 
-from .health import HealthStatus, check_servers
-from .registry import get_registry
+from .api_keys import api_key_authenticate_cached, bearer_token
+from .health import (
+    UNKNOWN,
+    HealthResult,
+    HealthSnapshot,
+    HealthStatus,
+    health_summary,
+    readiness_problems,
+    run_checks_coalesced,
+)
+from .models import HealthRun
+
+# Platform results keep the names django-health-check's own checks had here, so monitors that
+# parse the JSON keys see the same ones.
+_PLATFORM_LABELS = {
+    "database": "Database(alias='default')",
+    "cache": "Cache(alias='default')",
+    "broker": "CeleryBroker()",
+}
+_PASSING = {str(HealthStatus.HEALTHY), str(HealthStatus.NOT_CONFIGURED)}
 
 
 @dataclasses.dataclass
-class CeleryBroker(HealthCheck):
-    """The broker accepts a connection (no worker is needed, unlike health_check's Ping)."""
+class StoredResult(HealthCheck):
+    """One result of a health run, shown through django-health-check's renderers. It does no
+    work of its own: the run already happened (or was reused)."""
 
-    timeout = datetime.timedelta(seconds=3)
+    label: str
+    result: HealthResult = dataclasses.field(repr=False)
 
-    def run(self) -> None:
-        from askpro.celery import app
+    def __repr__(self) -> str:
+        return self.label
 
-        try:
-            with app.connection_for_write() as connection:
-                connection.ensure_connection(max_retries=1, timeout=self.timeout.total_seconds())
-        except Exception as exc:
-            # The exception text may carry the broker URL with its password: name the type only.
-            raise ServiceUnavailable(f"broker unreachable ({type(exc).__name__})") from None
+    @property
+    def labels(self) -> dict[str, str]:
+        return {"check": self.label}
 
-
-@dataclasses.dataclass
-class MCPServerHealth(HealthCheck):
-    """One MCP server's own health check. not_configured is a fact, not a failure."""
-
-    service: str
-    timeout = datetime.timedelta(seconds=5)
-
-    def run(self) -> None:
-        server = get_registry().get_server(self.service)
-        if server is None:
-            raise ServiceUnavailable(f"no MCP server {self.service!r}")
-        result = check_servers([server], timeout=self.timeout.total_seconds())[self.service]
-        if result.status == HealthStatus.UNHEALTHY:
-            raise ServiceUnavailable(result.detail or "unhealthy")
-        if result.status == HealthStatus.DEGRADED:
-            raise ServiceWarning(result.detail or "degraded")
+    async def run(self) -> None:
+        if self.result.status == HealthStatus.UNHEALTHY:
+            raise ServiceUnavailable(self.result.detail or "unhealthy")
+        if self.result.status == HealthStatus.DEGRADED:
+            raise ServiceWarning(self.result.detail or "degraded")
 
 
-def control_plane_checks() -> list[HealthCheck]:
-    checks: list[HealthCheck] = [Database(), Cache()]
-    if settings.CELERY_BROKER_URL and not settings.CELERY_TASK_ALWAYS_EAGER:
-        checks.append(CeleryBroker())
-    checks.extend(MCPServerHealth(service=name) for name in sorted(get_registry().servers))
+def snapshot_checks(snapshot: HealthSnapshot) -> list[StoredResult]:
+    checks = [
+        StoredResult(label=_PLATFORM_LABELS.get(name, f"{name}()"), result=result)
+        for name, result in sorted(snapshot.platform.items())
+    ]
+    checks += [
+        StoredResult(label=f"MCPServerHealth(service={name!r})", result=result)
+        for name, result in sorted(snapshot.services.items())
+    ]
+    if snapshot.status == UNKNOWN:
+        detail = "not checked yet" + ("; a check is running" if snapshot.run_in_progress else "")
+        checks.append(StoredResult(label="HealthRun()", result=HealthResult(HealthStatus.UNHEALTHY, detail)))
     return checks
 
 
+ANONYMOUS, STAFF, KEY, REFUSED = "anonymous", "staff", "key", "refused"
+
+
+def health_access(request: HttpRequest) -> str:
+    """Who is asking: a Bearer key (valid or refused), a signed-in staff member, or anyone."""
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is not None:
+        return KEY if api_key_authenticate_cached(token) is not None else REFUSED
+    user = getattr(request, "user", None)
+    if user is not None and user.is_active and user.is_staff:
+        return STAFF
+    return ANONYMOUS
+
+
+def _private(response: HttpResponse) -> HttpResponse:
+    # The answer depends on who asks: no shared cache may hand a staff answer to anyone else.
+    add_never_cache_headers(response)
+    patch_vary_headers(response, ["Authorization", "Cookie"])
+    return response
+
+
+def summary_response(summary: dict) -> HttpResponse:
+    response = JsonResponse(summary, status=200 if summary["status"] in _PASSING else 503)
+    if summary["checked_at"]:
+        response["Last-Modified"] = http_date(datetime.fromisoformat(summary["checked_at"]).timestamp())
+    return _private(response)
+
+
+def _anonymous_summary() -> dict:
+    try:
+        return health_summary()
+    except Exception:  # noqa: BLE001 - the store is unreachable: that is the answer
+        return {"status": str(HealthStatus.UNHEALTHY), "checked_at": None, "age_seconds": None}
+
+
 class ControlPlaneHealthView(HealthCheckView):
-    """django-health-check's view with the checks derived per request from the registry."""
+    """`/health/`: the stored aggregate for anyone; every result, from a coalesced live run, for
+    staff and API key holders. 200 when healthy, 503 otherwise."""
+
+    snapshot: HealthSnapshot
+
+    async def get(self, request, *args, **kwargs):
+        access = await sync_to_async(health_access)(request)
+        if access == REFUSED:
+            response = JsonResponse(
+                {"error": {"code": "unauthorized", "message": "Authorization: the API key is not valid"}},
+                status=401,
+                headers={"WWW-Authenticate": 'Bearer realm="askpro"'},
+            )
+            return _private(response)
+        if access == ANONYMOUS:
+            return summary_response(await sync_to_async(_anonymous_summary)())
+        self.snapshot = await sync_to_async(run_checks_coalesced)(trigger=HealthRun.Trigger.HEALTH_PAGE)
+        response = await super().get(request, *args, **kwargs)
+        if response.status_code == 500:
+            response.status_code = 503  # unavailable, not a server bug
+        if self.snapshot.checked_at is not None:
+            response["Last-Modified"] = http_date(self.snapshot.checked_at.timestamp())
+        response["X-Health-Source"] = self.snapshot.source
+        return _private(response)
 
     def get_checks(self):
-        yield from control_plane_checks()
+        yield from snapshot_checks(self.snapshot)
+
+
+@require_safe
+def live_view(request: HttpRequest) -> HttpResponse:
+    """The process is up and serving requests. Reads no database, cache or upstream."""
+    return _private(JsonResponse({"status": "alive"}))
+
+
+@require_safe
+def ready_view(request: HttpRequest) -> HttpResponse:
+    """This process can serve: its database answers and holds every migration the code needs."""
+    problems = readiness_problems()
+    if problems:
+        return _private(JsonResponse({"status": "not_ready", "problems": problems}, status=503))
+    return _private(JsonResponse({"status": "ready"}))

@@ -156,3 +156,51 @@ class BreakerTransition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service}: {self.from_state} -> {self.to_state}"
+
+
+class HealthRun(models.Model):
+    """One run of every health check (platform and MCP servers), stored whole.
+
+    Written by `mcp_core.health.run_checks_coalesced`; anonymous `/health/` answers with the
+    newest row's aggregate, and callers within MCP_HEALTH_REUSE_SECONDS reuse it.
+    """
+
+    class Trigger(models.TextChoices):
+        HEALTH_PAGE = "health_page"
+        API = "api"
+        COMMAND = "command"
+        DASHBOARD = "dashboard"
+        SCHEDULE = "schedule"
+        STARTUP = "startup"
+        MIGRATION = "migration"
+
+    checked_at = models.DateTimeField(default=timezone.now, db_index=True)
+    status = models.CharField(max_length=16)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    duration_ms = models.FloatField(null=True, blank=True)
+    # name -> {"status", "latency_ms", "detail"}
+    services = models.JSONField(default=dict)
+    platform = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-checked_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.checked_at:%Y-%m-%d %H:%M:%S} {self.status}"
+
+
+class ServiceHealth(models.Model):
+    """The latest health check of one MCP server (written with each HealthRun), for the dashboard."""
+
+    service = models.CharField(max_length=50, unique=True)
+    status = models.CharField(max_length=16)
+    detail = models.TextField(blank=True, default="")
+    latency_ms = models.FloatField(null=True, blank=True)
+    checked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["service"]
+        verbose_name_plural = "service health"
+
+    def __str__(self) -> str:
+        return f"{self.service}: {self.status}"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make run` helper: with SANDBOX=1, start the upstream sandboxes (manage.py run_sandbox) in the
-# background, then Django's runserver; stop both by pid when this script exits (Ctrl-C, SIGTERM,
-# or either process ending).
+# background; run the first health check and analysis (manage.py prime_dashboard); then Django's
+# runserver. Stop both by pid when this script exits (Ctrl-C, SIGTERM, or either process ending).
 set -uo pipefail
 PY="${PY:-.venv/bin/python}"
 PORT="${PORT:-8000}"
@@ -30,6 +30,11 @@ case "${SANDBOX:-0}" in
         kill -0 "$sandbox_pid" 2>/dev/null || { echo "run_sandbox failed to start" >&2; exit 1; }
         ;;
 esac
+
+# The first health check and improvements analysis, so the dashboard has data on the first
+# visit. After the sandboxes (SANDBOX=1), whose upstreams the checks call; a failure is shown
+# and serving goes on.
+"$PY" manage.py prime_dashboard || echo "prime_dashboard failed; the dashboard fills on the schedule or its button" >&2
 
 # In the background so that a signal to this script interrupts `wait` at once.
 "$PY" manage.py runserver "127.0.0.1:${PORT}" &

@@ -16,10 +16,10 @@ from rest_framework.views import APIView
 from ..api_keys import api_key_authenticate_cached, bearer_token
 from ..contracts import ErrorCode, MCPRequest
 from ..discovery import services_for
-from ..health import health_report
+from ..health import run_checks_coalesced
+from ..models import HealthRun
 from ..pipeline import route
 from ..ratelimit import rate_limit_headers
-from ..registry import get_registry
 from ..resilience import with_resilience
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="askpro"'}
@@ -190,16 +190,29 @@ class HealthView(APIView):
     @extend_schema(
         operation_id="mcp_health",
         summary="Aggregate and per-service health",
+        description=(
+            "Runs every check, coalesced across callers: while a run is under way, or for "
+            "MCP_HEALTH_REUSE_SECONDS after one, the stored run is returned (source: stored)."
+        ),
         parameters=[
-            OpenApiParameter("timeout", float, required=False, description="Seconds per check (default 5)")
+            OpenApiParameter(
+                "timeout",
+                float,
+                required=False,
+                description="Seconds per check if this call runs them (default 5)",
+            )
         ],
         responses={
             200: inline_serializer(
                 "Health",
                 {
                     "status": serializers.CharField(),
-                    "checked_at": serializers.DateTimeField(),
+                    "checked_at": serializers.DateTimeField(allow_null=True),
+                    "age_seconds": serializers.FloatField(allow_null=True),
+                    "source": serializers.CharField(help_text="live: this call ran the checks; stored"),
+                    "run_in_progress": serializers.BooleanField(),
                     "services": serializers.JSONField(),
+                    "platform": serializers.JSONField(help_text="database, cache, broker"),
                     "resilience": serializers.JSONField(help_text="limiter/breaker state store, breakers"),
                     "pools": serializers.JSONField(help_text="database, HTTP and Redis connection pools"),
                 },
@@ -227,5 +240,6 @@ class HealthView(APIView):
                 400,
                 details={"field": "timeout"},
             )
-        report = with_resilience(health_report(list(get_registry().servers.values()), timeout=timeout))
+        snapshot = run_checks_coalesced(trigger=HealthRun.Trigger.API, timeout=timeout)
+        report = with_resilience(snapshot.report())
         return Response(report)

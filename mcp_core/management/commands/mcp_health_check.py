@@ -1,7 +1,11 @@
 """Check every registered MCP server's health, for humans (a table) or monitors (JSON, exit code).
 
-Exit codes follow the monitoring-plugin (Nagios) convention: 0 healthy, 1 degraded,
-2 unhealthy, 3 unknown (the check itself could not run, e.g. an unknown --service).
+The checks run through the coalesced service (mcp_core.health.run_checks_coalesced), so
+monitors on many machines calling this at once start one run; a run younger than
+MCP_HEALTH_REUSE_SECONDS, or the stored one while another is under way, is reported instead
+("source": "stored"). Exit codes follow the monitoring-plugin (Nagios) convention: 0 healthy,
+1 degraded, 2 unhealthy, 3 unknown (the check could not run, e.g. an unknown --service, or
+no run was ever stored and one is under way elsewhere).
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from mcp_core.health import HealthStatus, health_report
+from mcp_core.health import UNKNOWN, HealthStatus, run_checks_coalesced
+from mcp_core.models import HealthRun
 from mcp_core.registry import RegistryError, get_registry
 
 EXIT_CODES = {
@@ -38,7 +43,9 @@ def _timeout(value: str) -> float:
 
 def format_table(report: dict) -> str:
     rows = [("SERVICE", "STATUS", "LATENCY", "DETAIL")]
-    for name, result in report["services"].items():
+    named = [(name, r) for name, r in report["services"].items()]
+    named += [(f"({name})", r) for name, r in report.get("platform", {}).items()]
+    for name, result in named:
         latency = "-" if result["latency_ms"] is None else f"{result['latency_ms']:.0f} ms"
         rows.append((name, result["status"], latency, result["detail"]))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
@@ -47,7 +54,11 @@ def format_table(report: dict) -> str:
         for row in rows
     ]
     lines.append("")
-    lines.append(f"overall: {report['status']}  (checked at {report['checked_at']})")
+    when = report["checked_at"] or "never"
+    how = "checked now" if report["source"] == "live" else "stored run"
+    if report["run_in_progress"]:
+        how += "; another run is under way"
+    lines.append(f"overall: {report['status']}  (checked at {when}, {how})")
     return "\n".join(lines)
 
 
@@ -83,18 +94,24 @@ class Command(BaseCommand):
         except RegistryError as exc:
             self.stderr.write(f"UNKNOWN: the MCP registry is invalid: {exc}")
             sys.exit(EXIT_UNKNOWN)
-        if options["service"]:
-            name = options["service"]
-            if name not in servers:
-                known = ", ".join(sorted(servers)) or "none"
-                self.stderr.write(f"UNKNOWN: no MCP server named {name!r} (known: {known})")
-                sys.exit(EXIT_UNKNOWN)
-            servers = {name: servers[name]}
-        report = health_report(list(servers.values()), timeout=options["timeout"])
+        name = options["service"]
+        if name and name not in servers:
+            known = ", ".join(sorted(servers)) or "none"
+            self.stderr.write(f"UNKNOWN: no MCP server named {name!r} (known: {known})")
+            sys.exit(EXIT_UNKNOWN)
+        snapshot = run_checks_coalesced(trigger=HealthRun.Trigger.COMMAND, timeout=options["timeout"])
+        report = snapshot.report()
+        if name:
+            # One run answers for every server; --service narrows the report and the exit code.
+            report["services"] = {name: report["services"][name]} if name in report["services"] else {}
+            report["platform"] = {}
+            report["status"] = report["services"][name]["status"] if report["services"] else UNKNOWN
         if options["json"]:
             self.stdout.write(json.dumps(report, indent=2))
         else:
             self.stdout.write(format_table(report))
+        if report["status"] == UNKNOWN:
+            sys.exit(EXIT_UNKNOWN)
         code = EXIT_CODES[HealthStatus(report["status"])]
         if code:
             sys.exit(code)
