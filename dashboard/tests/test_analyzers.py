@@ -50,24 +50,28 @@ def _baseline(service: str, *, error_share: float, hours: int = 6) -> None:
             operation="op",
             minute=now - td(hours=h),
             durations_ms=[20] * 100,
-            errors=int(100 * error_share),
+            service_failures=int(100 * error_share),
         )
 
 
 def test_it_reports_an_error_rate_rise_against_the_previous_day():
     _baseline("calcom", error_share=0.01)
     compact_hourly()  # the previous period is read from the hourly compaction
-    record_calls(service="calcom", operation="op", minute=timezone.now(), durations_ms=[20] * 50, errors=20)
+    record_calls(
+        service="calcom", operation="op", minute=timezone.now(), durations_ms=[20] * 50, service_failures=20
+    )
     findings = metrics.ErrorRateRise().analyze(ctx())
     assert [f.fingerprint for f in findings] == ["calcom"]
-    assert findings[0].evidence["error_rate"] == 0.4
-    assert findings[0].evidence["previous_error_rate"] == 0.01
+    assert findings[0].evidence["service_failure_rate"] == 0.4
+    assert findings[0].evidence["previous_service_failure_rate"] == 0.01
     assert findings[0].severity == "high"
 
 
 def test_it_does_not_report_a_service_that_always_fails_this_much():
     _baseline("calcom", error_share=0.4)
-    record_calls(service="calcom", operation="op", minute=timezone.now(), durations_ms=[20] * 50, errors=20)
+    record_calls(
+        service="calcom", operation="op", minute=timezone.now(), durations_ms=[20] * 50, service_failures=20
+    )
     assert metrics.ErrorRateRise().analyze(ctx()) == []
 
 
@@ -385,7 +389,11 @@ def test_it_leaves_a_half_open_breaker_alone_while_the_service_still_fails(setti
     try:
         _half_open("database")
         record_calls(
-            service="database", operation="search", minute=timezone.now(), durations_ms=[10] * 8, errors=3
+            service="database",
+            operation="search",
+            minute=timezone.now(),
+            durations_ms=[10] * 8,
+            service_failures=3,
         )
         assert metrics.BreakerStuckHalfOpen().analyze(ctx()) == []
     finally:

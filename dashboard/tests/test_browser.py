@@ -95,7 +95,7 @@ def _data(alice, bob):
             operation="search",
             minute=now - td(minutes=minute),
             durations_ms=[15] * 6,
-            errors=1,
+            service_failures=1,
             tenant_id=alice.pk,
         )
         record_calls(
@@ -150,8 +150,8 @@ def test_every_dashboard_page_works_in_a_real_browser(live_server, browser_page,
     card = page.locator('article[data-service="database"]')
     assert card.locator('[data-testid="status"]').inner_text() == "healthy"
     assert card.locator('[data-testid="calls"]').inner_text() == "80"  # 5 x 6 + 5 x 5 + 25
-    assert card.locator('[data-testid="error-rate"]').inner_text().endswith("(5 of 80)")
-    assert "connection reset" in card.locator('[data-testid="last-error"]').inner_text()
+    assert card.locator('[data-testid="failure-rate"]').inner_text().endswith("(5 of 80)")
+    assert "connection reset" in card.locator('[data-testid="last-failure"]').inner_text()
     _shot(page, "1-dashboard")
     page.click("text=Run checks now")
     page.wait_for_selector(".messagelist")

@@ -63,13 +63,24 @@ def test_it_queues_read_only_mcp_calls_and_writes_them_in_one_batch(principal):
     assert (failed.outcome, failed.error_code) == ("error", "validation_error")
     assert failed.tenant_id == principal.tenant_id
     stats = MetricRollup.objects.get(operation="get_tenant_stats")
-    assert (stats.calls, stats.errors, stats.tenant_id) == (5, 0, principal.tenant_id)
+    assert (stats.calls, stats.caller_errors, stats.service_failures, stats.tenant_id) == (
+        5,
+        0,
+        0,
+        principal.tenant_id,
+    )
     histogram = sum(getattr(stats, f"b{i}") for i in range(14))
     assert histogram == 5
     assert stats.total_ms == pytest.approx(sum(r.metadata["duration_ms"] for r in responses[:5]), abs=0.05)
-    # A caller's mistake is counted as a call, not as a service error.
-    assert MetricRollup.objects.get(operation="get_call_stats").calls == 1
-    assert MetricRollup.objects.get(operation="get_call_stats").errors == 0
+    # A caller's mistake is counted as a call and a caller error, not as a service failure.
+    refused = MetricRollup.objects.get(operation="get_call_stats")
+    assert (refused.calls, refused.caller_errors, refused.not_configured, refused.service_failures) == (
+        1,
+        1,
+        0,
+        0,
+    )
+    assert refused.tenant_id == principal.tenant_id  # refused before resolution, still the key's tenant
 
 
 @QUEUED
