@@ -14,7 +14,13 @@ from django.db.models import Count, Q
 from django.db.models.functions import Trunc
 
 # Frozen copies of the classes at the time of this migration (contracts may grow later).
-CALLER_ERROR_CODES = ["validation_error", "not_found", "unauthorized", "forbidden", "conflict", "rate_limited"]
+# The old recorder rolled a call up under tenant 0 when it was refused before its tenant was
+# resolved (a bad key, a missing scope, bad params), while its audit row names the key's
+# tenant; the other caller errors and not_configured come from inside the operation, under
+# the tenant. Each kind is matched with the row it most likely went to first.
+REFUSED_BEFORE_TENANT = ["unauthorized", "forbidden", "validation_error"]
+REFUSED_AFTER_TENANT = ["not_found", "conflict", "rate_limited"]
+CALLER_ERROR_CODES = REFUSED_BEFORE_TENANT + REFUSED_AFTER_TENANT
 CHUNK = 500
 
 
@@ -32,7 +38,8 @@ def split_from_audit(apps, schema_editor):
         .annotate(m=Trunc("created_at", "minute", tzinfo=UTC))
         .values("m", "service", "operation", "tenant_id")
         .annotate(
-            caller=Count("id", filter=Q(error_code__in=CALLER_ERROR_CODES)),
+            before=Count("id", filter=Q(error_code__in=REFUSED_BEFORE_TENANT)),
+            after=Count("id", filter=Q(error_code__in=REFUSED_AFTER_TENANT)),
             nc=Count("id", filter=Q(error_code="not_configured")),
         )
         .order_by("m", "service", "operation", "tenant_id")
@@ -59,31 +66,41 @@ def _apply(Rollup, db, chunk):
     }
     changed = {}
     for group in chunk:
-        tenant = group["tenant_id"] or 0
-        # The old recorder rolled a call refused before its tenant was resolved up under
-        # tenant 0, while the audit row names the key's tenant: try the tenant's row first.
-        keys = [(group["m"], group["service"], group["operation"], tenant)]
-        if tenant:
-            keys.append((group["m"], group["service"], group["operation"], 0))
-        nc, caller = group["nc"], group["caller"]
-        for key in keys:
-            row = rows.get(key)
-            if row is None:
-                continue
-            moved = _take(nc, row.service_failures)
-            row.service_failures -= moved
-            row.not_configured += moved
-            nc -= moved
-            successes = row.calls - row.caller_errors - row.not_configured - row.service_failures
-            counted = _take(caller, successes)
-            row.caller_errors += counted
-            caller -= counted
-            if moved or counted:
-                changed[row.pk] = row
+        prefix = (group["m"], group["service"], group["operation"])
+        own, untenanted = rows.get((*prefix, group["tenant_id"] or 0)), rows.get((*prefix, 0))
+        candidates = [own, untenanted] if own is not untenanted else [own]
+        nc, after, before = group["nc"], group["after"], group["before"]
+        for row in candidates:
+            if row is not None:
+                nc -= _move_not_configured(row, nc, changed)
+                after -= _count_caller_errors(row, after, changed)
+        for row in reversed(candidates):
+            if row is not None:
+                before -= _count_caller_errors(row, before, changed)
     if changed:
         Rollup.objects.using(db).bulk_update(
             list(changed.values()), ["caller_errors", "not_configured", "service_failures"]
         )
+
+
+def _move_not_configured(row, wanted, changed) -> int:
+    """Move up to `wanted` of the row's old errors to not_configured; returns how many."""
+    moved = _take(wanted, row.service_failures)
+    if moved:
+        row.service_failures -= moved
+        row.not_configured += moved
+        changed[row.pk] = row
+    return moved
+
+
+def _count_caller_errors(row, wanted, changed) -> int:
+    """Count up to `wanted` of the row's calls that looked successful as caller errors."""
+    successes = row.calls - row.caller_errors - row.not_configured - row.service_failures
+    counted = _take(wanted, successes)
+    if counted:
+        row.caller_errors += counted
+        changed[row.pk] = row
+    return counted
 
 
 def merge_back(apps, schema_editor):

@@ -12,7 +12,6 @@ from mcp_core.contracts import MCPRequest
 from mcp_core.models import AuditEntry, MetricRollup
 from mcp_core.pipeline import call_operation, route
 
-
 COUNTS = ("calls", "caller_errors", "not_configured", "service_failures")
 
 

@@ -17,7 +17,9 @@ from django.db.models import Sum
 from django.test import override_settings
 
 from mcp_core.api_keys import api_key_authenticate
-from mcp_core.contracts import MCPRequest
+from mcp_core.audit import audit_fields
+from mcp_core.contracts import ErrorCode, MCPRequest
+from mcp_core.metrics import record_call, record_calls
 from mcp_core.models import AuditEntry, MetricRollup
 from mcp_core.pipeline import route
 from mcp_core.recorder import flush_recorder, get_recorder
@@ -201,6 +203,53 @@ def test_text_utf8_cannot_hold_is_stored_with_a_replacement_character(principal)
     assert entry.params["query"] == "caf?\ufffd"
 
 
+# Every error code once, and a success: 6 caller errors, 1 not_configured, 4 service failures.
+EVERY_ANSWER = [None, *(str(code) for code in ErrorCode)]
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["batch statement", "per call"])
+def test_it_counts_every_answer_in_its_outcome_class(batched):
+    items = [
+        (
+            audit_fields(
+                request_id=f"class-{index}",
+                transport="mcp",
+                principal_name="system",
+                api_key_id=None,
+                user_id=None,
+                tenant_id=None,
+                service="database",
+                operation="search",
+                params={},
+                error_code=code,
+                error_message="",
+                duration_ms=3.0,
+                idempotency_key=None,
+            ),
+            {
+                "service": "database",
+                "operation": "search",
+                "tenant_id": None,
+                "duration_ms": 3.0,
+                "error_code": code,
+            },
+        )
+        for index, code in enumerate(EVERY_ANSWER)
+    ]
+    if batched:
+        record_calls(items)
+    else:
+        for audit, metric in items:
+            record_call(audit=audit, metric=metric)
+    row = MetricRollup.objects.get(service="database", operation="search")
+    assert (row.calls, row.caller_errors, row.not_configured, row.service_failures) == (12, 6, 1, 4)
+    # A second write of the same minute adds to every count (the upsert's increments).
+    record_calls([item for item in items if item[1]["error_code"] in ("internal_error", "circuit_open")])
+    row.refresh_from_db()
+    assert (row.calls, row.caller_errors, row.not_configured, row.service_failures) == (14, 6, 1, 6)
+    assert AuditEntry.objects.count() == 14
+
+
 def test_it_records_on_sqlite_too(tmp_path):
     """This module (but the two PostgreSQL-only connection tests) on a real SQLite file, the
     database of `make run`: there a batch is a multi-row INSERT plus one upsert per call."""
@@ -219,7 +268,7 @@ def test_it_records_on_sqlite_too(tmp_path):
     )  # fmt: skip
     summary = child.stdout.strip().splitlines()[-1]
     assert child.returncode == 0, child.stdout[-4000:]
-    assert int(re.search(r"(\d+) passed", summary).group(1)) >= 12, summary
+    assert int(re.search(r"(\d+) passed", summary).group(1)) >= 14, summary
 
 
 @override_settings(MCP_AUDIT_FLUSH_MS=50)
