@@ -19,7 +19,7 @@ from django.utils import timezone
 from dashboard.models import MetricHourly
 from mcp_core.models import MetricRollup
 
-OLD = [("mcp_core", "0003_audit_leaner_indexes"), ("dashboard", "0001_initial")]
+OLD = [("mcp_core", "0004_health_runs"), ("dashboard", "0002_health_results_in_mcp_core")]
 COUNTS = ("calls", "caller_errors", "not_configured", "service_failures")
 
 

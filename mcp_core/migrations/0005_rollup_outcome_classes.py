@@ -112,7 +112,7 @@ def merge_back(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("mcp_core", "0003_audit_leaner_indexes"),
+        ("mcp_core", "0004_health_runs"),
     ]
 
     operations = [

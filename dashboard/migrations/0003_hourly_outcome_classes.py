@@ -1,7 +1,7 @@
 """Hourly rollups count failed calls by outcome class, like the minute rollups they compact.
 
 `errors` becomes `service_failures`; each hour takes its caller errors and not_configured
-answers from the minute rows it was compacted from (mcp_core 0004 split those), so an hour
+answers from the minute rows it was compacted from (mcp_core 0005 split those), so an hour
 and its minutes keep giving the same figures.
 """
 
@@ -43,8 +43,8 @@ def merge_back(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("dashboard", "0001_initial"),
-        ("mcp_core", "0004_rollup_outcome_classes"),
+        ("dashboard", "0002_health_results_in_mcp_core"),
+        ("mcp_core", "0005_rollup_outcome_classes"),
     ]
 
     operations = [
