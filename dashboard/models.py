@@ -29,7 +29,10 @@ class MetricHourly(models.Model):
     operation = models.CharField(max_length=80)
     tenant_id = models.BigIntegerField(default=0)
     calls = models.PositiveIntegerField(default=0)
-    errors = models.PositiveIntegerField(default=0)
+    # Same outcome classes as MetricRollup.
+    caller_errors = models.PositiveIntegerField(default=0)
+    not_configured = models.PositiveIntegerField(default=0)
+    service_failures = models.PositiveIntegerField(default=0)
     total_ms = models.FloatField(default=0)
     max_ms = models.FloatField(default=0)
     # Same histogram columns as MetricRollup (see mcp_core.models.LATENCY_BUCKETS_MS).

@@ -13,11 +13,14 @@ from datetime import timedelta as td
 from django.db import connection, transaction
 from django.utils import timezone
 
+from mcp_core.metrics import CLASS_COLUMNS
 from mcp_core.models import AuditEntry, MetricRollup
 
 from .models import MetricHourly, RefusalHourly, RollupWatermark
 
 BUCKETS = [f"b{i}" for i in range(14)]
+# calls, then the failures per outcome class.
+COUNTS = ["calls", *CLASS_COLUMNS.values()]
 WATERMARK = "hourly"
 # A call that ends at hh:59:59 is recorded a moment later; leave the hour alone until then.
 SETTLE = td(minutes=2)
@@ -43,9 +46,9 @@ def hourly_watermark() -> datetime | None:
 def _compact_range(start: datetime, end: datetime) -> None:
     q = connection.ops.quote_name
     src, dst = q(MetricRollup._meta.db_table), q(MetricHourly._meta.db_table)
-    sums = ", ".join(f"SUM({c})" for c in ["calls", "errors", "total_ms"])
+    sums = ", ".join(f"SUM({c})" for c in [*COUNTS, "total_ms"])
     bucket_sums = ", ".join(f"SUM({b})" for b in BUCKETS)
-    cols = ["hour", "service", "operation", "tenant_id", "calls", "errors", "total_ms", "max_ms", *BUCKETS]
+    cols = ["hour", "service", "operation", "tenant_id", *COUNTS, "total_ms", "max_ms", *BUCKETS]
     replace = ", ".join(f"{c} = excluded.{c}" for c in cols[4:])
     hour = _hour_sql("minute")
     with connection.cursor() as cursor:

@@ -13,19 +13,41 @@ from django.db.models.functions import RowNumber, Trunc
 from django.utils import timezone
 
 from askpro.models import Company
+from mcp_core.contracts import SERVICE_FAILURE_CODES, OutcomeClass, codes_of
 from mcp_core.health import HealthResult, HealthStatus, aggregate_status
-from mcp_core.metrics import percentile_from_buckets
+from mcp_core.metrics import CLASS_COLUMNS, percentile_from_buckets
 from mcp_core.models import AuditEntry, MetricRollup
-from mcp_core.pipeline import CALLER_ERROR_CODES
 from mcp_core.registry import get_registry
 
 from . import integrations
 from .models import HealthCheckResult, ImprovementRun, MetricHourly, Recommendation, RefusalHourly
-from .rollups import BUCKETS, REFUSAL_CODES, floor_hour, hourly_watermark
+from .rollups import BUCKETS, COUNTS, REFUSAL_CODES, floor_hour, hourly_watermark
 
 WINDOWS: dict[str, td] = {"1h": td(hours=1), "24h": td(hours=24), "7d": td(days=7)}
-_SUMS = {"calls": Sum("calls"), "errors": Sum("errors"), "total_ms": Sum("total_ms"), "max_ms": Max("max_ms")}
-_SUMS.update({b: Sum(b) for b in BUCKETS})
+_SUMS = {name: Sum(name) for name in [*COUNTS, "total_ms", *BUCKETS]}
+_SUMS["max_ms"] = Max("max_ms")
+
+# What each figure of the pages counts; the pages print these next to the numbers.
+OUTCOME_LEGEND = [
+    {
+        "key": "service_failures",
+        "label": "Service failures",
+        "meaning": "the service failed to answer, or its breaker refused the call after such failures",
+        "codes": sorted(str(code) for code in codes_of(OutcomeClass.SERVICE_FAILURE)),
+    },
+    {
+        "key": "caller_errors",
+        "label": "Caller errors",
+        "meaning": "the call was refused or cannot be served as asked; the service is fine",
+        "codes": sorted(str(code) for code in codes_of(OutcomeClass.CALLER_ERROR)),
+    },
+    {
+        "key": "not_configured",
+        "label": "Not configured",
+        "meaning": "the service has no credentials (at all or for the tenant): configuration, not a fault",
+        "codes": sorted(str(code) for code in codes_of(OutcomeClass.NOT_CONFIGURED)),
+    },
+]
 
 
 def _aggregate(qs, time_field: str, group: list[str], bucket: str | None) -> list[dict[str, Any]]:
@@ -44,7 +66,7 @@ def _merge(rows: list[dict[str, Any]], keys: list[str]) -> list[dict[str, Any]]:
         if into is None:
             merged[key] = {k: (v or 0) if k not in keys else v for k, v in row.items()}
             continue
-        for name in ("calls", "errors", "total_ms", *BUCKETS):
+        for name in (*COUNTS, "total_ms", *BUCKETS):
             into[name] += row[name] or 0
         into["max_ms"] = max(into["max_ms"], row["max_ms"] or 0)
     return list(merged.values())
@@ -86,6 +108,23 @@ def metric_rows(
     return _merge(rows, keys)
 
 
+def outcome_figures(row: dict[str, Any]) -> dict[str, Any]:
+    """Calls, successes and the failures per outcome class, each also as a share of all calls
+    (`*_rate` 0..1, `*_pct` 0..100): the four shares add up to the whole."""
+    calls = row.get("calls") or 0
+    figures: dict[str, Any] = {"calls": calls}
+    failed = 0
+    for column in CLASS_COLUMNS.values():
+        count = row.get(column) or 0
+        failed += count
+        singular = column.removesuffix("s")  # service_failure_rate, caller_error_rate, not_configured_rate
+        figures[column] = count
+        figures[f"{singular}_rate"] = round(count / calls, 4) if calls else 0.0
+        figures[f"{singular}_pct"] = round(100 * count / calls, 1) if calls else 0.0
+    figures["successes"] = calls - failed
+    return figures
+
+
 def _latency(row: dict[str, Any]) -> dict[str, Any]:
     counts = [row[b] for b in BUCKETS]
     calls = row["calls"] or 0
@@ -95,10 +134,7 @@ def _latency(row: dict[str, Any]) -> dict[str, Any]:
         return None if value is None else round(value, 1)
 
     return {
-        "calls": calls,
-        "errors": row["errors"] or 0,
-        "error_rate": round((row["errors"] or 0) / calls, 4) if calls else 0.0,
-        "error_pct": round(100 * (row["errors"] or 0) / calls, 1) if calls else 0.0,
+        **outcome_figures(row),
         "avg_ms": round(row["total_ms"] / calls, 1) if calls else None,
         "max_ms": round(row["max_ms"], 1) if calls else None,
         "p50_ms": pct(0.50),
@@ -110,20 +146,20 @@ def _latency(row: dict[str, Any]) -> dict[str, Any]:
 # --- MCP dashboard -------------------------------------------------------------------------
 
 
-def _last_errors(now: datetime, since: datetime) -> dict[str, dict[str, Any]]:
-    """The newest service error per service in the window, found through the rollups first so that
-    the audit lookup reads one hour of one operation by index, never a day of everything."""
+def _last_failures(now: datetime, since: datetime) -> dict[str, dict[str, Any]]:
+    """The newest service failure per service in the window (never a caller error or a
+    not_configured answer), found through the rollups first so that the audit lookup reads one
+    hour of one operation by index, never a day of everything."""
     rows = metric_rows(since, group=["service", "operation"], bucket="hour", hourly=True)
     newest: dict[str, tuple[datetime, str]] = {}
     for row in rows:
-        if row["errors"] and (row["service"] not in newest or row["t"] > newest[row["service"]][0]):
+        if row["service_failures"] and (row["service"] not in newest or row["t"] > newest[row["service"]][0]):
             newest[row["service"]] = (row["t"], row["operation"])
     condition = Q(pk=-1)  # matches nothing, but still runs (fixed query count)
     for service, (hour, op) in newest.items():
         condition |= Q(service=service, operation=op, created_at__gte=hour, created_at__lt=hour + td(hours=1))
     entries = (
-        AuditEntry.objects.filter(condition, outcome=AuditEntry.Outcome.ERROR)
-        .exclude(error_code__in=[str(c) for c in CALLER_ERROR_CODES])
+        AuditEntry.objects.filter(condition, error_code__in=[str(c) for c in SERVICE_FAILURE_CODES])
         .annotate(rn=Window(RowNumber(), partition_by=[F("service")], order_by=F("created_at").desc()))
         .filter(rn=1)
         .values("service", "operation", "created_at", "error_code", "error_message", "request_id")
@@ -140,7 +176,7 @@ def dashboard_overview(now: datetime | None = None) -> dict[str, Any]:
     hour = {
         r["service"]: r for r in metric_rows(now - td(hours=1), group=["service"], bucket=None, hourly=False)
     }
-    errors = _last_errors(now, now - td(hours=24))
+    failures = _last_failures(now, now - td(hours=24))
     breakers = integrations.breaker_states(names)
     cards = []
     stored: dict[str, HealthResult] = {}
@@ -158,7 +194,7 @@ def dashboard_overview(now: datetime | None = None) -> dict[str, Any]:
                 "operations": len(server.operations),
                 "check": check,
                 "hour": stats,
-                "last_error": errors.get(name),
+                "last_failure": failures.get(name),
                 "breaker": breakers["states"].get(name) if breakers["available"] else None,
             }
         )
@@ -169,6 +205,7 @@ def dashboard_overview(now: datetime | None = None) -> dict[str, Any]:
         "last_checked": max((c.checked_at for c in checks.values()), default=None),
         "breakers_available": breakers["available"],
         "breakers_reason": breakers.get("reason", ""),
+        "legend": OUTCOME_LEGEND,
         "generated_at": now,
     }
 
@@ -215,17 +252,14 @@ def _series(rows: list[dict[str, Any]], start: datetime, bucket: str, now: datet
     t = start
     while t <= now:
         row = by_t.get(t)
-        calls = (row or {}).get("calls", 0) or 0
-        errors = (row or {}).get("errors", 0) or 0
+        figures = outcome_figures(row or {})
         # The open bucket is shorter: rate it over the minutes that have passed.
         span = max(1.0, min(minutes, (now - t).total_seconds() / 60)) if bucket == "hour" else 1
         points.append(
             {
                 "t": t.isoformat(),
-                "calls": calls,
-                "errors": errors,
-                "calls_per_min": round(calls / span, 2),
-                "error_rate": round(errors / calls, 4) if calls else 0.0,
+                **figures,
+                "calls_per_min": round(figures["calls"] / span, 2),
                 "p95_ms": _latency(row)["p95_ms"] if row else None,
             }
         )
@@ -248,21 +282,15 @@ def monitoring_data(window: str = "1h", now: datetime | None = None) -> dict[str
     services = sorted(
         ({"service": r["service"], **_latency(r)} for r in service_rows), key=lambda r: r["service"]
     )
-    total_calls = sum(s["calls"] for s in services)
-    total_errors = sum(s["errors"] for s in services)
+    totals = outcome_figures({name: sum(s[name] for s in services) for name in COUNTS})
     minutes = max(1.0, (now - start).total_seconds() / 60)
     return {
         "window": window,
         "bucket": bucket,
         "start": start.isoformat(),
         "generated_at": now.isoformat(),
-        "totals": {
-            "calls": total_calls,
-            "errors": total_errors,
-            "error_rate": round(total_errors / total_calls, 4) if total_calls else 0.0,
-            "error_pct": round(100 * total_errors / total_calls, 1) if total_calls else 0.0,
-            "calls_per_min": round(total_calls / minutes, 2),
-        },
+        "legend": OUTCOME_LEGEND,
+        "totals": {**totals, "calls_per_min": round(totals["calls"] / minutes, 2)},
         "series": _series(series_rows, start, bucket, now),
         "services": services,
         "refusals": _refusals(start, window),

@@ -120,7 +120,17 @@ class AuditEntryAdmin(ReadOnlyAdmin):
 
 @admin.register(MetricRollup)
 class MetricRollupAdmin(ReadOnlyAdmin):
-    list_display = ("minute", "service", "operation", "tenant_id", "calls", "errors", "max_ms")
+    list_display = (
+        "minute",
+        "service",
+        "operation",
+        "tenant_id",
+        "calls",
+        "service_failures",
+        "caller_errors",
+        "not_configured",
+        "max_ms",
+    )
     list_filter = ("service",)
     date_hierarchy = "minute"
     show_full_result_count = False

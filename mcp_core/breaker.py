@@ -35,7 +35,7 @@ from django.core import checks
 
 from . import shared_state
 from .audit import audit_record
-from .contracts import SERVICE_FAILURE_CODES, ErrorCode, MCPError, OperationContext
+from .contracts import BREAKER_FAILURE_CODES, ErrorCode, MCPError, OperationContext
 from .models import BreakerTransition
 from .pipeline import Guard
 from .server import Operation
@@ -517,7 +517,7 @@ class BreakerGuard(Guard):
         if token is None:
             return
         state, generation, cfg = token
-        failed = error_code in SERVICE_FAILURE_CODES and not _credentials_rejected(ctx)
+        failed = error_code in BREAKER_FAILURE_CODES and not _credentials_rejected(ctx)
         slow = duration_s >= cfg.slow_call_duration
         outcome = _backend().record(op.service, cfg, state, generation, failed, slow)
         if outcome is not None and outcome.transition:

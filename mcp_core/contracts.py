@@ -40,9 +40,67 @@ HTTP_STATUS_FOR_ERROR: dict[ErrorCode, int] = {
     ErrorCode.TIMEOUT: 504,
 }
 
-# Errors that say the service itself is failing (they feed circuit breakers); the others
-# are the caller's problem or a business outcome.
-SERVICE_FAILURE_CODES = frozenset({ErrorCode.UPSTREAM_ERROR, ErrorCode.TIMEOUT, ErrorCode.INTERNAL_ERROR})
+
+class OutcomeClass(StrEnum):
+    """What an answer says about the service, for counting (rollups, pages, the engine).
+
+    - success: the operation did its work.
+    - caller_error: the caller's request was refused or cannot be served as asked (bad or
+      missing key, missing scope, bad params, unknown record, a conflict, over its rate limit).
+      The service is fine.
+    - not_configured: the service has no credentials (for this tenant or at all). A fact to
+      fix in configuration, not a fault of the service.
+    - service_failure: the service failed to answer (upstream error, timeout, our own bug) or
+      was refused because its breaker is open after such failures.
+    """
+
+    SUCCESS = "success"
+    CALLER_ERROR = "caller_error"
+    NOT_CONFIGURED = "not_configured"
+    SERVICE_FAILURE = "service_failure"
+
+
+# Every error code in exactly one class (a test keeps this table complete).
+OUTCOME_CLASS_FOR_ERROR: dict[ErrorCode, OutcomeClass] = {
+    ErrorCode.VALIDATION_ERROR: OutcomeClass.CALLER_ERROR,
+    ErrorCode.NOT_FOUND: OutcomeClass.CALLER_ERROR,
+    ErrorCode.UNAUTHORIZED: OutcomeClass.CALLER_ERROR,
+    ErrorCode.FORBIDDEN: OutcomeClass.CALLER_ERROR,
+    ErrorCode.CONFLICT: OutcomeClass.CALLER_ERROR,
+    # A tenant over its own limit is not the service failing.
+    ErrorCode.RATE_LIMITED: OutcomeClass.CALLER_ERROR,
+    ErrorCode.NOT_CONFIGURED: OutcomeClass.NOT_CONFIGURED,
+    ErrorCode.UPSTREAM_ERROR: OutcomeClass.SERVICE_FAILURE,
+    ErrorCode.TIMEOUT: OutcomeClass.SERVICE_FAILURE,
+    ErrorCode.INTERNAL_ERROR: OutcomeClass.SERVICE_FAILURE,
+    # The caller was refused because the service has been failing: the failure is the service's.
+    ErrorCode.CIRCUIT_OPEN: OutcomeClass.SERVICE_FAILURE,
+}
+
+
+def outcome_class(error_code: ErrorCode | str | None) -> OutcomeClass:
+    """The class of an answer from its error code (None or "" for a success).
+
+    The one classification every count uses. A code this version does not know counts as a
+    service failure: an unexplained error is never hidden among the caller's mistakes.
+    """
+    if not error_code:
+        return OutcomeClass.SUCCESS
+    try:
+        return OUTCOME_CLASS_FOR_ERROR[ErrorCode(error_code)]
+    except ValueError:
+        return OutcomeClass.SERVICE_FAILURE
+
+
+def codes_of(kind: OutcomeClass) -> frozenset[ErrorCode]:
+    return frozenset(code for code, found in OUTCOME_CLASS_FOR_ERROR.items() if found is kind)
+
+
+CALLER_ERROR_CODES = codes_of(OutcomeClass.CALLER_ERROR)
+SERVICE_FAILURE_CODES = codes_of(OutcomeClass.SERVICE_FAILURE)
+# The failures that feed a circuit breaker: the service's own. circuit_open is a breaker's
+# answer, never evidence against the (possibly other) service that passed it on.
+BREAKER_FAILURE_CODES = SERVICE_FAILURE_CODES - {ErrorCode.CIRCUIT_OPEN}
 
 
 class MCPError(Exception):

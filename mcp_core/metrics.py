@@ -1,5 +1,8 @@
 """Per-minute metric rollups fed by every call (with its audit row: one call, or a batch of
-calls from mcp_core.recorder), and percentile estimates read from them."""
+calls from mcp_core.recorder), and percentile estimates read from them.
+
+A call's error code decides which count a failure adds to (contracts.outcome_class):
+caller_errors, not_configured or service_failures; `calls` counts them all."""
 
 from __future__ import annotations
 
@@ -12,9 +15,23 @@ import msgspec
 from django.db import connection, transaction
 from django.utils import timezone
 
+from .contracts import ErrorCode, OutcomeClass, outcome_class
 from .models import LATENCY_BUCKETS_MS, MetricRollup
 
 _BUCKET_COLUMNS = [f"b{i}" for i in range(len(LATENCY_BUCKETS_MS) + 1)]
+# The rollup column each failing outcome class adds to (a success adds to `calls` only).
+CLASS_COLUMNS = {
+    OutcomeClass.CALLER_ERROR: "caller_errors",
+    OutcomeClass.NOT_CONFIGURED: "not_configured",
+    OutcomeClass.SERVICE_FAILURE: "service_failures",
+}
+_COUNT_COLUMNS = ["calls", *CLASS_COLUMNS.values()]
+
+
+def class_counts(error_code: ErrorCode | str | None) -> list[int]:
+    """calls, caller_errors, not_configured, service_failures added by one call."""
+    kind = outcome_class(error_code)
+    return [1, *(int(kind is found) for found in CLASS_COLUMNS)]
 
 
 def _upsert_sql() -> str:
@@ -24,15 +41,14 @@ def _upsert_sql() -> str:
         "service",
         "operation",
         "tenant_id",
-        "calls",
-        "errors",
+        *_COUNT_COLUMNS,
         "total_ms",
         "max_ms",
         *_BUCKET_COLUMNS,
     ]
     placeholders = ", ".join(["%s"] * len(columns))
     increments = ", ".join(
-        f"{col} = {table}.{col} + excluded.{col}" for col in ["calls", "errors", "total_ms", *_BUCKET_COLUMNS]
+        f"{col} = {table}.{col} + excluded.{col}" for col in [*_COUNT_COLUMNS, "total_ms", *_BUCKET_COLUMNS]
     )
     # ON CONFLICT ... DO UPDATE is understood by PostgreSQL and SQLite (>= 3.24) alike.
     return (
@@ -52,13 +68,22 @@ def _metric_values(
     operation: str,
     tenant_id: int | None,
     duration_ms: float,
-    error: bool,
+    error_code: ErrorCode | str | None,
     at: datetime | None = None,
 ) -> list:
     minute = (at or timezone.now()).replace(second=0, microsecond=0)
     buckets = [0] * len(_BUCKET_COLUMNS)
     buckets[bucket_index(duration_ms)] = 1
-    return [minute, service, operation, tenant_id or 0, 1, int(error), duration_ms, duration_ms, *buckets]
+    return [
+        minute,
+        service,
+        operation,
+        tenant_id or 0,
+        *class_counts(error_code),
+        duration_ms,
+        duration_ms,
+        *buckets,
+    ]
 
 
 def metrics_record(
@@ -67,11 +92,17 @@ def metrics_record(
     operation: str,
     tenant_id: int | None,
     duration_ms: float,
-    error: bool,
+    error_code: ErrorCode | str | None,
     at: datetime | None = None,
 ) -> None:
+    """Add one call to its minute's rollup; `error_code` None for a success."""
     values = _metric_values(
-        service=service, operation=operation, tenant_id=tenant_id, duration_ms=duration_ms, error=error, at=at
+        service=service,
+        operation=operation,
+        tenant_id=tenant_id,
+        duration_ms=duration_ms,
+        error_code=error_code,
+        at=at,
     )
     with connection.cursor() as cursor:
         cursor.execute(_upsert_sql(), values)
@@ -125,7 +156,9 @@ _METRIC_BATCH_COLUMNS = {
     "m_service": "text",
     "m_operation": "text",
     "m_tenant": "bigint",
-    "m_error": "int",
+    "m_caller": "int",
+    "m_nc": "int",
+    "m_failure": "int",
     "m_ms": "float8",
     "m_bucket": "int",
 }
@@ -148,15 +181,16 @@ def _batch_sql() -> str:
     buckets = ", ".join(f"count(*) FILTER (WHERE m_bucket = {i})" for i in range(len(_BUCKET_COLUMNS)))
     increments = ", ".join(
         f"{col} = {rollup_table}.{col} + excluded.{col}"
-        for col in ["calls", "errors", "total_ms", *_BUCKET_COLUMNS]
+        for col in [*_COUNT_COLUMNS, "total_ms", *_BUCKET_COLUMNS]
     )
     return (
         f"WITH batch AS (SELECT * FROM json_to_recordset(%s::json) AS r({record_type})), "
         f"audit_rows AS (INSERT INTO {audit_table} ({audit_columns}) "
         f"SELECT {', '.join(_AUDIT_BATCH_COLUMNS)} FROM batch) "
-        f"INSERT INTO {rollup_table} (minute, service, operation, tenant_id, calls, errors, total_ms, max_ms, "
-        f"{', '.join(_BUCKET_COLUMNS)}) "
-        f"SELECT m_minute, m_service, m_operation, m_tenant, count(*), sum(m_error), sum(m_ms), max(m_ms), {buckets} "
+        f"INSERT INTO {rollup_table} (minute, service, operation, tenant_id, {', '.join(_COUNT_COLUMNS)}, "
+        f"total_ms, max_ms, {', '.join(_BUCKET_COLUMNS)}) "
+        f"SELECT m_minute, m_service, m_operation, m_tenant, count(*), sum(m_caller), sum(m_nc), sum(m_failure), "
+        f"sum(m_ms), max(m_ms), {buckets} "
         f"FROM batch WHERE m_counted GROUP BY m_minute, m_service, m_operation, m_tenant "
         f"ON CONFLICT (minute, service, operation, tenant_id) DO UPDATE SET {increments}, "
         f"max_ms = GREATEST({rollup_table}.max_ms, excluded.max_ms)"
@@ -166,6 +200,7 @@ def _batch_sql() -> str:
 def _batch_row(audit: dict, metric: dict | None) -> dict:
     if metric is None:
         return {**audit, "m_counted": False}
+    _, caller, not_configured, failure = class_counts(metric["error_code"])
     return {
         **audit,
         "m_counted": True,
@@ -173,7 +208,9 @@ def _batch_row(audit: dict, metric: dict | None) -> dict:
         "m_service": metric["service"],
         "m_operation": metric["operation"],
         "m_tenant": metric["tenant_id"] or 0,
-        "m_error": int(metric["error"]),
+        "m_caller": caller,
+        "m_nc": not_configured,
+        "m_failure": failure,
         "m_ms": metric["duration_ms"],
         "m_bucket": bucket_index(metric["duration_ms"]),
     }

@@ -91,7 +91,9 @@ class AuditEntry(models.Model):
 class MetricRollup(models.Model):
     """Calls per (minute, service, operation, tenant) with a latency histogram.
 
-    Pages and reports read these rows; they never scan the audit log.
+    `calls` counts every answered call; each failed one is also counted in exactly one of
+    caller_errors, not_configured and service_failures (contracts.outcome_class), so the
+    successes are what is left. Pages and reports read these rows; they never scan the audit log.
     """
 
     minute = models.DateTimeField()
@@ -100,7 +102,11 @@ class MetricRollup(models.Model):
     # 0 stands for "no tenant" so that the unique key works on every database.
     tenant_id = models.BigIntegerField(default=0)
     calls = models.PositiveIntegerField(default=0)
-    errors = models.PositiveIntegerField(default=0)
+    caller_errors = models.PositiveIntegerField(default=0, help_text="Refused or unservable as asked.")
+    not_configured = models.PositiveIntegerField(default=0, help_text="Answered not_configured.")
+    service_failures = models.PositiveIntegerField(
+        default=0, help_text="Upstream error, timeout, internal error or circuit open."
+    )
     total_ms = models.FloatField(default=0)
     max_ms = models.FloatField(default=0)
     # Calls per latency bucket: b0 counts calls <= LATENCY_BUCKETS_MS[0], ..., b13 the overflow.

@@ -33,19 +33,6 @@ from .server import Operation
 
 logger = logging.getLogger(__name__)
 
-# Failures that are the caller's doing; they are audited but not counted as service errors.
-CALLER_ERROR_CODES = frozenset(
-    {
-        ErrorCode.VALIDATION_ERROR,
-        ErrorCode.NOT_FOUND,
-        ErrorCode.UNAUTHORIZED,
-        ErrorCode.FORBIDDEN,
-        ErrorCode.CONFLICT,
-        # A tenant over its own limit is not the service failing.
-        ErrorCode.RATE_LIMITED,
-    }
-)
-
 
 class Guard:
     """A step that runs around every execution (rate limiter, circuit breaker, ...).
@@ -281,12 +268,18 @@ def _record(
             op = get_registry().get_operation(request.service, request.operation)
         metric = None
         if op is not None:
+            metric_tenant = tenant.pk if tenant else None
+            if metric_tenant is None and op.tenant_scoped and principal is not None:
+                # Refused before its tenant was resolved: a tenant key can only ever act for its
+                # own tenant, so the refusal belongs to that tenant's figures.
+                metric_tenant = principal.tenant_id
             metric = {
                 "service": op.service,
                 "operation": op.name,
-                "tenant_id": tenant.pk if tenant else None,
+                "tenant_id": metric_tenant,
                 "duration_ms": duration_ms,
-                "error": error is not None and error.code not in CALLER_ERROR_CODES,
+                # metrics.class_counts decides which count a failure adds to.
+                "error_code": error.code if error else None,
             }
         recorder = get_recorder()
         batched = recorder.is_batched(request.transport, read_only=op is None or op.annotations.read_only)

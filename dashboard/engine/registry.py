@@ -14,6 +14,8 @@ DEFAULT_ANALYZERS = [
     "dashboard.engine.analyzers.metrics.BreakerFlapping",
     "dashboard.engine.analyzers.metrics.BreakerStuckHalfOpen",
     "dashboard.engine.analyzers.metrics.RateLimitSaturation",
+    "dashboard.engine.analyzers.metrics.NotConfiguredCalls",
+    "dashboard.engine.analyzers.metrics.CallerErrorRate",
     "dashboard.engine.analyzers.operations.QueueBacklog",
     "dashboard.engine.analyzers.operations.WebhookFailures",
     "dashboard.engine.analyzers.database.SlowQueries",

@@ -19,10 +19,14 @@ def record_calls(
     operation: str,
     minute: datetime,
     durations_ms: list[float],
-    errors: int = 0,
+    service_failures: int = 0,
+    caller_errors: int = 0,
+    not_configured: int = 0,
     tenant_id: int | None = None,
 ) -> None:
-    """Add calls to the rollup of one minute, exactly as metrics_record would have counted them."""
+    """Add calls to the rollup of one minute, exactly as metrics_record would have counted them:
+    every call in `calls`, each failed one also in the count of its outcome class."""
+    assert service_failures + caller_errors + not_configured <= len(durations_ms)
     minute = minute.replace(second=0, microsecond=0)
     row, _ = MetricRollup.objects.get_or_create(
         minute=minute, service=service, operation=operation, tenant_id=tenant_id or 0
@@ -33,7 +37,9 @@ def record_calls(
         buckets[name] = buckets.get(name, 0) + 1
     MetricRollup.objects.filter(pk=row.pk).update(
         calls=F("calls") + len(durations_ms),
-        errors=F("errors") + errors,
+        service_failures=F("service_failures") + service_failures,
+        caller_errors=F("caller_errors") + caller_errors,
+        not_configured=F("not_configured") + not_configured,
         total_ms=F("total_ms") + sum(durations_ms),
         max_ms=max([row.max_ms, *durations_ms]),
         **{name: F(name) + n for name, n in buckets.items()},

@@ -50,25 +50,113 @@ def _baseline(service: str, *, error_share: float, hours: int = 6) -> None:
             operation="op",
             minute=now - td(hours=h),
             durations_ms=[20] * 100,
-            errors=int(100 * error_share),
+            service_failures=int(100 * error_share),
         )
 
 
 def test_it_reports_an_error_rate_rise_against_the_previous_day():
     _baseline("calcom", error_share=0.01)
     compact_hourly()  # the previous period is read from the hourly compaction
-    record_calls(service="calcom", operation="op", minute=timezone.now(), durations_ms=[20] * 50, errors=20)
+    record_calls(
+        service="calcom", operation="op", minute=timezone.now(), durations_ms=[20] * 50, service_failures=20
+    )
     findings = metrics.ErrorRateRise().analyze(ctx())
     assert [f.fingerprint for f in findings] == ["calcom"]
-    assert findings[0].evidence["error_rate"] == 0.4
-    assert findings[0].evidence["previous_error_rate"] == 0.01
+    assert findings[0].evidence["service_failure_rate"] == 0.4
+    assert findings[0].evidence["previous_service_failure_rate"] == 0.01
     assert findings[0].severity == "high"
 
 
 def test_it_does_not_report_a_service_that_always_fails_this_much():
     _baseline("calcom", error_share=0.4)
-    record_calls(service="calcom", operation="op", minute=timezone.now(), durations_ms=[20] * 50, errors=20)
+    record_calls(
+        service="calcom", operation="op", minute=timezone.now(), durations_ms=[20] * 50, service_failures=20
+    )
     assert metrics.ErrorRateRise().analyze(ctx()) == []
+
+
+def test_it_names_the_code_most_failures_carry_and_the_figures_beside_the_rate():
+    now = timezone.now()
+    record_calls(
+        service="retell",
+        operation="list_calls",
+        minute=now,
+        durations_ms=[20] * 50,
+        service_failures=12,
+        caller_errors=5,
+        not_configured=3,
+    )
+    for code in ["upstream_error"] * 9 + ["timeout"] * 3:
+        audit(service="retell", operation="list_calls", error_code=code)
+    audit(service="retell", operation="list_calls", error_code="forbidden")  # not a failure
+    [finding] = metrics.ErrorRateRise().analyze(ctx())
+    assert (
+        finding.title
+        == "retell: service failures 24.0% of calls in the last hour (before: 0.0%), mostly upstream_error"
+    )
+    assert finding.evidence["failures_by_code"] == {"upstream_error": 9, "timeout": 3}
+    assert (finding.evidence["caller_errors"], finding.evidence["not_configured"]) == (5, 3)
+    assert "upstream_error" in finding.suggested_action
+
+
+def test_it_never_counts_caller_errors_or_not_configured_as_a_failure_rise():
+    record_calls(
+        service="calcom",
+        operation="op",
+        minute=timezone.now(),
+        durations_ms=[20] * 100,
+        caller_errors=45,
+        not_configured=50,
+    )
+    assert metrics.ErrorRateRise().analyze(ctx()) == []
+
+
+# --- not configured ---
+def test_it_leaves_a_few_not_configured_answers_alone():
+    record_calls(
+        service="sentry",
+        operation="list_issues",
+        minute=timezone.now(),
+        durations_ms=[1] * 4,
+        not_configured=4,
+    )
+    assert metrics.NotConfiguredCalls().analyze(ctx()) == []
+
+
+# --- caller errors ---
+def test_it_leaves_rate_limit_refusals_to_the_rate_limit_analyzer(alice):
+    record_calls(
+        service="database", operation="search", minute=timezone.now(), durations_ms=[5] * 40, caller_errors=30
+    )
+    for _ in range(30):
+        audit(service="database", operation="search", error_code="rate_limited", tenant_id=alice.pk)
+    assert metrics.CallerErrorRate().analyze(ctx()) == []
+
+
+def test_it_leaves_an_operation_with_a_few_caller_errors_among_many_calls_alone():
+    record_calls(
+        service="database",
+        operation="search",
+        minute=timezone.now(),
+        durations_ms=[5] * 200,
+        caller_errors=30,
+    )
+    for _ in range(30):
+        audit(service="database", operation="search", error_code="validation_error")
+    assert metrics.CallerErrorRate().analyze(ctx()) == []
+
+
+def test_it_reports_an_operation_refusing_most_of_its_calls_with_the_codes():
+    record_calls(
+        service="database", operation="query", minute=timezone.now(), durations_ms=[5] * 40, caller_errors=30
+    )
+    for _ in range(30):
+        audit(service="database", operation="query", error_code="validation_error", message="sql: bad")
+    [finding] = metrics.CallerErrorRate().analyze(ctx())
+    assert (finding.fingerprint, finding.severity) == ("database.query", "medium")
+    assert finding.evidence["by_code"] == {"validation_error": 30}
+    assert finding.evidence["by_principal"] == [{"principal": "system", "errors": 30}]
+    assert "schema" in finding.suggested_action
 
 
 # --- breakers ---
@@ -385,7 +473,11 @@ def test_it_leaves_a_half_open_breaker_alone_while_the_service_still_fails(setti
     try:
         _half_open("database")
         record_calls(
-            service="database", operation="search", minute=timezone.now(), durations_ms=[10] * 8, errors=3
+            service="database",
+            operation="search",
+            minute=timezone.now(),
+            durations_ms=[10] * 8,
+            service_failures=3,
         )
         assert metrics.BreakerStuckHalfOpen().analyze(ctx()) == []
     finally:

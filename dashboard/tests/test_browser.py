@@ -95,7 +95,8 @@ def _data(alice, bob):
             operation="search",
             minute=now - td(minutes=minute),
             durations_ms=[15] * 6,
-            errors=1,
+            service_failures=1,
+            caller_errors=2,
             tenant_id=alice.pk,
         )
         record_calls(
@@ -105,6 +106,10 @@ def _data(alice, bob):
             durations_ms=[1800] * 5,
             tenant_id=bob.pk,
         )
+    # A service without credentials: its answers are not_configured, not failures.
+    record_calls(
+        service="sentry", operation="list_issues", minute=now, durations_ms=[2] * 4, not_configured=4
+    )
     for _ in range(3):
         audit(service="database", operation="search", error_code="rate_limited", tenant_id=bob.pk)
     audit(
@@ -150,8 +155,16 @@ def test_every_dashboard_page_works_in_a_real_browser(live_server, browser_page,
     card = page.locator('article[data-service="database"]')
     assert card.locator('[data-testid="status"]').inner_text() == "healthy"
     assert card.locator('[data-testid="calls"]').inner_text() == "80"  # 5 x 6 + 5 x 5 + 25
-    assert card.locator('[data-testid="error-rate"]').inner_text().endswith("(5 of 80)")
-    assert "connection reset" in card.locator('[data-testid="last-error"]').inner_text()
+    assert card.locator('[data-testid="failure-rate"]').inner_text() == "6.2 % (5 of 80)"
+    assert card.locator('[data-testid="caller-errors"]').inner_text() == "12.5 % (10 of 80)"
+    assert "connection reset" in card.locator('[data-testid="last-failure"]').inner_text()
+    sentry = page.locator('article[data-service="sentry"]')
+    assert sentry.locator('[data-testid="failure-rate"]').inner_text() == "0.0 % (0 of 4)"
+    assert sentry.locator('[data-testid="not-configured"]').inner_text().startswith("100.0 % (4 of 4)")
+    assert sentry.locator('[data-testid="last-failure"]').inner_text() == "none"
+    legend = page.locator('[data-testid="outcome-legend"]')
+    assert "circuit_open" in legend.locator('dd[data-class="service_failures"]').inner_text()
+    assert "forbidden" in legend.locator('dd[data-class="caller_errors"]').inner_text()
     _shot(page, "1-dashboard")
     page.click("text=Run checks now")
     page.wait_for_selector(".messagelist")
@@ -161,9 +174,16 @@ def test_every_dashboard_page_works_in_a_real_browser(live_server, browser_page,
     # System monitoring: totals, the service table and the refusals, drawn by the page's script.
     page.goto(f"{live_server.url}/admin/monitoring/")
     page.wait_for_selector('#services-table tr[data-service="database"]')
-    assert page.locator("#total-calls").inner_text() == "80"
+    assert page.locator("#total-calls").inner_text() == "84"
+    totals = [
+        page.locator(f"#total-{name}").inner_text()
+        for name in ("failures", "caller-errors", "not-configured")
+    ]
+    assert totals == ["5", "10", "4"]
     row = page.locator('#services-table tr[data-service="database"] td')
-    assert [row.nth(i).inner_text() for i in range(3)] == ["database", "80", "5"]
+    assert [row.nth(i).inner_text() for i in range(6)] == ["database", "80", "5", "6.2 %", "10", "0"]
+    row = page.locator('#services-table tr[data-service="sentry"] td')
+    assert [row.nth(i).inner_text() for i in range(6)] == ["sentry", "4", "0", "0.0 %", "0", "4"]
     refusals = page.locator(f'#refusals-table tr[data-tenant="{bob.pk}"] td')
     assert refusals.nth(2).inner_text() == "3"
     assert page.locator("#chart-calls svg path.line").count() == 1
@@ -171,11 +191,11 @@ def test_every_dashboard_page_works_in_a_real_browser(live_server, browser_page,
     # Live update: new calls appear after a poll, without reloading the page.
     record_calls(service="database", operation="search", minute=timezone.now(), durations_ms=[10] * 20)
     page.evaluate("window.DashMonitoring.poll()")
-    page.wait_for_function("document.getElementById('total-calls').textContent === '100'")
+    page.wait_for_function("document.getElementById('total-calls').textContent === '104'")
     _shot(page, "2-monitoring")
     page.click("a.button >> text=7d")
     page.wait_for_selector('#services-table tr[data-service="database"]')
-    assert page.locator("#total-calls").inner_text() == "100"
+    assert page.locator("#total-calls").inner_text() == "104"
     _shot(page, "2-monitoring-7d")
 
     # System improvements: accept one recommendation, dismiss the other.

@@ -42,7 +42,7 @@ def _traffic(tenants, *, minutes: int, per_minute: int, hours_back: int = 0) -> 
                     operation="search",
                     tenant_id=tenant.pk,
                     calls=per_minute,
-                    errors=1,
+                    service_failures=1,
                     total_ms=12.0 * per_minute,
                     max_ms=12.0,
                     **{f"b{bucket_index(12)}": per_minute},
@@ -55,7 +55,7 @@ def _traffic(tenants, *, minutes: int, per_minute: int, hours_back: int = 0) -> 
                     operation="get_slots",
                     tenant_id=tenant.pk,
                     calls=per_minute,
-                    errors=0,
+                    service_failures=0,
                     total_ms=300.0 * per_minute,
                     max_ms=300.0,
                     **{f"b{bucket_index(300)}": per_minute},
@@ -168,7 +168,7 @@ def test_it_serves_monitoring_figures_from_the_rollups(operator_client, alice, b
     data = operator_client.get(reverse("admin:monitoring_data") + "?window=1h").json()
     services = {s["service"]: s for s in data["services"]}
     assert services["database"]["calls"] == 40
-    assert services["database"]["errors"] == 10
+    assert services["database"]["service_failures"] == 10
     assert services["calcom"]["p50_ms"] is not None and 250 < services["calcom"]["p50_ms"] <= 300
     assert data["totals"]["calls"] == 80
     assert len(data["series"]) == 60

@@ -44,17 +44,32 @@ def _psql(sql: str) -> None:
 
 
 @contextlib.contextmanager
-def bench_database(name: str | None = None) -> Iterator[str]:
-    """Create an empty PostgreSQL database, migrate it, yield its URL, drop it afterwards."""
+def bench_database(name: str | None = None, *, keep: bool = False) -> Iterator[str]:
+    """Create an empty PostgreSQL database, migrate it, yield its URL, drop it afterwards.
+
+    keep: use the named database as it is (created if missing, migrated) and leave it there,
+    so that a bench can be run again on the data of the run before."""
     name = name or f"askpro_bench_{os.getpid()}"
-    _psql(f'DROP DATABASE IF EXISTS "{name}"')
-    _psql(f'CREATE DATABASE "{name}"')
+    if not re.fullmatch(r"[a-z0-9_]{1,63}", name):
+        raise ValueError(f"bench database name {name!r}: lower-case letters, digits and _ only")
+    if not keep:
+        _psql(f'DROP DATABASE IF EXISTS "{name}"')
+    if not keep or not _database_exists(name):
+        _psql(f'CREATE DATABASE "{name}"')
     url = f"postgres://postgres@127.0.0.1:5432/{name}"
     try:
         run_manage(["migrate", "--noinput", "-v0"], database_url=url)
         yield url
     finally:
-        _psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not keep:
+            _psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _database_exists(name: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL.replace("postgres://", "postgresql://"), autocommit=True) as conn:
+        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is not None
 
 
 def bench_env(database_url: str, **extra: str) -> dict[str, str]:

@@ -69,10 +69,20 @@ def test_it_rolls_calls_up_per_minute_with_a_histogram(db):
     )
     for duration, error in ((0.5, False), (7, True), (7, False), (20_000, False)):
         metrics_record(
-            service="database", operation="search", tenant_id=None, duration_ms=duration, error=error
+            service="database",
+            operation="search",
+            tenant_id=None,
+            duration_ms=duration,
+            error_code="upstream_error" if error else None,
         )
     row = MetricRollup.objects.get(service="database", operation="search")
-    assert (row.calls, row.errors, row.tenant_id) == (4, 1, 0)
+    assert (row.calls, row.service_failures, row.caller_errors, row.not_configured, row.tenant_id) == (
+        4,
+        1,
+        0,
+        0,
+        0,
+    )
     assert row.max_ms == 20_000 and row.total_ms == pytest.approx(20_014.5)
     counts = row.bucket_counts()
     assert counts[0] == 1 and counts[3] == 2 and counts[13] == 1 and sum(counts) == 4

@@ -12,12 +12,15 @@ from mcp_core.contracts import MCPRequest
 from mcp_core.models import AuditEntry, MetricRollup
 from mcp_core.pipeline import call_operation, route
 
+COUNTS = ("calls", "caller_errors", "not_configured", "service_failures")
 
-def calls_and_errors(operation: str) -> tuple[int, int]:
+
+def counted(operation: str) -> tuple[int, int, int, int]:
+    """calls, caller_errors, not_configured, service_failures of one database operation."""
     totals = MetricRollup.objects.filter(service="database", operation=operation).aggregate(
-        calls=Sum("calls"), errors=Sum("errors")
+        **{name: Sum(name) for name in COUNTS}
     )
-    return totals["calls"] or 0, totals["errors"] or 0
+    return tuple(totals[name] or 0 for name in COUNTS)
 
 
 @pytest.fixture
@@ -37,7 +40,7 @@ CASES = [
 @pytest.mark.parametrize(("label", "operation", "params", "code"), CASES, ids=[c[0] for c in CASES])
 def test_it_records_one_audit_row_and_one_metric_per_call(label, operation, params, code, principal):
     audit_before = AuditEntry.objects.count()
-    calls_before, errors_before = calls_and_errors(operation)
+    before = counted(operation)
     response = call_operation("database", operation, params, principal=principal)
     assert (response.error or {}).get("code") == code, response.error
     assert AuditEntry.objects.count() == audit_before + 1
@@ -48,10 +51,11 @@ def test_it_records_one_audit_row_and_one_metric_per_call(label, operation, para
     assert entry.principal == principal.name and entry.api_key_id == principal.api_key_id
     assert entry.tenant_id == principal.tenant_id
     assert entry.duration_ms >= 0
-    calls, errors = calls_and_errors(operation)
-    assert calls == calls_before + 1
-    # Caller mistakes are not service errors: they must not trip breakers or error rates.
-    assert errors == errors_before
+    calls, caller_errors, not_configured, failures = counted(operation)
+    assert calls == before[0] + 1
+    # Caller mistakes are counted as what they are, never as the service failing.
+    assert caller_errors == before[1] + (code is not None)
+    assert (not_configured, failures) == before[2:]
 
 
 def test_it_counts_an_internal_failure_as_a_service_error(alice, principal, monkeypatch):
@@ -67,7 +71,7 @@ def test_it_counts_an_internal_failure_as_a_service_error(alice, principal, monk
     assert response.metadata["request_id"] in response.error["message"]
     entry = AuditEntry.objects.get(request_id=response.metadata["request_id"])
     assert entry.error_code == "internal_error" and "sk_test" not in entry.error_message
-    assert calls_and_errors("get_tenant_stats") == (1, 1)
+    assert counted("get_tenant_stats") == (1, 0, 0, 1)
 
 
 def test_it_records_a_call_without_a_key(db):
@@ -77,7 +81,7 @@ def test_it_records_a_call_without_a_key(db):
     assert response.error["code"] == "unauthorized"
     entry = AuditEntry.objects.get(request_id=response.metadata["request_id"])
     assert entry.principal == "anonymous" and entry.error_code == "unauthorized"
-    assert calls_and_errors("get_tenant_stats") == (1, 0)
+    assert counted("get_tenant_stats") == (1, 1, 0, 0)  # unauthorized: a caller error
     # A made-up operation is audited but creates no rollup row.
     route(MCPRequest(service="database", operation="nope", params={}, principal=None))
     assert not MetricRollup.objects.filter(operation="nope").exists()
@@ -162,7 +166,7 @@ def test_it_audits_a_call_whose_params_overflow_to_infinity(client, alice, alice
     assert response.status_code == 400 and response.json()["error"]["code"] == "validation_error"
     entry = AuditEntry.objects.get(request_id=response.json()["metadata"]["request_id"])
     assert entry.params == {"days": "inf", "branch_id": "-inf"}
-    assert calls_and_errors("get_call_stats") == (1, 0)
+    assert counted("get_call_stats") == (1, 1, 0, 0)
 
 
 def test_it_refuses_nul_characters_and_still_audits_the_call(principal):

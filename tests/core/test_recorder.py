@@ -17,7 +17,9 @@ from django.db.models import Sum
 from django.test import override_settings
 
 from mcp_core.api_keys import api_key_authenticate
-from mcp_core.contracts import MCPRequest
+from mcp_core.audit import audit_fields
+from mcp_core.contracts import ErrorCode, MCPRequest
+from mcp_core.metrics import record_call, record_calls
 from mcp_core.models import AuditEntry, MetricRollup
 from mcp_core.pipeline import route
 from mcp_core.recorder import flush_recorder, get_recorder
@@ -63,13 +65,24 @@ def test_it_queues_read_only_mcp_calls_and_writes_them_in_one_batch(principal):
     assert (failed.outcome, failed.error_code) == ("error", "validation_error")
     assert failed.tenant_id == principal.tenant_id
     stats = MetricRollup.objects.get(operation="get_tenant_stats")
-    assert (stats.calls, stats.errors, stats.tenant_id) == (5, 0, principal.tenant_id)
+    assert (stats.calls, stats.caller_errors, stats.service_failures, stats.tenant_id) == (
+        5,
+        0,
+        0,
+        principal.tenant_id,
+    )
     histogram = sum(getattr(stats, f"b{i}") for i in range(14))
     assert histogram == 5
     assert stats.total_ms == pytest.approx(sum(r.metadata["duration_ms"] for r in responses[:5]), abs=0.05)
-    # A caller's mistake is counted as a call, not as a service error.
-    assert MetricRollup.objects.get(operation="get_call_stats").calls == 1
-    assert MetricRollup.objects.get(operation="get_call_stats").errors == 0
+    # A caller's mistake is counted as a call and a caller error, not as a service failure.
+    refused = MetricRollup.objects.get(operation="get_call_stats")
+    assert (refused.calls, refused.caller_errors, refused.not_configured, refused.service_failures) == (
+        1,
+        1,
+        0,
+        0,
+    )
+    assert refused.tenant_id == principal.tenant_id  # refused before resolution, still the key's tenant
 
 
 @QUEUED
@@ -190,6 +203,53 @@ def test_text_utf8_cannot_hold_is_stored_with_a_replacement_character(principal)
     assert entry.params["query"] == "caf?\ufffd"
 
 
+# Every error code once, and a success: 6 caller errors, 1 not_configured, 4 service failures.
+EVERY_ANSWER = [None, *(str(code) for code in ErrorCode)]
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["batch statement", "per call"])
+def test_it_counts_every_answer_in_its_outcome_class(batched):
+    items = [
+        (
+            audit_fields(
+                request_id=f"class-{index}",
+                transport="mcp",
+                principal_name="system",
+                api_key_id=None,
+                user_id=None,
+                tenant_id=None,
+                service="database",
+                operation="search",
+                params={},
+                error_code=code,
+                error_message="",
+                duration_ms=3.0,
+                idempotency_key=None,
+            ),
+            {
+                "service": "database",
+                "operation": "search",
+                "tenant_id": None,
+                "duration_ms": 3.0,
+                "error_code": code,
+            },
+        )
+        for index, code in enumerate(EVERY_ANSWER)
+    ]
+    if batched:
+        record_calls(items)
+    else:
+        for audit, metric in items:
+            record_call(audit=audit, metric=metric)
+    row = MetricRollup.objects.get(service="database", operation="search")
+    assert (row.calls, row.caller_errors, row.not_configured, row.service_failures) == (12, 6, 1, 4)
+    # A second write of the same minute adds to every count (the upsert's increments).
+    record_calls([item for item in items if item[1]["error_code"] in ("internal_error", "circuit_open")])
+    row.refresh_from_db()
+    assert (row.calls, row.caller_errors, row.not_configured, row.service_failures) == (14, 6, 1, 6)
+    assert AuditEntry.objects.count() == 14
+
+
 def test_it_records_on_sqlite_too(tmp_path):
     """This module (but the two PostgreSQL-only connection tests) on a real SQLite file, the
     database of `make run`: there a batch is a multi-row INSERT plus one upsert per call."""
@@ -208,7 +268,7 @@ def test_it_records_on_sqlite_too(tmp_path):
     )  # fmt: skip
     summary = child.stdout.strip().splitlines()[-1]
     assert child.returncode == 0, child.stdout[-4000:]
-    assert int(re.search(r"(\d+) passed", summary).group(1)) >= 12, summary
+    assert int(re.search(r"(\d+) passed", summary).group(1)) >= 14, summary
 
 
 @override_settings(MCP_AUDIT_FLUSH_MS=50)

@@ -6,7 +6,8 @@
   var charts = window.DashCharts;
 
   function text(id, value) { var n = document.getElementById(id); if (n) n.textContent = value; }
-  function pct(rate) { return (Math.round(rate * 1000) / 10) + " %"; }
+  /* The server rounds the shares (the *_pct fields); shown as the dashboard's cards show them. */
+  function pct(value) { return Number(value).toFixed(1) + " %"; }
   function cell(row, value) { var td = document.createElement("td"); td.textContent = value == null ? "–" : value; row.appendChild(td); }
   function unavailable(node, block) {
     node.innerHTML = "";
@@ -33,11 +34,16 @@
     var hourly = data.bucket === "hour";
     text("total-calls", data.totals.calls);
     text("total-cpm", data.totals.calls_per_min);
-    text("total-errors", data.totals.errors);
-    text("total-error-rate", pct(data.totals.error_rate));
+    text("total-failures", data.totals.service_failures);
+    text("total-failure-rate", pct(data.totals.service_failure_pct));
+    text("total-caller-errors", data.totals.caller_errors);
+    text("total-caller-error-rate", pct(data.totals.caller_error_pct));
+    text("total-not-configured", data.totals.not_configured);
+    text("total-not-configured-rate", pct(data.totals.not_configured_pct));
     text("updated", "Updated " + new Date(data.generated_at).toLocaleTimeString([], { timeZoneName: "short" }) + " · refreshes every 10 s · times in your browser's time zone");
     charts.line(document.getElementById("chart-calls"), data.series.map(function (p) { return { t: p.t, value: p.calls_per_min }; }), { withDate: hourly });
-    charts.line(document.getElementById("chart-errors"), data.series.map(function (p) { return { t: p.t, value: p.error_rate * 100 }; }), { color: "#d62728", withDate: hourly });
+    charts.line(document.getElementById("chart-failures"), data.series.map(function (p) { return { t: p.t, value: p.service_failure_rate * 100 }; }), { color: "#d62728", withDate: hourly });
+    charts.line(document.getElementById("chart-caller-errors"), data.series.map(function (p) { return { t: p.t, value: p.caller_error_rate * 100 }; }), { color: "#9467bd", withDate: hourly });
     charts.line(document.getElementById("chart-p95"), data.series.map(function (p) { return { t: p.t, value: p.p95_ms }; }), { color: "#ff7f0e", withDate: hourly });
 
     var tbody = document.querySelector("#services-table tbody");
@@ -45,7 +51,7 @@
     data.services.forEach(function (s) {
       var tr = document.createElement("tr");
       tr.setAttribute("data-service", s.service);
-      [s.service, s.calls, s.errors, pct(s.error_rate), s.p50_ms, s.p95_ms, s.p99_ms, s.max_ms].forEach(function (v) { cell(tr, v); });
+      [s.service, s.calls, s.service_failures, pct(s.service_failure_pct), s.caller_errors, s.not_configured, s.p50_ms, s.p95_ms, s.p99_ms, s.max_ms].forEach(function (v) { cell(tr, v); });
       tbody.appendChild(tr);
     });
     if (!data.services.length) { var tr = document.createElement("tr"); cell(tr, "No calls in this window."); tbody.appendChild(tr); }
