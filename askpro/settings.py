@@ -265,6 +265,11 @@ MCP_DATABASE_ALLOWED_TABLES = env_list(
 )
 MCP_DATABASE_MAX_ROWS = env_int("MCP_DATABASE_MAX_ROWS", 1000, minimum=1, maximum=100_000)
 MCP_DATABASE_STATEMENT_TIMEOUT_MS = env_int("MCP_DATABASE_STATEMENT_TIMEOUT_MS", 5000, minimum=10)
+# Byte cap of one database_query answer (its rows as JSON); rows past it are left out and the
+# value that crosses it is cut, and the database never sends much more (docs/database-server.md).
+MCP_DATABASE_MAX_BYTES = env_int(
+    "MCP_DATABASE_MAX_BYTES", 1024 * 1024, minimum=1024, maximum=256 * 1024 * 1024
+)
 # Statements at least this slow are captured (by shape) for database_optimize_queries.
 MCP_SLOW_QUERY_MS = env_int("MCP_SLOW_QUERY_MS", 200, minimum=1)
 
