@@ -191,6 +191,13 @@ SPECTACULAR_SETTINGS = {
     # No badge from the public validator service either: nothing leaves this host.
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "REDOC_DIST": "SIDECAR",
+    # 3.1: schema objects are JSON Schema 2020-12, what the operations' declarations generate.
+    "OAS_VERSION": "3.1.0",
+    # One path per operation, with its params and result schemas (docs/install.md).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "mcp_core.api.openapi.add_operation_paths",
+    ],
 }
 
 # --- MCP orchestrator ---
