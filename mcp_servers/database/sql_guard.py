@@ -123,7 +123,7 @@ def check_query(sql: str, *, dialect: str, any_table: bool = False) -> CheckedQu
     """
     sql = sql.strip().rstrip(";").strip()
     if not sql:
-        raise UnsafeQuery("sql: is empty")
+        raise UnsafeQuery("sql: is empty", problem="invalid")
     control = _CONTROL.search(sql)
     if control:
         # The tokenizer would take them as part of a name; they are never SQL.

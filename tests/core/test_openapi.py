@@ -163,10 +163,11 @@ CHROMIUM_ARGS = [
 SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "api-docs"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def _release_live_server_connections(django_db_setup, django_db_blocker):
-    """End the idle connections the live server's thread leaves on this run's test database,
-    which would otherwise keep it from being dropped at the end of the session."""
+    """At the end of the session, end the idle connections the live server's thread left on
+    this run's test database, which would otherwise keep it from being dropped. (Not sooner:
+    this process's own pooled connections are idle between tests too.)"""
     yield
     if connections["default"].vendor != "postgresql":
         return
