@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served as our own static files (no CDN)
     "django_celery_beat",
     "health_check",  # /health/ (its templates)
     "askpro",
@@ -183,6 +184,20 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # /api/docs/ loads Swagger UI from drf-spectacular-sidecar's static files, never a CDN:
+    # it renders on a machine without internet.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # No badge from the public validator service either: nothing leaves this host.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    "REDOC_DIST": "SIDECAR",
+    # 3.1: schema objects are JSON Schema 2020-12, what the operations' declarations generate.
+    "OAS_VERSION": "3.1.0",
+    # One path per operation, with its params and result schemas (docs/install.md).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "mcp_core.api.openapi.add_operation_paths",
+    ],
 }
 
 # --- MCP orchestrator ---
@@ -268,6 +283,11 @@ MCP_DATABASE_ALLOWED_TABLES = env_list(
 )
 MCP_DATABASE_MAX_ROWS = env_int("MCP_DATABASE_MAX_ROWS", 1000, minimum=1, maximum=100_000)
 MCP_DATABASE_STATEMENT_TIMEOUT_MS = env_int("MCP_DATABASE_STATEMENT_TIMEOUT_MS", 5000, minimum=10)
+# Byte cap of one database_query answer (its rows as JSON); rows past it are left out and the
+# value that crosses it is cut, and the database never sends much more (docs/database-server.md).
+MCP_DATABASE_MAX_BYTES = env_int(
+    "MCP_DATABASE_MAX_BYTES", 1024 * 1024, minimum=1024, maximum=256 * 1024 * 1024
+)
 # Statements at least this slow are captured (by shape) for database_optimize_queries.
 MCP_SLOW_QUERY_MS = env_int("MCP_SLOW_QUERY_MS", 200, minimum=1)
 

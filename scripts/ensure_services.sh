@@ -47,4 +47,18 @@ if ! listening "$redis_host" "$redis_port"; then
     exit 1
   fi
 fi
-echo "PostgreSQL ($pg_host:$pg_port) and Redis ($redis_host:$redis_port) are reachable." >&2
+# RabbitMQ: the runtime-install test runs a worker and beat on it (tests/install).
+rabbit_url="${TEST_RABBITMQ_URL:-amqp://guest:guest@127.0.0.1:5672//}"
+read -r rabbit_host rabbit_port <<<"$(hostport "$rabbit_url" 5672)"
+if ! listening "$rabbit_host" "$rabbit_port"; then
+  if command -v rabbitmq-server >/dev/null; then
+    echo "RabbitMQ is not answering on $rabbit_host:$rabbit_port; starting rabbitmq-server" >&2
+    rabbitmq-server -detached
+    wait_for RabbitMQ "$rabbit_host" "$rabbit_port"
+  else
+    echo "ERROR: RabbitMQ is not reachable at $rabbit_host:$rabbit_port (TEST_RABBITMQ_URL) and is not installed here." >&2
+    echo "       Install it (apt-get install rabbitmq-server) or point TEST_RABBITMQ_URL at a server." >&2
+    exit 1
+  fi
+fi
+echo "PostgreSQL ($pg_host:$pg_port), Redis ($redis_host:$redis_port) and RabbitMQ ($rabbit_host:$rabbit_port) are reachable." >&2

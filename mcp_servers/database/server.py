@@ -23,6 +23,7 @@ from mcp_core.server import MCPServer, operation
 
 from . import querylog
 from .analysis import explain, suggest_indexes
+from .bounded import run_bounded
 from .sql_guard import UnsafeQuery, allowed_tables, check_query, secret_columns, sqlite_authorizer
 
 Meta = msgspec.Meta
@@ -57,13 +58,34 @@ class GetSchemaResult(Result):
 class QueryParams(Params):
     sql: Annotated[str, Meta(min_length=1, max_length=20_000, description="Exactly one SELECT statement")]
     max_rows: Annotated[int, Meta(ge=1, le=100_000, description="Row cap (also capped by settings)")] = 1000
+    max_bytes: (
+        Annotated[
+            int,
+            Meta(
+                ge=1024,
+                le=256 * 1024 * 1024,
+                description="Byte cap for the rows as JSON (default and upper bound: MCP_DATABASE_MAX_BYTES)",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class QueryResult(Result):
     columns: list[str]
     rows: list[list[Any]]
     row_count: int
-    truncated: bool
+    truncated: Annotated[bool, Meta(description="Rows were left out or values cut: see truncated_by")]
+    max_rows: Annotated[int, Meta(description="The row cap in force for this answer")]
+    max_bytes: Annotated[int, Meta(description="The byte cap in force for this answer (rows as JSON)")]
+    truncated_by: Annotated[
+        Literal["max_rows", "max_bytes"] | None, Meta(description="Which cap ended the answer")
+    ] = None
+    cut_values: Annotated[
+        list[list[int]],
+        Meta(description="[row, column] of each value cut short (the start of its text) or left out (null)"),
+    ] = msgspec.field(default_factory=list)
+    note: str | None = None
 
 
 # --- search ---
@@ -334,8 +356,9 @@ class DatabaseServer(MCPServer):
     @operation(
         description="""Run one read-only SELECT over the allowed tables (platform operators only).
         The statement is parsed and refused if it writes, calls unsafe functions, stacks
-        statements or reads secret columns; it runs read-only under a statement timeout and a
-        row cap. Use get_schema first to see tables and columns.""",
+        statements or reads secret columns; it runs read-only under a statement timeout, a
+        row cap and a byte cap (values past the byte cap are cut; cut_values says which). Use
+        get_schema first to see tables and columns.""",
         params=QueryParams,
         result=QueryResult,
         scope="admin",
@@ -346,25 +369,31 @@ class DatabaseServer(MCPServer):
     )
     def query(self, ctx: OperationContext, params: QueryParams) -> QueryResult:
         checked = self._checked(params.sql)
-        cap = min(params.max_rows, settings.MCP_DATABASE_MAX_ROWS)
+        max_rows = min(params.max_rows, settings.MCP_DATABASE_MAX_ROWS)
+        max_bytes = min(params.max_bytes or settings.MCP_DATABASE_MAX_BYTES, settings.MCP_DATABASE_MAX_BYTES)
         try:
             with deadline_transaction(ctx, read_only=True, cap_ms=settings.MCP_DATABASE_STATEMENT_TIMEOUT_MS):
                 if connection.vendor == "sqlite":
                     raw = connection.connection
                     raw.set_authorizer(sqlite_authorizer(allowed_tables(), secret_columns()))
                 try:
-                    with connection.cursor() as cursor:
-                        cursor.execute(checked.sql)
-                        columns = [col[0] for col in cursor.description or []]
-                        fetched = cursor.fetchmany(cap + 1)
+                    answer = run_bounded(checked.sql, max_rows=max_rows, max_bytes=max_bytes)
                 finally:
                     if connection.vendor == "sqlite":
                         raw.set_authorizer(None)
         except DatabaseError as exc:
             raise self._query_error(exc) from None
-        truncated = len(fetched) > cap
-        rows = [[_jsonable(v) for v in row] for row in fetched[:cap]]
-        return QueryResult(columns=columns, rows=rows, row_count=len(rows), truncated=truncated)
+        return QueryResult(
+            columns=answer.columns,
+            rows=[[_jsonable(v) for v in row] for row in answer.rows],
+            row_count=len(answer.rows),
+            truncated=answer.truncated_by is not None,
+            truncated_by=answer.truncated_by,
+            max_rows=max_rows,
+            max_bytes=max_bytes,
+            cut_values=answer.cut_values,
+            note=answer.note,
+        )
 
     @operation(
         description="""Find the tenant's customers, appointments and calls whose text matches a query
@@ -630,7 +659,7 @@ class DatabaseServer(MCPServer):
             return check_query(sql, dialect=_dialect())
         except UnsafeQuery as exc:
             raise MCPError(
-                ErrorCode.VALIDATION_ERROR, str(exc), details={"field": "sql", "problem": "unsafe"}
+                ErrorCode.VALIDATION_ERROR, str(exc), details={"field": "sql", "problem": exc.problem}
             ) from None
 
     @staticmethod

@@ -7,6 +7,7 @@ authorizer that denies writes and unlisted tables. The third is the row cap.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from dataclasses import dataclass
 from functools import lru_cache
@@ -15,7 +16,7 @@ import sqlglot
 from django.apps import apps
 from django.conf import settings
 from sqlglot import exp
-from sqlglot.errors import ParseError
+from sqlglot.errors import ParseError, TokenError
 from sqlglot.optimizer.scope import traverse_scope
 
 from askpro.crypto import EncryptedTextField
@@ -48,6 +49,8 @@ _FORBIDDEN_NODES: tuple[type[exp.Expression], ...] = tuple(
     )
     if hasattr(exp, name)
 )
+# Control characters other than tab, line feed and carriage return.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _READ_ROOTS = (exp.Select, exp.Union, exp.Intersect, exp.Except)
 # Functions sqlglot does not model itself; only these are allowed. pg_sleep is harmless in
 # itself and bounded by the statement timeout.
@@ -80,7 +83,15 @@ ALLOWED_UNMODELLED_FUNCTIONS = frozenset(
 
 
 class UnsafeQuery(ValueError):
-    """The query was refused; the message says why and names the offending part."""
+    """The query was refused; the message says why and names the offending part.
+
+    `problem` is "invalid" when the text is not SQL the parser can read, "unsafe" when it is
+    SQL that is not allowed.
+    """
+
+    def __init__(self, message: str, *, problem: str = "unsafe") -> None:
+        super().__init__(message)
+        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -112,13 +123,31 @@ def check_query(sql: str, *, dialect: str, any_table: bool = False) -> CheckedQu
     """
     sql = sql.strip().rstrip(";").strip()
     if not sql:
-        raise UnsafeQuery("sql: is empty")
+        raise UnsafeQuery("sql: is empty", problem="invalid")
+    control = _CONTROL.search(sql)
+    if control:
+        # The tokenizer would take them as part of a name; they are never SQL.
+        raise UnsafeQuery(
+            f"sql: holds a control character (U+{ord(control.group()):04X}) at position {control.start()}",
+            problem="invalid",
+        )
     try:
         statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
     except ParseError as exc:
         raise UnsafeQuery(
-            f"sql: cannot be parsed ({exc.errors[0]['description'] if exc.errors else exc})"
+            f"sql: cannot be parsed ({exc.errors[0]['description'] if exc.errors else exc})",
+            problem="invalid",
         ) from None
+    except TokenError:
+        # An unterminated comment, quote or dollar-quoted string, or a character the dialect
+        # has no token for: sqlglot's message quotes the text, so say it in our own words.
+        raise UnsafeQuery(
+            "sql: cannot be read (an unterminated comment, quoted string or identifier, "
+            "or a character that is not SQL)",
+            problem="invalid",
+        ) from None
+    except RecursionError:
+        raise UnsafeQuery("sql: is nested too deeply to be checked", problem="invalid") from None
     if len(statements) != 1:
         raise UnsafeQuery(f"sql: exactly one statement is allowed, found {len(statements)}")
     tree = statements[0]

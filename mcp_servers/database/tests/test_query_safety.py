@@ -8,11 +8,13 @@ authorizer of sql_guard and the progress-handler deadline of mcp_core.db are the
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -325,6 +327,195 @@ def test_it_lets_only_platform_admin_keys_query(data, key_factory, client):
     )
     assert response.status_code == 200, response.json()
     assert response.json()["data"]["rows"] == [[1]]
+
+
+# --- text the parser cannot read is the caller's error, for query and explain alike ---
+
+UNREADABLE = [
+    ("unterminated comment", "SELECT 1 /* never closed"),
+    ("unterminated string", "SELECT 'never closed"),
+    ("unterminated quoted identifier", 'SELECT "never closed'),
+    ("unterminated escape string", "SELECT E'\\"),
+    ("control characters", "SELECT \x01\x02\x7f FROM \x03"),
+    ("deep nesting", "SELECT " + "(" * 200 + "1" + ")" * 200),
+]
+
+
+@pytest.mark.parametrize("operation", ["query", "explain"])
+@pytest.mark.parametrize(("label", "sql"), UNREADABLE, ids=[label for label, _ in UNREADABLE])
+def test_it_answers_text_the_parser_cannot_read_with_a_validation_error(label, sql, operation, admin):
+    response = call_operation("database", operation, {"sql": sql}, principal=admin)
+    assert not response.success
+    assert response.error["code"] == "validation_error", response.error
+    assert response.error["details"] == {"field": "sql", "problem": "invalid"}, response.error
+    assert response.error["message"].startswith("sql: "), response.error
+
+
+# --- the byte cap: answers are bounded in bytes as well as rows, while fetching ---
+
+
+def _text(n: int, char: str = "x") -> str:
+    """SQL for a text of n characters, built by the database itself."""
+    if connection.vendor == "postgresql":
+        return f"repeat('{char}', {n})"
+    return f"printf('%.*c', {n}, '{char}')"
+
+
+def _rows_json_bytes(data) -> int:
+    return len(json.dumps(data["rows"], ensure_ascii=False, separators=(",", ":")).encode())
+
+
+@override_settings(MCP_DATABASE_MAX_BYTES=64 * 1024)
+def test_it_cuts_a_value_longer_than_the_byte_cap_and_says_so(admin):
+    response = query(admin, f"SELECT 'a' AS small, {_text(1_000_000)} AS big, 7 AS after")
+    assert response.success, response.error
+    data = response.data
+    assert data["columns"] == ["small", "big", "after"]
+    assert data["truncated"] is True and data["truncated_by"] == "max_bytes"
+    assert data["max_bytes"] == 64 * 1024 and data["max_rows"] == 1000
+    [row] = data["rows"]
+    assert row[0] == "a"
+    assert set(row[1]) == {"x"} and 60 * 1024 < len(row[1]) < 64 * 1024
+    assert row[2] is None  # left out after the cut value, and said so:
+    assert data["cut_values"] == [[0, 1], [0, 2]]
+    assert _rows_json_bytes(data) <= 64 * 1024
+
+
+# One value of 100 MB, built by the database. (SQLite has no repeat(); printf alone gives NULL
+# rather than an error past SQLite's length limit, replace() refuses to grow past it.)
+HUNDRED_MB = {
+    "postgresql": "SELECT repeat('x', 100000000) AS big",
+    "sqlite": f"SELECT replace(printf('%.*c', 2000000, 'x'), 'x', '{'x' * 50}') AS big",
+}
+
+
+# Building 100 MB takes PostgreSQL a second or two on a busy machine: room for that, so that
+# the test is about the cap, not the machine's load.
+@override_settings(MCP_DATABASE_STATEMENT_TIMEOUT_MS=12_000)
+def test_it_cuts_a_hundred_megabyte_value_quickly(admin):
+    """The case from the issue: one value of 100 MB. PostgreSQL sends only the first bytes;
+    SQLite (running in this process) refuses to build a value that long at all."""
+    response = query(admin, HUNDRED_MB[connection.vendor])
+    # Success, not a timeout: PostgreSQL sent 1 MB, SQLite stopped at its length limit.
+    assert response.success, response.error
+    data = response.data
+    assert data["truncated"] is True and data["truncated_by"] == "max_bytes"
+    assert data["max_bytes"] == settings.MCP_DATABASE_MAX_BYTES
+    assert _rows_json_bytes(data) <= settings.MCP_DATABASE_MAX_BYTES
+    if connection.vendor == "postgresql":
+        assert data["cut_values"] == [[0, 0]]
+        assert len(data["rows"][0][0]) > settings.MCP_DATABASE_MAX_BYTES - 100
+    else:
+        assert data["rows"] == [] and "SQLite does not build" in data["note"], data["note"]
+    assert query(admin, "SELECT 1 AS one").data["rows"] == [[1]]
+
+
+def test_it_stops_adding_rows_at_the_byte_cap(admin):
+    many = (
+        "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 5000) "
+        f"SELECT x, {_text(1000, 'y')} AS pad FROM n ORDER BY x"
+    )
+    response = query(admin, many, max_rows=5000, max_bytes=20_000)
+    data = response.data
+    assert response.success and data["truncated_by"] == "max_bytes", response.error
+    assert data["max_bytes"] == 20_000
+    # Whole rows in order, then the one that crossed the cap, cut short.
+    assert [row[0] for row in data["rows"]] == list(range(1, data["row_count"] + 1))
+    assert all(row[1] == "y" * 1000 for row in data["rows"][:-1])
+    assert 15 <= data["row_count"] <= 20
+    last = data["row_count"] - 1
+    assert data["cut_values"] == [[last, 1]] and len(data["rows"][-1][1]) < 1000
+    assert _rows_json_bytes(data) <= 20_000
+
+    # The setting is the upper bound of what a caller may ask for.
+    with override_settings(MCP_DATABASE_MAX_BYTES=4096):
+        data = query(admin, many, max_rows=5000, max_bytes=100_000).data
+    assert data["max_bytes"] == 4096 and data["row_count"] == 5 and _rows_json_bytes(data) <= 4096
+
+    # The row cap still applies on its own, and a query that fits says nothing was cut.
+    data = query(admin, many, max_rows=3).data
+    assert data["truncated_by"] == "max_rows" and data["row_count"] == 3 and data["cut_values"] == []
+    data = query(admin, "SELECT 1 AS one").data
+    assert data["truncated"] is False and data["truncated_by"] is None and data["cut_values"] == []
+
+
+@override_settings(MCP_DATABASE_MAX_BYTES=1024)
+def test_it_cuts_escaped_and_multibyte_text_within_the_cap(admin):
+    for char, sql_char in (('"', '"'), ("\n", "\n"), ("é", "é"), ("€", "€")):
+        literal = "E'\\n'" if char == "\n" and connection.vendor == "postgresql" else f"'{sql_char}'"
+        if connection.vendor == "postgresql":
+            sql = f"SELECT repeat({literal}, 5000) AS t"
+        else:
+            literal = "char(10)" if char == "\n" else literal
+            sql = f"SELECT replace(printf('%.*c', 5000, 'z'), 'z', {literal}) AS t"
+        data = query(admin, sql).data
+        assert data["truncated_by"] == "max_bytes", (char, data)
+        value = data["rows"][0][0]
+        assert value and set(value) == {char}, (char, value[:20])
+        assert _rows_json_bytes(data) <= 1024, char
+
+
+def test_it_gives_exact_values_and_names_below_the_cap(data, admin):
+    response = query(
+        admin,
+        "/* leading comment */ SELECT 1 AS a, 1 AS a, NULL AS n, 'he said \"hi\" é€' AS t, 2.5 AS f, "
+        "-3 AS neg -- trailing comment",
+    )
+    assert response.success, response.error
+    assert response.data["columns"] == ["a", "a", "n", "t", "f", "neg"]
+    assert response.data["rows"] == [[1, 1, None, 'he said "hi" é€', 2.5, -3]]
+    response = query(
+        admin, "WITH x AS (SELECT slug FROM askpro_company) SELECT slug FROM x ORDER BY slug DESC"
+    )
+    assert response.data["rows"] == [["bob-practice"], ["alice-salon"]]
+
+
+@pytest.mark.slow
+def test_it_keeps_the_worker_memory_bounded_on_a_huge_value(django_db_setup):
+    """A real process (the way a worker runs the pipeline) answers the 100 MB query; its peak
+    resident memory grows by far less than the value's size."""
+    settings_dict = connection.settings_dict
+    if connection.vendor == "postgresql":
+        auth = settings_dict["USER"] + (
+            f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else ""
+        )
+        url = f"postgres://{auth}@{settings_dict['HOST'] or '127.0.0.1'}:{settings_dict['PORT'] or 5432}/{settings_dict['NAME']}"
+        queries = [
+            HUNDRED_MB["postgresql"],
+            "SELECT g, repeat('x', 20000000) AS big FROM generate_series(1, 50) g",
+        ]
+    else:
+        url = f"sqlite:///{settings_dict['NAME']}"
+        queries = [
+            HUNDRED_MB["sqlite"],
+            f"WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 50) "
+            f"SELECT x, {_text(3_000_000)} AS big FROM n",
+        ]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "askpro.settings_test",
+        "DATABASE_URL": url,
+        "DB_POOL": "0",
+        "MCP_AUDIT_FLUSH_MS": "0",
+        "MCP_DATABASE_STATEMENT_TIMEOUT_MS": "12000",
+    }
+    child = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("memory_probe.py")), *queries],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == 0, child.stderr[-3000:]
+    results = json.loads(child.stdout.strip().splitlines()[-1])
+    assert len(results) == len(queries)
+    for result in results:
+        assert result["success"], result
+        assert result["truncated_by"] == "max_bytes", result
+        assert result["rows_json_bytes"] <= settings.MCP_DATABASE_MAX_BYTES, result
+        # The value is 100 MB (or 50 x 20 MB); the process grows by a few MB at most.
+        assert result["peak_growth_mb"] < 50, result
 
 
 @pytest.fixture(scope="module", autouse=True)
