@@ -346,3 +346,103 @@ def test_it_refuses_an_invalid_content_length_as_json(client, alice_key):
     )
     assert response.status_code == 400
     assert response.json()["error"]["details"]["field"] == "Content-Length"
+
+
+# --- stdio: the same classes, one line each, through the real bridge -------------------------
+def _line(message: dict[str, Any]) -> bytes:
+    return json.dumps(message).encode()
+
+
+def _stdio_cases() -> list[tuple[str, bytes, int, str]]:
+    """(class, line, JSON-RPC code, what the message must say)."""
+    depth = settings.REQUEST_MAX_JSON_DEPTH
+    listing = {"jsonrpc": "2.0", "id": 3, "method": "tools/list", "params": {}}
+    text = _line(listing)
+    return [
+        ("not UTF-8", text.replace(b"tools/list", b"tools/\xfflist"), PARSE_ERROR, "UTF-8"),
+        ("lone surrogate escape", text.replace(b"{}", b'{"x": "\\ud800"}'), PARSE_ERROR, "surrogate"),
+        (
+            "nesting too deep",
+            text.replace(b"{}", b'{"x": ' + b"[" * (depth + 1) + b"]" * (depth + 1) + b"}"),
+            PARSE_ERROR,
+            "deeper",
+        ),
+        ("not JSON", b"{nope", PARSE_ERROR, "JSON"),
+        ("number out of range", text.replace(b"3", b"1e400", 1), PARSE_ERROR, "out of range"),
+        ("top level array", b"[]", INVALID_REQUEST, "Expected `object`"),
+        ("top level string", b'"x"', INVALID_REQUEST, "Expected `object`"),
+        ("NUL in the method", text.replace(b"tools/list", b"tools/list\\u0000"), -32601, "Method not found"),
+        (
+            "control character in the protocol version",
+            _line(
+                {**listing, "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026\u001b"}}}
+            ),
+            INVALID_REQUEST,
+            "MCP-Protocol-Version",
+        ),
+    ]
+
+
+STDIO_CASES = _stdio_cases()
+
+
+@pytest.mark.parametrize(("klass", "line", "code", "says"), STDIO_CASES, ids=[c[0] for c in STDIO_CASES])
+def test_it_answers_hostile_stdio_lines_with_json_rpc_errors(klass, line, code, says, alice, alice_key):
+    from mcp_core.mcp.stdio import handle_line
+
+    reply = json.loads(handle_line(line, alice_key))
+    assert reply["jsonrpc"] == "2.0"
+    assert reply["error"]["code"] == code, reply
+    assert says in reply["error"]["message"], reply
+
+
+def test_it_skips_an_oversized_stdio_line_unread_and_answers_the_next(alice, alice_key):
+    import io
+
+    from mcp_core.mcp.stdio import read_lines, serve
+
+    stdin = io.BytesIO(
+        b'{"jsonrpc": "2.0", "id": 1, "pad": "'
+        + b"p" * 5000
+        + b'"}\n'
+        + _line({"jsonrpc": "2.0", "id": 2, "method": "ping", "params": {}})
+        + b"\n"
+    )
+    out = io.StringIO()
+    serve(read_lines(stdin, limit=1000), out, alice_key)
+    first, second = (json.loads(text) for text in out.getvalue().splitlines())
+    assert (first["id"], first["error"]["code"]) == (None, INVALID_REQUEST)
+    assert first["error"]["data"] == {"field": "message", "problem": "too_large", "limit": 1000}
+    assert second == {"jsonrpc": "2.0", "id": 2, "result": {}}
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_it_survives_hostile_input_in_a_real_stdio_process(alice, alice_key):
+    """The real `manage.py mcp_stdio` process: every hostile line is answered (one line each,
+    JSON-RPC errors), an oversized line included, and a valid request after them all still is;
+    the process exits 0 when stdin closes."""
+    import subprocess
+    import sys
+
+    from tests.mcp.conftest import ROOT, child_env
+
+    limit = 64 * 1024
+    lines = [line for _, line, _, _ in STDIO_CASES]
+    lines.append(b'{"jsonrpc": "2.0", "id": 8, "method": "ping", "pad": "' + b"p" * (4 * limit) + b'"}')
+    lines.append(_line({"jsonrpc": "2.0", "id": 9, "method": "ping", "params": {}}))
+    result = subprocess.run(
+        [sys.executable, "manage.py", "mcp_stdio"],
+        input=b"\n".join(lines) + b"\n",
+        cwd=ROOT,
+        env=child_env(MCP_API_KEY=alice_key, REQUEST_MAX_BODY_BYTES=str(limit)),
+        capture_output=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    replies = [json.loads(text) for text in result.stdout.decode().splitlines()]
+    assert len(replies) == len(lines)
+    codes = [reply.get("error", {}).get("code") for reply in replies]
+    assert codes == [code for _, _, code, _ in STDIO_CASES] + [INVALID_REQUEST, None]
+    assert replies[-1] == {"jsonrpc": "2.0", "id": 9, "result": {}}
+    assert b"Traceback" not in result.stderr
