@@ -225,6 +225,21 @@ def jsonrpc_error(code: int, refusal: Refusal, request_id: Any = None) -> dict[s
     }
 
 
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """handler400: what Django itself refuses (a Host not in ALLOWED_HOSTS, too many form
+    fields, ...) is JSON on the machine paths, in their shape; the admin keeps Django's page."""
+    if not request.path_info.startswith(_JSON_PATHS):
+        from django.views.defaults import bad_request as django_bad_request
+
+        return django_bad_request(request, exception)
+    refusal = Refusal(
+        "request", "bad_request", "request: refused (check the Host header and the request's form)"
+    )
+    if type(exception).__name__ == "DisallowedHost":
+        refusal = Refusal("Host", "not_allowed", "Host: not one of this server's ALLOWED_HOSTS")
+    return JsonResponse(refusal_body(request.path_info, refusal), status=400)
+
+
 class RequestLimitsMiddleware:
     """Refuses oversized bodies (413), over-deep JSON and malformed headers (400) as JSON,
     before any view, parser or authentication sees them."""

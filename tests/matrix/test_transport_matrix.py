@@ -446,3 +446,18 @@ def test_it_survives_hostile_input_in_a_real_stdio_process(alice, alice_key):
     assert codes == [code for _, _, code, _ in STDIO_CASES] + [INVALID_REQUEST, None]
     assert replies[-1] == {"jsonrpc": "2.0", "id": 9, "result": {}}
     assert b"Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("path", "method"), [("/api/v1/mcp/call", "post"), ("/mcp", "post"), ("/api/v1/mcp/services", "get")]
+)
+def test_it_refuses_a_host_not_allowed_as_json_on_the_machine_paths(path, method, client, alice_key):
+    response = getattr(client, method)(
+        path,
+        headers={"Authorization": f"Bearer {alice_key}", "Host": "evil.example"},
+        **({"data": b"{}", "content_type": "application/json"} if method == "post" else {}),
+    )
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("application/json")
+    text = json.dumps(response.json())
+    assert "Host" in text and "evil" not in text
