@@ -64,6 +64,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Oversized bodies, over-deep JSON and malformed headers are refused as JSON before any
+    # view or parser sees them (docs/input-limits.md).
+    "mcp_core.limits.RequestLimitsMiddleware",
     "askpro.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -159,6 +162,28 @@ WEBHOOK_LEASE_SECONDS = env_float("WEBHOOK_LEASE_SECONDS", 300.0, minimum=0.5)
 WEBHOOK_INBOUND_CACHE_SECONDS = env_int("WEBHOOK_INBOUND_CACHE_SECONDS", 3600, minimum=1)
 # Agent for inbound calls to a number we do not know (empty: Retell's own number config).
 RETELL_DEFAULT_AGENT_ID = env_str("RETELL_DEFAULT_AGENT_ID", "")
+
+# --- Input limits (docs/input-limits.md): what a caller may send, on every entry point ---
+# Bodies: larger is 413 (JSON naming the limit). Webhook payloads (Retell transcripts) run larger.
+REQUEST_MAX_BODY_BYTES = env_int("REQUEST_MAX_BODY_BYTES", 1_048_576, minimum=1024)
+WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 5_242_880, minimum=1024)
+# Django's own check must never answer first (with its HTML page): ours reads at most these.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(REQUEST_MAX_BODY_BYTES, WEBHOOK_MAX_BODY_BYTES)
+# JSON nesting (arrays and objects) in any body, stdio line or params; parsers recurse, so
+# this stays far below Python's recursion limit.
+REQUEST_MAX_JSON_DEPTH = env_int("REQUEST_MAX_JSON_DEPTH", 64, minimum=8, maximum=200)
+# Longest value of a header the project reads (Authorization; others have tighter limits).
+REQUEST_MAX_HEADER_CHARS = env_int("REQUEST_MAX_HEADER_CHARS", 4096, minimum=256, maximum=65536)
+# Operation params, on top of each schema's own bounds: any string, any array or object,
+# and the years a date may have (operations compute with dates; year 1 or 9999 overflow).
+MCP_PARAMS_MAX_STRING_CHARS = env_int("MCP_PARAMS_MAX_STRING_CHARS", 65_536, minimum=1024)
+MCP_PARAMS_MAX_ITEMS = env_int("MCP_PARAMS_MAX_ITEMS", 1000, minimum=50)
+# Nesting inside params: below the body's limit, so a deep param is refused naming the field.
+MCP_PARAMS_MAX_DEPTH = env_int("MCP_PARAMS_MAX_DEPTH", 32, minimum=4, maximum=200)
+MCP_PARAMS_MIN_YEAR = env_int("MCP_PARAMS_MIN_YEAR", 1900, minimum=1, maximum=9000)
+MCP_PARAMS_MAX_YEAR = env_int("MCP_PARAMS_MAX_YEAR", 2200, minimum=1, maximum=9000)
+if MCP_PARAMS_MIN_YEAR >= MCP_PARAMS_MAX_YEAR:
+    raise ImproperlyConfigured("MCP_PARAMS_MIN_YEAR: must be below MCP_PARAMS_MAX_YEAR")
 
 # --- Internationalisation ---
 LANGUAGE_CODE = "en-us"

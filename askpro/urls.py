@@ -16,3 +16,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]
+
+# Django's own refusals (a Host not allowed, ...) as JSON on the API, /mcp and webhooks.
+handler400 = "mcp_core.limits.bad_request"

@@ -6,9 +6,11 @@ import json
 from typing import Any
 
 from django import forms
+from django.conf import settings
 
 from askpro.models import Company
 from mcp_core.discovery import params_schema
+from mcp_core.limits import json_too_deep
 from mcp_core.server import Operation
 
 
@@ -97,9 +99,22 @@ class ConsoleForm(forms.Form):
                         raise forms.ValidationError({f"p_{name}": "whole numbers, comma-separated"}) from None
                 value = parts
             elif kind not in ("integer", "number", "boolean", "string", "array") and "enum" not in schema:
+                depth = settings.REQUEST_MAX_JSON_DEPTH
+                if json_too_deep(value, depth):  # json.loads would recurse until it fails
+                    raise forms.ValidationError({f"p_{name}": f"JSON nested deeper than {depth} levels"})
                 try:
                     value = json.loads(value)
                 except json.JSONDecodeError as exc:
                     raise forms.ValidationError({f"p_{name}": f"not valid JSON: {exc.msg}"}) from None
             params[name] = value
         return params
+
+    def add_call_error(self, error: dict[str, Any] | None) -> None:
+        """Show the orchestrator's validation_error on the field it names (a nested path on its
+        top-level param), so a refused call re-renders the form with the field marked."""
+        if not error or error.get("code") != "validation_error":
+            return
+        named = str((error.get("details") or {}).get("field", ""))
+        top = named.split(".", 1)[0].split("[", 1)[0]
+        key = "tenant" if top == "tenant" else f"p_{top}"
+        self.add_error(key if key in self.fields else None, error.get("message", "invalid"))

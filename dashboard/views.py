@@ -157,6 +157,7 @@ def console_view(site, request: HttpRequest) -> HttpResponse:
                 )
                 response = json.dumps(result.to_dict(), indent=2, default=str)
                 response_ok = result.success
+                form.add_call_error(result.error)
     return TemplateResponse(
         request,
         "admin/dashboard/console.html",

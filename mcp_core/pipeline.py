@@ -26,6 +26,7 @@ from .contracts import (
     OperationContext,
     Principal,
 )
+from .limits import INT64_MAX, string_problem
 from .recorder import get_recorder
 from .registry import get_registry
 from .schemas import decode_params, describe_validation_error, to_builtins
@@ -70,9 +71,31 @@ def reset_guards_for_tests() -> None:
     _guards = None
 
 
+def _check_tenant_value(requested: Any) -> None:
+    """A named tenant is a slug or an id, before any query sees it (PostgreSQL refuses NUL, an
+    id beyond bigint cannot match, a lone surrogate cannot even be sent)."""
+    if requested in (None, ""):
+        return
+    if isinstance(requested, bool) or not isinstance(requested, str | int):
+        problem = "must be a tenant slug or id"
+    elif isinstance(requested, int):
+        problem = None if 1 <= requested <= INT64_MAX else "must be a tenant id between 1 and 2^63 - 1"
+    elif len(requested) > 100:
+        problem = "must be at most 100 characters"
+    else:
+        problem = string_problem(requested)
+    if problem:
+        raise MCPError(
+            ErrorCode.VALIDATION_ERROR,
+            f"tenant: {problem}",
+            details={"field": "tenant", "problem": "invalid_value"},
+        )
+
+
 def _resolve_tenant(op: Operation, request: MCPRequest, principal: Principal) -> Company | None:
     """The effective tenant. A tenant key's own tenant always wins; a tenant it names is never trusted."""
     requested = request.tenant
+    _check_tenant_value(requested)
     if principal.tenant_id is not None:
         # Fetched on every call, never cached with the principal: the MCP endpoint and stdio
         # keep principals alive, and a deactivated tenant must stop at once.

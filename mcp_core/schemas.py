@@ -3,10 +3,22 @@ generated from them, and validation errors are turned into field-by-field detail
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
+import math
 import re
 from typing import Any
 
 import msgspec
+import msgspec.inspect
+from django.conf import settings
+
+from .limits import INT32_MAX as INT32_MAX  # re-exported for the servers' params
+from .limits import INT64_MAX, INT64_MIN, shown, string_problem
+
+# Upper bounds for integer params that meet a column: PostgreSQL integer (32-bit, e.g. Cal.com
+# ids) and bigint (primary keys). Every integer param declares its maximum.
+BIGINT_MAX = INT64_MAX
 
 
 class Params(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -70,37 +82,130 @@ def describe_validation_error(exc: msgspec.ValidationError) -> dict[str, Any]:
     return {"field": field_path, "problem": problem, "message": f"{field_path}: {text}"}
 
 
-def _nul_path(value: Any, path: str = "") -> str | None:
-    """The path of the first string (or key) holding a NUL character, if any."""
-    if isinstance(value, str):
-        return path if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            sub = f"{path}.{key}" if path else str(key)
-            if "\x00" in str(key):
-                return sub
-            found = _nul_path(item, sub)
-            if found is not None:
+def _raw_problem(raw: Any) -> tuple[str, str] | None:
+    """(path, problem) of the first value no operation may receive, whatever its schema says:
+    text PostgreSQL or UTF-8 cannot hold, strings, arrays and objects over the global limits,
+    nesting deeper than MCP_PARAMS_MAX_DEPTH, integers beyond a bigint column, non-finite
+    numbers. Iterative, so hostile nesting cannot exhaust the stack."""
+    max_depth = settings.MCP_PARAMS_MAX_DEPTH
+    max_chars = settings.MCP_PARAMS_MAX_STRING_CHARS
+    max_items = settings.MCP_PARAMS_MAX_ITEMS
+    stack: list[tuple[Any, str, int]] = [(raw, "", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if isinstance(value, str):
+            problem = string_problem(value)
+            if problem is None and len(value) > max_chars:
+                problem = f"is longer than {max_chars} characters"
+            if problem is not None:
+                return path, problem
+        elif isinstance(value, bool):
+            continue
+        elif isinstance(value, int):
+            if not INT64_MIN <= value <= INT64_MAX:
+                return path, "is out of range: whole numbers must fit a 64-bit integer (at most 2^63 - 1)"
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                return path, "must be a finite number"
+        elif isinstance(value, dict | list | tuple):
+            if depth >= max_depth:
+                return path, f"nests deeper than {max_depth} levels"
+            if len(value) > max_items:
+                return path, f"has more than {max_items} items"
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    name = str(key)
+                    sub = f"{path}.{name}" if path else name
+                    problem = string_problem(name)
+                    if problem is None and len(name) > max_chars:
+                        problem = f"is longer than {max_chars} characters"
+                    if problem is not None:
+                        return sub, f"name {problem}"
+                    stack.append((item, sub, depth + 1))
+            else:
+                for index, item in enumerate(value):
+                    stack.append((item, f"{path}[{index}]", depth + 1))
+    return None
+
+
+@functools.lru_cache(maxsize=512)
+def _holds_dates(struct_type: type) -> bool:
+    """Whether any field of the Struct (nested Structs, lists, dicts included) can hold a date."""
+
+    def walk(info: Any, seen: frozenset) -> bool:
+        if isinstance(info, msgspec.inspect.Metadata):
+            return walk(info.type, seen)
+        if isinstance(info, msgspec.inspect.DateType | msgspec.inspect.DateTimeType):
+            return True
+        if isinstance(info, msgspec.inspect.StructType):
+            if info.cls in seen:
+                return False
+            return any(walk(f.type, seen | {info.cls}) for f in info.fields)
+        if isinstance(info, msgspec.inspect.UnionType):
+            return any(walk(member, seen) for member in info.types)
+        if isinstance(info, msgspec.inspect.DictType):
+            return walk(info.key_type, seen) or walk(info.value_type, seen)
+        item = getattr(info, "item_type", None)
+        if item is not None:
+            return walk(item, seen)
+        return any(walk(member, seen) for member in getattr(info, "item_types", ()))
+
+    return walk(msgspec.inspect.type_info(struct_type), frozenset())
+
+
+def _date_problem(value: Any, path: str = "") -> tuple[str, str] | None:
+    """(path, problem) of the first date outside MCP_PARAMS_MIN_YEAR..MCP_PARAMS_MAX_YEAR.
+    Operations compute with dates (ranges, + 1 day, time zones): year 1 or 9999 would overflow
+    there or be sent to an upstream, so they are refused here, naming the field."""
+    if isinstance(value, dt.date):
+        low, high = settings.MCP_PARAMS_MIN_YEAR, settings.MCP_PARAMS_MAX_YEAR
+        if not low <= value.year <= high:
+            kind = "date-time" if isinstance(value, dt.datetime) else "date"
+            return path, f"Expected a {kind} in the years {low} to {high}"
+        return None
+    if isinstance(value, msgspec.Struct):
+        names = value.__struct_encode_fields__
+        for attr, name in zip(value.__struct_fields__, names, strict=True):
+            found = _date_problem(getattr(value, attr), f"{path}.{name}" if path else name)
+            if found:
                 return found
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            found = _nul_path(item, f"{path}[{index}]")
-            if found is not None:
+            found = _date_problem(item, f"{path}[{index}]")
+            if found:
+                return found
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found = _date_problem(item, f"{path}.{key}" if path else str(key))
+            if found:
                 return found
     return None
+
+
+def _refuse(path: str, problem: str) -> msgspec.ValidationError:
+    """A ValidationError in msgspec's own form, so describe_validation_error names the field."""
+    problem = problem[:1].upper() + problem[1:]
+    if not path:
+        return msgspec.ValidationError(problem)
+    where = shown(path, 200).replace("`", "'")
+    return msgspec.ValidationError(f"{problem} - at `$.{where}`")
 
 
 def decode_params(struct_type: type, raw: Any) -> Any:
     """Validate raw (JSON-shaped) params into the Struct, or raise msgspec.ValidationError."""
     if raw is None:
         raw = {}
-    # PostgreSQL text cannot hold NUL: refuse it here, naming the field, rather than let a
-    # query fail with an internal error later.
-    where = _nul_path(raw)
-    if where is not None:
-        shown = where.replace("\x00", "\\0")
-        raise msgspec.ValidationError(f"Contains a NUL character, which is not allowed - at `$.{shown}`")
-    return msgspec.convert(raw, struct_type, strict=True)
+    # Checked before msgspec sees the value: PostgreSQL text cannot hold NUL, an answer cannot
+    # hold a lone surrogate, and nothing should reach a query or an upstream unbounded.
+    found = _raw_problem(raw)
+    if found is not None:
+        raise _refuse(*found)
+    params = msgspec.convert(raw, struct_type, strict=True)
+    if _holds_dates(struct_type):
+        found = _date_problem(params)
+        if found is not None:
+            raise _refuse(*found)
+    return params
 
 
 def to_builtins(value: Any) -> Any:

@@ -17,6 +17,7 @@ from ..api_keys import api_key_authenticate_cached, bearer_token
 from ..contracts import ErrorCode, MCPRequest
 from ..discovery import services_for
 from ..health import run_checks_coalesced
+from ..limits import INT64_MAX, shown, string_problem
 from ..models import HealthRun
 from ..pipeline import route
 from ..ratelimit import rate_limit_headers
@@ -72,27 +73,50 @@ MCPResponseSerializer = inline_serializer(
 )
 
 
+_ENVELOPE_FIELDS = ("service", "operation", "params", "tenant")
+_NAME_CHARS = 100  # service, operation and tenant slugs are far shorter; longer is a mistake
+
+
+def _string_problem(value: str) -> str | None:
+    if not value:
+        return "must be a non-empty string"
+    if len(value) > _NAME_CHARS:
+        return f"must be at most {_NAME_CHARS} characters"
+    return string_problem(value)
+
+
 def _body_problem(body: Any) -> tuple[str, str] | None:
     if not isinstance(body, dict):
         return "body", "must be a JSON object"
     for field in ("service", "operation"):
         if field not in body:
             return field, "is required"
-        if not isinstance(body[field], str) or not body[field]:
+        if not isinstance(body[field], str):
             return field, "must be a non-empty string"
-        if "\x00" in body[field]:
-            return field, "must not contain a NUL character"
+        problem = _string_problem(body[field])
+        if problem:
+            return field, problem
     if "params" in body and not isinstance(body["params"], dict):
         return "params", "must be a JSON object"
     # bool is an int to Python, but `true` is no tenant id (it would select tenant 1).
     if "tenant" in body and (isinstance(body["tenant"], bool) or not isinstance(body["tenant"], str | int)):
         return "tenant", "must be a tenant slug"
-    if isinstance(body.get("tenant"), str) and "\x00" in body["tenant"]:
-        return "tenant", "must not contain a NUL character"
-    unknown = set(body) - {"service", "operation", "params", "tenant"}
+    if isinstance(body.get("tenant"), str):
+        problem = _string_problem(body["tenant"])
+        if problem:
+            return "tenant", problem
+    if isinstance(body.get("tenant"), int) and not 1 <= body["tenant"] <= INT64_MAX:
+        return "tenant", "must be a tenant slug or a tenant id between 1 and 2^63 - 1"
+    unknown = set(body) - set(_ENVELOPE_FIELDS)
     if unknown:
-        return sorted(unknown)[0], "is not a known field (use service, operation, params, tenant)"
+        return shown(sorted(unknown)[0]), "is not a known field (use service, operation, params, tenant)"
     return None
+
+
+def _name_or_blank(body: Any, field: str) -> str:
+    """An envelope name that is safe to audit and echo, else "" (the request is refused anyway)."""
+    value = body.get(field) if isinstance(body, dict) else None
+    return value if isinstance(value, str) and _string_problem(value) is None else ""
 
 
 class CallView(APIView):
@@ -120,8 +144,8 @@ class CallView(APIView):
             # Through the pipeline anyway, so that refused attempts are audited like any call.
             response = route(
                 MCPRequest(
-                    service=str(body.get("service", "")) if isinstance(body, dict) else "",
-                    operation=str(body.get("operation", "")) if isinstance(body, dict) else "",
+                    service=_name_or_blank(body, "service"),
+                    operation=_name_or_blank(body, "operation"),
                     params={},
                     principal=None,
                     transport="api",

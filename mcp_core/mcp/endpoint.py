@@ -12,13 +12,15 @@ their errors in our field-by-field form.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from http import HTTPStatus
 from typing import Annotated, Any
 
 import msgspec
+from django.conf import settings
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django_mcpz.server import MCPServer as MCPZServer
 from django_mcpz.server import ToolError
@@ -26,6 +28,7 @@ from django_mcpz.server import ToolError
 from ..api_keys import api_key_authenticate_cached, bearer_token
 from ..contracts import MCPRequest, Principal
 from ..discovery import operation_allowed
+from ..limits import PARSE_ERROR, Refusal, json_too_deep, jsonrpc_error, shown, too_deep
 from ..pipeline import route
 from ..registry import Registry, get_registry
 from ..server import Operation
@@ -53,6 +56,11 @@ INSTRUCTIONS = (
     f"and say what to fix. With many tools, call {SEARCH_TOOL} first to find the right one."
 )
 CHALLENGE = 'Bearer realm="askpro"'
+# A high surrogate escape not followed by a low one, or a low one not preceded by a high one.
+_LONE_SURROGATE_ESCAPE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
 
 
 def authenticate(raw: str | None) -> Principal | None:
@@ -68,6 +76,11 @@ def api_key_auth(request: HttpRequest) -> HttpResponse | None:
         challenge = CHALLENGE if raw is None else f'{CHALLENGE}, error="invalid_token"'
         return HttpResponse(status=HTTPStatus.UNAUTHORIZED, headers={"WWW-Authenticate": challenge})
     request.mcp_principal = principal  # type: ignore[attr-defined]
+    # Here, between authentication and django-mcpz's parse: a refused key is audited whatever
+    # the body holds (as on the REST API), and an authenticated caller learns what is wrong.
+    refusal = body_refusal(request.body)
+    if refusal is not None:
+        return JsonResponse(jsonrpc_error(PARSE_ERROR, refusal), status=refusal.status)
     return None
 
 
@@ -77,7 +90,7 @@ def _audit_refused(request: HttpRequest) -> None:
     under the operation it named, anything else as mcp.<method>."""
     try:
         message = msgspec.json.decode(request.body)
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         message = None
     method = message.get("method") if isinstance(message, dict) else None
     params = message.get("params") if isinstance(message, dict) else None
@@ -230,6 +243,32 @@ def get_server() -> MCPZServer:
                 _built = (registry, build_server(registry))
             built = _built
     return built[1]
+
+
+def body_refusal(body: bytes) -> Refusal | None:
+    """What django-mcpz's parser cannot be given, or answers only with a bare "Invalid JSON":
+    bytes that are not UTF-8 (msgspec raises UnicodeDecodeError there, not a DecodeError),
+    nesting its recursion would choke on, and text msgspec refuses (numbers out of range,
+    lone surrogate escapes), said plainly. The middleware bounds size and depth for HTTP
+    already; stdio comes through here alone."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Refusal("body", "not_utf8", f"body: not valid UTF-8 (byte {exc.start})")
+    depth = settings.REQUEST_MAX_JSON_DEPTH
+    if json_too_deep(body, depth):
+        return too_deep(depth)
+    try:
+        # A second decode of a small body costs microseconds; django-mcpz decodes it again.
+        msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        if _LONE_SURROGATE_ESCAPE.search(body):
+            message = (
+                "body: a string holds a lone surrogate escape (\\ud800-\\udfff), which is not valid Unicode"
+            )
+            return Refusal("body", "lone_surrogate", message)
+        return Refusal("body", "invalid_json", f"body: not valid JSON ({shown(str(exc), 200)})")
+    return None
 
 
 @csrf_exempt

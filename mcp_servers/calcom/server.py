@@ -22,7 +22,7 @@ from django.utils import timezone
 from askpro.models import Appointment, Branch, Company, Customer, Service
 from mcp_core.contracts import SYSTEM_PRINCIPAL, ErrorCode, MCPError, MCPRequest, OperationContext
 from mcp_core.health import HealthResult, HealthStatus
-from mcp_core.schemas import NoParams, Params, Result
+from mcp_core.schemas import INT32_MAX, NoParams, Params, Result
 from mcp_core.server import MCPServer, operation
 
 from .client import CalcomClient, utc_iso
@@ -31,7 +31,7 @@ from .models import BookingRequest, CalcomEventType
 Meta = msgspec.Meta
 AwareDatetime = Annotated[dt.datetime, Meta(tz=True, description="ISO 8601 with a UTC offset")]
 BookingUid = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,100}$", description="The Cal.com booking uid")]
-EventTypeId = Annotated[int, Meta(ge=1, description="The Cal.com event type id")]
+EventTypeId = Annotated[int, Meta(ge=1, le=INT32_MAX, description="The Cal.com event type id")]
 TimeZoneName = Annotated[
     str, Meta(min_length=1, max_length=64, description="IANA time zone (default: the tenant's)")
 ]
@@ -117,7 +117,7 @@ class GetBookingsParams(Params):
     after_start: AwareDatetime | None = None
     before_end: AwareDatetime | None = None
     take: Annotated[int, Meta(ge=1, le=250, description="Page size")] = 50
-    skip: Annotated[int, Meta(ge=0, description="Offset")] = 0
+    skip: Annotated[int, Meta(ge=0, le=INT32_MAX, description="Offset")] = 0
 
 
 class Pagination(Result):

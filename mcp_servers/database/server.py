@@ -18,7 +18,7 @@ from askpro.selectors import UnknownBranch, call_stats
 from mcp_core.contracts import ErrorCode, MCPError, OperationContext
 from mcp_core.db import deadline_transaction
 from mcp_core.health import HealthResult, HealthStatus
-from mcp_core.schemas import NoParams, Params, Result
+from mcp_core.schemas import BIGINT_MAX, NoParams, Params, Result
 from mcp_core.server import MCPServer, operation
 
 from . import querylog
@@ -115,7 +115,7 @@ class SearchResult(Result):
 # --- get_call_stats ---
 class CallStatsParams(Params):
     days: Annotated[int, Meta(ge=1, le=365, description="How many days back")] = 7
-    branch_id: Annotated[int, Meta(ge=1, description="Only this branch")] | None = None
+    branch_id: Annotated[int, Meta(ge=1, le=BIGINT_MAX, description="Only this branch")] | None = None
 
 
 class CallDay(Result):
@@ -180,7 +180,7 @@ class TenantStatsResult(Result):
 # --- get_phone_branch_mapping ---
 class PhoneMappingParams(Params):
     phone_number: Annotated[str, Meta(min_length=3, max_length=32, description="E.164 number")] | None = None
-    branch_id: Annotated[int, Meta(ge=1, description="Only this branch")] | None = None
+    branch_id: Annotated[int, Meta(ge=1, le=BIGINT_MAX, description="Only this branch")] | None = None
     include_inactive: bool = False
 
 
@@ -230,7 +230,9 @@ class ExplainResult(Result):
 # --- optimize_queries ---
 class OptimizeParams(Params):
     limit: Annotated[int, Meta(ge=1, le=50, description="How many slow query shapes to look at")] = 10
-    min_mean_ms: Annotated[float, Meta(ge=0, description="Ignore shapes faster than this on average")] = 0.0
+    min_mean_ms: Annotated[
+        float, Meta(ge=0, le=86_400_000, description="Ignore shapes faster than this on average")
+    ] = 0.0
 
 
 class IndexSuggestionOut(Result):

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from mcp_core.schemas import Params, Result
+from mcp_core.schemas import BIGINT_MAX, Params, Result
 
 from .prompt_rules import MAX_LENGTH
 
@@ -189,7 +189,7 @@ class RecentCallsResult(Result):
 
 class CallStatsParams(Params):
     days: Annotated[int, Meta(ge=1, le=365)] = 7
-    branch_id: Annotated[int, Meta(ge=1)] | None = None
+    branch_id: Annotated[int, Meta(ge=1, le=BIGINT_MAX)] | None = None
 
 
 class CallDay(Result):

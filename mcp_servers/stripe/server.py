@@ -26,7 +26,7 @@ from django.utils import timezone
 from askpro.models import Company, Customer, Invoice
 from mcp_core.contracts import ErrorCode, MCPError, OperationContext
 from mcp_core.health import HealthResult, HealthStatus
-from mcp_core.schemas import NoParams, Params, Result
+from mcp_core.schemas import BIGINT_MAX, NoParams, Params, Result
 from mcp_core.server import MCPServer, operation
 
 from . import client as stripe_api
@@ -57,7 +57,10 @@ PriceId = Annotated[
 ]
 # A decimal string ("49.90") or a JSON number; converted with Decimal, never float arithmetic.
 MoneyIn = Annotated[
-    Annotated[str, Meta(pattern=r"^[0-9]{1,8}(\.[0-9]{1,3})?$", max_length=12)] | int | float,
+    # Stripe's largest amount is 99,999,999 minor units (to_minor checks the currency's exact one).
+    Annotated[str, Meta(pattern=r"^[0-9]{1,8}(\.[0-9]{1,3})?$", max_length=12)]
+    | Annotated[int, Meta(le=99_999_999)]
+    | Annotated[float, Meta(le=99_999_999)],
     Meta(description="Amount in major units of the tenant's currency (e.g. 49.90), greater than 0"),
 ]
 
@@ -302,7 +305,9 @@ class CreateInvoiceParams(Params):
         dict[Annotated[str, Meta(min_length=1, max_length=40)], Annotated[str, Meta(max_length=500)]],
         Meta(max_length=20),
     ] = msgspec.field(default_factory=dict)
-    customer_id: Annotated[int, Meta(ge=1, description="Local customer the invoice is about")] | None = None
+    customer_id: (
+        Annotated[int, Meta(ge=1, le=BIGINT_MAX, description="Local customer the invoice is about")] | None
+    ) = None
     finalize: Annotated[bool, Meta(description="Finalize at once (status open, number assigned)")] = False
 
 

@@ -20,7 +20,7 @@ from django.utils import timezone
 from askpro.models import Company
 from mcp_core.contracts import ErrorCode, MCPError, OperationContext
 from mcp_core.health import HealthResult, HealthStatus
-from mcp_core.schemas import Params, Result
+from mcp_core.schemas import BIGINT_MAX, Params, Result
 from mcp_core.server import MCPServer, operation
 
 from .models import Provider, RejectedDelivery, WebhookEvent
@@ -45,7 +45,9 @@ class ListEventsParams(Params):
     until: Annotated[dt.datetime, Meta(description="Received before (ISO 8601)")] | None = None
     tenant: TenantParam = None
     limit: Annotated[int, Meta(ge=1, le=200)] = 50
-    before_id: Annotated[int, Meta(ge=1, description="Page: events with a smaller id")] | None = None
+    before_id: (
+        Annotated[int, Meta(ge=1, le=BIGINT_MAX, description="Page: events with a smaller id")] | None
+    ) = None
 
 
 class EventSummary(Result):
@@ -68,7 +70,7 @@ class ListEventsResult(Result):
 
 
 class GetEventParams(Params):
-    id: Annotated[int, Meta(ge=1)]
+    id: Annotated[int, Meta(ge=1, le=BIGINT_MAX)]
 
 
 class EventDetail(EventSummary):
@@ -102,7 +104,7 @@ class StatsResult(Result):
 
 
 class ReplayParams(Params):
-    id: Annotated[int, Meta(ge=1)]
+    id: Annotated[int, Meta(ge=1, le=BIGINT_MAX)]
     force: Annotated[bool, Meta(description="Also re-run an event that was already processed")] = False
 
 

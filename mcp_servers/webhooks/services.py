@@ -2,7 +2,8 @@
 
 Ingestion: verify the signature, store the event in one short transaction, answer 2xx, and
 enqueue processing after the commit. A delivery that is not authentic is counted (never
-stored) and refused with 401.
+stored) and refused with 401; an authentic one whose body cannot be stored as it is (not a
+JSON object, NUL, lone surrogates, non-finite numbers) is counted and refused with 400.
 
 Processing (exactly-once effect):
 1. the unique (provider, idempotency_key) makes a second delivery a duplicate, never a row;
@@ -110,6 +111,15 @@ def _loads(raw: bytes) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def webhook_refusal(provider: str, exc: SignatureError) -> Receipt:
+    """Count a refused delivery and say why: 401 when it is not authentic, 400 when it is
+    but its body cannot be taken (bad_payload). Nothing of it is stored."""
+    rejection_record(provider, exc.reason)
+    if exc.reason == "bad_payload":
+        return Receipt(400, {"error": "invalid payload", "reason": exc.reason, "message": exc.message})
+    return Receipt(401, {"error": "invalid signature", "reason": exc.reason, "message": exc.message})
+
+
 def rejection_record(provider: str, reason: str) -> None:
     """Count a refused delivery per provider, reason and hour (no payload is kept)."""
     now = timezone.now()
@@ -158,8 +168,7 @@ def webhook_receive(provider: str, raw: bytes, headers: Any, *, tenant_hint: str
     try:
         verified = webhook_verify(provider, raw, headers, tenant_hint=tenant_hint)
     except SignatureError as exc:
-        rejection_record(provider, exc.reason)
-        return Receipt(401, {"error": "invalid signature"})
+        return webhook_refusal(provider, exc)
     return webhook_store(provider, verified, raw)
 
 

@@ -90,6 +90,9 @@ START_UP_CASES = [
     ("DATABASE_URL", "oracle://x/y"),
     ("REDIS_URL", "nope"),
     ("SECRET_KEY", None),  # unset without DEBUG
+    ("REQUEST_MAX_BODY_BYTES", "10"),  # input limits (docs/input-limits.md)
+    ("REQUEST_MAX_JSON_DEPTH", "5000"),
+    ("MCP_PARAMS_MAX_YEAR", "1800"),  # not after MCP_PARAMS_MIN_YEAR
 ]
 
 

@@ -137,3 +137,26 @@ def scoped_key(key_factory):
         return raw
 
     return make
+
+
+def mcp_tool_call(client, key: str, tool: str, arguments: dict[str, Any], *, headers: dict | None = None):
+    """tools/call over /mcp (2026-07-28), the body written by params.to_json (so inf is 1e400)."""
+    from tests.mcp.helpers import MODERN, modern_meta
+
+    from .params import to_json
+
+    body = {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "method": "tools/call",
+        "params": {"name": tool, "arguments": arguments, "_meta": modern_meta()},
+    }
+    all_headers = {
+        "Accept": "application/json, text/event-stream",
+        "Authorization": f"Bearer {key}",
+        "MCP-Protocol-Version": MODERN,
+        "Mcp-Method": "tools/call",
+        "Mcp-Name": tool,
+        **(headers or {}),
+    }
+    return client.post("/mcp", to_json(body), content_type="application/json", headers=all_headers)

@@ -297,3 +297,76 @@ def bad_params_cases(op: Operation, *, base: dict[str, Any] | None = None) -> li
         for label, value in _out_of_range_values(prop, root):
             cases.append(BadCase(f"{name} {label}", {**base, name: value}, name))
     return cases
+
+
+# --- hostile input: what no operation may receive, whatever its schema says -----------------
+LONE_SURROGATE = "x\ud800"
+BEYOND_BIGINT = 2**63
+BELOW_BIGINT = -(2**63) - 1
+NON_FINITE = float("inf")  # sent as the JSON number 1e400 (JSON has no Infinity literal)
+_EDGE_DATES = {
+    "date": ("0001-01-01", "9999-12-31"),
+    "date-time": ("0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"),
+}
+
+
+def declares(schema: dict[str, Any], root: dict[str, Any], keyword: str) -> bool:
+    """Whether every non-null branch of a property bounds itself with `keyword`."""
+    concrete = [b for b in branches(schema, root) if b.get("type") != "null"]
+    return bool(concrete) and all(keyword in b for b in concrete)
+
+
+def formats(schema: dict[str, Any], root: dict[str, Any]) -> set[str]:
+    return {b["format"] for b in branches(schema, root) if "format" in b}
+
+
+def nested(depth: int) -> list:
+    """A list nested `depth` levels deep: [[[...]]]."""
+    value: list = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def hostile_params_cases(op: Operation, *, base: dict[str, Any] | None = None) -> list[BadCase]:
+    """Per property, the input classes of issue 11 §2 that the pipeline refuses before any
+    schema check: lone surrogates, strings/arrays/objects over the global limits, nesting
+    deeper than MCP_PARAMS_MAX_DEPTH, integers beyond a bigint column, non-finite numbers,
+    and dates in years 1 and 9999 where a property is a date."""
+    from django.conf import settings
+
+    schema = params_schema(op)
+    root = schema
+    base = dict(base if base is not None else valid_params(op))
+    cases: list[BadCase] = []
+    for name, prop in schema.get("properties", {}).items():
+        kinds = json_types(prop, root)
+        anything = "any" in kinds
+
+        def add(label: str, value: Any, name: str = name) -> None:
+            cases.append(BadCase(f"{name} {label}", {**base, name: value}, name))
+
+        if anything or "string" in kinds:
+            add("with a lone surrogate", LONE_SURROGATE)
+            if not declares(prop, root, "maxLength"):
+                add("over the global string limit", "x" * (settings.MCP_PARAMS_MAX_STRING_CHARS + 1))
+        if (anything or "array" in kinds) and not declares(prop, root, "maxItems"):
+            add("over the global item limit", [1] * (settings.MCP_PARAMS_MAX_ITEMS + 1))
+        if (anything or "object" in kinds) and not declares(prop, root, "maxProperties"):
+            add("over the global key limit", {f"k{i}": 1 for i in range(settings.MCP_PARAMS_MAX_ITEMS + 1)})
+        add("nested too deep", nested(settings.MCP_PARAMS_MAX_DEPTH + 2))
+        if anything or kinds & {"integer", "number"}:
+            add("beyond a bigint", BEYOND_BIGINT)
+            add("below a bigint", BELOW_BIGINT)
+            add("not finite", NON_FINITE)
+        for fmt in formats(prop, root) & set(_EDGE_DATES):
+            for edge in _EDGE_DATES[fmt]:
+                add(f"{fmt} in year {edge[:4]}", edge)
+    return cases
+
+
+def to_json(value: Any) -> str:
+    """JSON text for a body, with inf written as 1e400 (what a hostile client would send)."""
+    import json
+
+    return json.dumps(value, allow_nan=True).replace("Infinity", "1e400")

@@ -11,7 +11,7 @@ import sys
 from django.core.management.base import BaseCommand
 
 from mcp_core.api_keys import api_key_authenticate
-from mcp_core.mcp.stdio import serve
+from mcp_core.mcp.stdio import read_lines, serve
 
 logger = logging.getLogger("mcp_core.mcp.stdio")
 
@@ -41,5 +41,7 @@ class Command(BaseCommand):
         # abrupt death) lets atexit write the audit rows still queued (mcp_core.recorder).
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
         with contextlib.suppress(KeyboardInterrupt):
-            serve(sys.stdin, protocol_out, api_key)
+            # Bytes, line by line and bounded: text mode would die on the first byte that is
+            # not UTF-8, and an endless line would be read whole into memory.
+            serve(read_lines(sys.stdin.buffer), protocol_out, api_key)
         logger.info("mcp_stdio: stdin closed, exiting")
