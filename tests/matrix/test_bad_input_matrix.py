@@ -111,6 +111,15 @@ def test_it_refuses_hostile_params_naming_the_field_on_every_transport(op, clien
         body = to_json(body_for(op, case.params, tenant=tenant))
         status, answer, _ = api_call(client, platform_key, body, raw=True)
         problem = _api_problem(case, status, answer)
+        route_url = f"/api/v1/mcp/{op.service}/{op.name}" + (f"?tenant={tenant}" if tenant else "")
+        reply = client.post(
+            route_url,
+            data=to_json(case.params),
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {platform_key}"},
+        )
+        route_problem = _api_problem(case, reply.status_code, reply.json())
+        problems += [f"operation route {case.label}: {route_problem}"] if route_problem else []
         arguments = {**case.params, **({"tenant": tenant} if tenant else {})}
         mcp_problem = _mcp_problem(case, mcp_tool_call(client, platform_key, op.tool_name, arguments))
         response = call_operation(op.service, op.name, case.params, principal=principal, tenant=tenant)
@@ -121,10 +130,10 @@ def test_it_refuses_hostile_params_naming_the_field_on_every_transport(op, clien
         problems += [f"mcp {case.label}: {mcp_problem}"] if mcp_problem else []
     assert not problems, f"{op.tool_name}:\n" + "\n".join(problems)
     assert tenant_snapshot(alice) == before
-    # One row per API and in-process refusal. (/mcp's rows are written too, but inside this
+    # One row per API (both URLs) and in-process refusal. (/mcp's rows are written too, but inside this
     # test's transaction django-mcpz rolls a failed tool's savepoint back, rows included.)
-    assert audited.count() == audited_before + 2 * len(cases)
-    assert set(audited.order_by("-pk")[: 2 * len(cases)].values_list("error_code", flat=True)) <= {
+    assert audited.count() == audited_before + 3 * len(cases)
+    assert set(audited.order_by("-pk")[: 3 * len(cases)].values_list("error_code", flat=True)) <= {
         "validation_error"
     }
 

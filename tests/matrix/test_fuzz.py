@@ -153,6 +153,18 @@ def _call_fuzzed(op, params, client, alice, platform_key):
     if response.status_code == 400:
         assert answer["error"]["details"].get("field"), answer
 
+    # The same params through the operation's own URL (the params are the body).
+    response = client.post(
+        f"/api/v1/mcp/{op.service}/{op.name}" + (f"?tenant={tenant}" if tenant else ""),
+        data=to_json(params),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {platform_key}"},
+    )
+    answer = response.json()
+    assert response.status_code < 500 or _allowed_5xx(op, answer), (response.status_code, answer)
+    if response.status_code == 400:
+        assert answer["error"]["details"].get("field"), answer
+
     arguments = {**params, **({"tenant": tenant} if tenant else {})}
     reply = mcp_tool_call(client, platform_key, op.tool_name, arguments)
     assert reply.status_code < 500, reply.content[:300]
@@ -168,7 +180,12 @@ raw_bodies = st.one_of(
     st.builds(lambda n: b"[" * n + b"]" * n, st.integers(min_value=0, max_value=5000)),
 )
 header_values = st.text(st.characters(exclude_categories=()), max_size=60) | st.just("a" * 5000)
-PATHS = ["/api/v1/mcp/call", "/mcp", *(f"/webhooks/{provider}" for provider in VERIFIERS)]
+PATHS = [
+    "/api/v1/mcp/call",
+    "/api/v1/mcp/database/get_call_stats",
+    "/mcp",
+    *(f"/webhooks/{provider}" for provider in VERIFIERS),
+]
 HEADERS = [
     "Idempotency-Key",
     "X-Request-ID",
