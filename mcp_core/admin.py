@@ -5,19 +5,17 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 
 from .api_keys import ScopeError, api_key_create, validate_scopes
-from .models import ApiKey, AuditEntry, MetricRollup
+from .models import ApiKey, AuditEntry, MetricRollup, OperatorAccess
 from .registry import get_registry
 
 
-class ApiKeyForm(forms.ModelForm):
+class ScopesForm(forms.ModelForm):
+    """A model form with a `scopes` list edited as space-separated text and validated."""
+
     scopes_text = forms.CharField(
         label="Scopes",
         help_text='Space-separated, e.g. "database:read stripe:*". "*" grants everything.',
     )
-
-    class Meta:
-        model = ApiKey
-        fields = ("name", "tenant", "expires_at")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -31,6 +29,12 @@ class ApiKeyForm(forms.ModelForm):
             )
         except ScopeError as exc:
             raise forms.ValidationError(str(exc)) from None
+
+
+class ApiKeyForm(ScopesForm):
+    class Meta:
+        model = ApiKey
+        fields = ("name", "tenant", "expires_at")
 
 
 @admin.register(ApiKey)
@@ -76,6 +80,39 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def revoke(self, request, queryset):
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         self.message_user(request, f"Revoked {count} key(s).")
+
+
+class OperatorAccessForm(ScopesForm):
+    class Meta:
+        model = OperatorAccess
+        fields = ("name", "user", "group", "tenants")
+
+    def save(self, commit=True):
+        self.instance.scopes = self.cleaned_data["scopes_text"]
+        return super().save(commit)
+
+
+@admin.register(OperatorAccess)
+class OperatorAccessAdmin(admin.ModelAdmin):
+    """Who may call which operations from the admin (console, admin actions); see docs/admin-rights.md."""
+
+    form = OperatorAccessForm
+    list_display = ("name", "user", "group", "scope_list", "tenant_list", "updated_at")
+    list_filter = ("group",)
+    search_fields = ("name", "user__username", "group__name")
+    list_select_related = ("user", "group")
+    filter_horizontal = ("tenants",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("tenants")
+
+    @admin.display(description="Scopes")
+    def scope_list(self, obj: OperatorAccess) -> str:
+        return " ".join(obj.scopes)
+
+    @admin.display(description="Tenants")
+    def tenant_list(self, obj: OperatorAccess) -> str:
+        return ", ".join(t.slug for t in obj.tenants.all()) or "every tenant"
 
 
 class CappedPaginator(Paginator):
