@@ -65,6 +65,9 @@ class SecretFieldsForm:
                 self.add_error(name, "Give a new value or tick “clear”, not both.")
             elif clear:
                 cleaned[name] = ""
+                # Also when the input was left out of the POST: construct_instance would then
+                # skip the field and keep the stored value.
+                setattr(self.instance, name, "")
             elif not value:
                 cleaned.pop(name, None)
         return cleaned
@@ -187,10 +190,10 @@ class SecretFieldsAdmin(admin.ModelAdmin):
 
 
 @checks.register(checks.Tags.admin)
-def check_secret_admins(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+def check_secret_admins(app_configs=None, *, site=None, **kwargs) -> list[checks.CheckMessage]:
     """Every admin (and inline) of a model with encrypted fields must keep them write-only."""
     errors = []
-    for model, model_admin in admin.site._registry.items():
+    for model, model_admin in (site or admin.site)._registry.items():
         if secret_field_names(model) and not isinstance(model_admin, SecretFieldsAdmin):
             errors.append(
                 checks.Error(
