@@ -5,17 +5,45 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 
 from .api_keys import ScopeError, api_key_create, validate_scopes
+from .contracts import Principal
 from .models import ApiKey, AuditEntry, MetricRollup, OperatorAccess
+from .operators import OperatorRights
 from .registry import get_registry
 
 
+def _holds(principal: Principal, scope: str) -> bool:
+    return "*" in principal.scopes if scope == "*" else principal.has_scope(scope)
+
+
 class ScopesForm(forms.ModelForm):
-    """A model form with a `scopes` list edited as space-separated text and validated."""
+    """A model form with a `scopes` list edited as space-separated text and validated.
+
+    Nobody but a superuser hands out more than they hold: every scope of an API key or a grant
+    must be one the person saving it holds on each tenant it covers (see mcp_core.operators).
+    """
 
     scopes_text = forms.CharField(
         label="Scopes",
         help_text='Space-separated, e.g. "database:read stripe:*". "*" grants everything.',
     )
+    # The rights of the person saving the form; set by the ModelAdmin (GrantingAdmin).
+    rights: OperatorRights | None = None
+
+    def check_within_rights(self, tenants: list) -> None:
+        scopes = self.cleaned_data.get("scopes_text")
+        if not scopes or self.rights is None or self.rights.is_superuser:
+            return
+        for tenant in tenants or [None]:
+            principal = self.rights.principal(tenant)
+            missing = [scope for scope in scopes if not _holds(principal, scope)]
+            if missing:
+                where = f"tenant {tenant.slug}" if tenant is not None else "every tenant"
+                self.add_error(
+                    "scopes_text",
+                    f"You may only hand out scopes you hold yourself: you do not hold "
+                    f"{' '.join(missing)} on {where}.",
+                )
+                return
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -36,9 +64,23 @@ class ApiKeyForm(ScopesForm):
         model = ApiKey
         fields = ("name", "tenant", "expires_at")
 
+    def clean(self):
+        cleaned = super().clean()
+        self.check_within_rights([cleaned.get("tenant")])
+        return cleaned
+
+
+class GrantingAdmin(admin.ModelAdmin):
+    """An admin whose form hands out scopes: it learns who is saving it."""
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        form.rights = OperatorRights(request.user)
+        return form
+
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(GrantingAdmin):
     form = ApiKeyForm
     list_display = (
         "name",
@@ -87,13 +129,18 @@ class OperatorAccessForm(ScopesForm):
         model = OperatorAccess
         fields = ("name", "user", "group", "tenants")
 
+    def clean(self):
+        cleaned = super().clean()
+        self.check_within_rights(list(cleaned.get("tenants") or []))
+        return cleaned
+
     def save(self, commit=True):
         self.instance.scopes = self.cleaned_data["scopes_text"]
         return super().save(commit)
 
 
 @admin.register(OperatorAccess)
-class OperatorAccessAdmin(admin.ModelAdmin):
+class OperatorAccessAdmin(GrantingAdmin):
     """Who may call which operations from the admin (console, admin actions); see docs/admin-rights.md."""
 
     form = OperatorAccessForm

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from dashboard.models import ImprovementRun, Recommendation
 from mcp_core.contracts import MCPRequest
-from mcp_core.models import AuditEntry, OperatorAccess
+from mcp_core.models import ApiKey, AuditEntry, OperatorAccess
 from mcp_core.operators import OperatorRights, principal_for_user
 from mcp_core.pipeline import call_operation, route
 from mcp_servers.webhooks.models import WebhookEvent
@@ -281,3 +281,36 @@ def test_grants_are_managed_in_the_admin_with_validated_scopes(client, superuser
     assert (row.scopes, list(row.tenants.all())) == (["database:read", "webhooks:read"], [alice])
     listing = client.get(reverse("admin:mcp_core_operatoraccess_changelist")).content.decode()
     assert "database:read webhooks:read" in listing and alice.slug in listing
+
+
+def test_nobody_but_a_superuser_hands_out_scopes_they_do_not_hold(client, alice, bob):
+    perms = [
+        "mcp_core.add_apikey",
+        "mcp_core.view_apikey",
+        "mcp_core.add_operatoraccess",
+        "mcp_core.view_operatoraccess",
+    ]
+    manager = make_staff("manager", perms=perms)
+    grant("alice reads", user=manager, scopes=["database:read", "webhooks:read"], tenants=[alice])
+    client.force_login(manager)
+    add_key = reverse("admin:mcp_core_apikey_add")
+
+    response = client.post(add_key, {"name": "k1", "tenant": alice.pk, "scopes_text": "database:write"})
+    assert "you do not hold database:write on tenant alice-salon" in response.content.decode()
+    response = client.post(add_key, {"name": "k2", "tenant": "", "scopes_text": "database:read"})
+    assert "you do not hold database:read on every tenant" in response.content.decode()
+    response = client.post(add_key, {"name": "k3", "tenant": bob.pk, "scopes_text": "database:read"})
+    assert "on tenant bob-practice" in response.content.decode()
+    response = client.post(add_key, {"name": "k4", "tenant": alice.pk, "scopes_text": "database:read"})
+    assert response.status_code == 302
+    assert list(ApiKey.objects.values_list("name", "scopes")) == [("k4", ["database:read"])]
+
+    add_grant = reverse("admin:mcp_core_operatoraccess_add")
+    helper = make_staff("helper")
+    response = client.post(add_grant, {"name": "all", "user": helper.pk, "scopes_text": "*"})
+    assert "you do not hold * on every tenant" in response.content.decode()
+    response = client.post(
+        add_grant, {"name": "alice", "user": helper.pk, "scopes_text": "webhooks:read", "tenants": [alice.pk]}
+    )
+    assert response.status_code == 302
+    assert set(OperatorAccess.objects.filter(user=helper).values_list("name", flat=True)) == {"alice"}
