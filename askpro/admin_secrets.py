@@ -17,6 +17,7 @@ from django.contrib import admin
 from django.contrib.admin.utils import flatten_fieldsets
 from django.core import checks
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.text import capfirst
 
@@ -53,6 +54,16 @@ class SecretFieldsForm:
         for name in self.secret_fields:
             # The form never holds the stored value: an empty input then reads as "unchanged".
             self.initial[name] = ""
+
+    @cached_property
+    def changed_data(self) -> list[str]:
+        # The history says "Changed Stripe webhook secret" when it was cleared, not "Changed Clear".
+        names = []
+        for name in super().changed_data:
+            if name.endswith(CLEAR_SUFFIX) and name[: -len(CLEAR_SUFFIX)] in self.secret_fields:
+                name = name[: -len(CLEAR_SUFFIX)]
+            names.append(name)
+        return list(dict.fromkeys(names))
 
     def clean(self):
         cleaned = super().clean()

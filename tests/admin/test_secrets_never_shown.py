@@ -228,6 +228,9 @@ def test_it_writes_keeps_and_clears_secrets_without_ever_echoing_them(
 
     entries = list(LogEntry.objects.values_list("object_repr", "change_message"))
     assert len(entries) >= 2
+    # The history names what changed (the cleared secret by its own name), never a value.
+    first_change = LogEntry.objects.filter(object_id=str(alice.pk)).earliest("action_time")
+    assert first_change.get_change_message() == "Changed Cal.com API key and Stripe webhook secret."
     assert not canaries.found_in(repr(entries))
     assert not canaries.found_in(caplog.text)
 
