@@ -118,7 +118,10 @@ class SecretFieldsAdmin(admin.ModelAdmin):
             if isinstance(name, (list, tuple)):
                 out.append(tuple(item for n in self._swap(name, request, obj) for item in _as_line(n)))
             elif name in self.secret_fields and write:
-                out.append((name, f"{name}{CLEAR_SUFFIX}") if obj is not None else name)
+                # A "clear" box only where there is something to clear.
+                out.append(
+                    (name, f"{name}{CLEAR_SUFFIX}") if obj is not None and getattr(obj, name) else name
+                )
             elif name in self.secret_fields:
                 out.append(f"{name}{STATUS_SUFFIX}")
             else:
@@ -152,17 +155,19 @@ class SecretFieldsAdmin(admin.ModelAdmin):
             if name not in form.base_fields:
                 continue
             model_field = self.model._meta.get_field(name)
-            keep = "Leave empty to keep the stored value; tick “clear” to remove it."
+            keep = "Leave empty to keep it." if getattr(obj, name, "") else ""
             form.base_fields[name] = forms.CharField(
                 label=capfirst(model_field.verbose_name),
                 required=False,
                 strip=True,
                 widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-                help_text=f"{secret_status(obj, name)}. {keep}" if obj is not None else model_field.help_text,
+                help_text=f"{secret_status(obj, name)}. {keep}".strip()
+                if obj is not None
+                else model_field.help_text,
             )
-            if obj is not None:
+            if obj is not None and getattr(obj, name):
                 form.base_fields[f"{name}{CLEAR_SUFFIX}"] = forms.BooleanField(
-                    label="Clear", required=False, help_text="Remove the stored value."
+                    label="Clear the stored value", required=False
                 )
         return form
 
