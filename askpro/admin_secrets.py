@@ -94,6 +94,12 @@ class SecretFieldsAdmin(admin.ModelAdmin):
         for name in self.secret_fields:
             setattr(self, f"{name}{STATUS_SUFFIX}", self._status_display(name))
 
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # What sensitive_post_parameters does: error reports (the 500 e-mail, the debug page)
+        # print the POST with these values masked.
+        request.sensitive_post_parameters = list(self.secret_fields)
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
     def _status_display(self, name: str):
         def status(obj):
             return format_html("<span data-secret-status>{}</span>", secret_status(obj, name))

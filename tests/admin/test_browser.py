@@ -13,9 +13,8 @@ from .conftest import PASSWORD, make_staff
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 SHOTS = dashboard_browser.SHOTS
-# The dashboard's browser fixtures, shared (pytest finds fixtures by module attribute name).
+# The dashboard's browser fixture, shared (pytest finds fixtures by module attribute name).
 browser_page = dashboard_browser.browser_page
-_release_live_server_connections = dashboard_browser._release_live_server_connections
 
 
 def _login(page, live_server, username: str) -> None:

@@ -276,3 +276,18 @@ def test_the_system_check_refuses_an_admin_that_would_show_secrets():
     assert [e.id for e in errors] == ["askpro.E001"]
     assert "askpro.Company" in errors[0].msg
     assert admin_secrets.check_secret_admins() == []
+
+
+def test_error_reports_mask_the_secrets_a_form_carried(rf, superuser, alice):
+    from django.views.debug import SafeExceptionReporterFilter
+
+    request = rf.post(
+        reverse("admin:askpro_company_change", args=[alice.pk]),
+        _company_form(alice, slug="", calcom_api_key="cal_live_posted_secret"),
+    )
+    request.user = superuser
+    request._dont_enforce_csrf_checks = True
+    request.session = {}
+    admin.site._registry[Company].changeform_view(request, str(alice.pk))
+    shown = SafeExceptionReporterFilter().get_post_parameters(request)
+    assert shown["calcom_api_key"] != "cal_live_posted_secret" and shown["slug"] == ""
