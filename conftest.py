@@ -10,7 +10,6 @@ from decimal import Decimal
 
 import pytest
 from django.core.cache import cache
-from django.db import connections
 from django.utils import timezone
 
 from askpro.models import Appointment, Branch, Call, Company, Customer, PhoneNumber, Plan, Service
@@ -112,18 +111,3 @@ def bob_key(bob, key_factory) -> str:
 @pytest.fixture
 def platform_key(key_factory) -> str:
     return key_factory(tenant=None, scopes=["*"])
-
-
-@pytest.fixture(scope="session")
-def _release_live_server_connections(django_db_setup, django_db_blocker):
-    """At the end of the session, end the idle pooled connections the live server's thread left
-    on this run's own test database, which would otherwise keep it from being dropped.
-
-    Defined once, here: a copy in a test module is torn down when that module ends and would
-    cut the connections the session-wide live server still uses."""
-    yield
-    with django_db_blocker.unblock(), connections["default"].cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'idle'"
-        )

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connections
 from django.utils import timezone
 
 from dashboard.engine import ImprovementEngine
@@ -72,6 +73,18 @@ def browser_page(_release_live_server_connections):
         context.close()
         browser.close()
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+@pytest.fixture(scope="session")
+def _release_live_server_connections(django_db_setup, django_db_blocker):
+    """At the end of the session, end the idle pooled connections the live server's thread left
+    on this run's own test database, which would otherwise keep it from being dropped."""
+    yield
+    with django_db_blocker.unblock(), connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'idle'"
+        )
 
 
 def _data(alice, bob):

@@ -8,7 +8,6 @@ from decimal import Decimal
 
 import pytest
 from django.contrib import admin
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.utils import timezone
 
@@ -16,24 +15,7 @@ from askpro.models import Invoice, Staff
 from mcp_core.api_keys import api_key_create
 from mcp_core.models import AuditEntry, BreakerTransition, MetricRollup, OperatorAccess
 
-PASSWORD = "a-long-test-password-1"
-
-
-def make_staff(username: str, *, perms=(), superuser: bool = False):
-    """A staff user holding the given permissions ("app_label.codename" or Permission rows)."""
-    user_model = get_user_model()
-    if superuser:
-        return user_model.objects.create_superuser(username, f"{username}@example.com", PASSWORD)
-    user = user_model.objects.create_user(username, f"{username}@example.com", PASSWORD, is_staff=True)
-    rows = []
-    for perm in perms:
-        if isinstance(perm, Permission):
-            rows.append(perm)
-        else:
-            app_label, codename = perm.split(".")
-            rows.append(Permission.objects.get(content_type__app_label=app_label, codename=codename))
-    user.user_permissions.add(*rows)
-    return user
+from .people import make_staff
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from mcp_core.operators import OperatorRights, principal_for_user
 from mcp_core.pipeline import call_operation, route
 from mcp_servers.webhooks.models import WebhookEvent
 
-from .conftest import make_staff
+from .people import make_staff
 
 CONSOLE = "mcp_core.use_console"
 

@@ -1,4 +1,8 @@
-"""Secrets and operator rights in a real browser (Playwright driving Debian's chromium)."""
+"""Secrets and operator rights in a real browser (Playwright driving Debian's chromium).
+
+Here rather than in tests/admin: the live server is session-wide, and it must start after
+tests/core/test_recorder.py cuts every pooled database connection (an outage drill); a dead
+connection the live server had pooled would otherwise be handed to a later test."""
 
 from __future__ import annotations
 
@@ -6,15 +10,16 @@ import pytest
 
 from askpro.crypto import secret_fingerprint
 from askpro.models import Company
-from dashboard.tests import test_browser as dashboard_browser
 from mcp_core.models import AuditEntry, OperatorAccess
+from tests.admin.people import PASSWORD, make_staff
 
-from .conftest import PASSWORD, make_staff
+from . import test_browser as dashboard_browser
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 SHOTS = dashboard_browser.SHOTS
-# The dashboard's browser fixture, shared (pytest finds fixtures by module attribute name).
+# The dashboard's browser fixtures, shared (pytest finds fixtures by module attribute name).
 browser_page = dashboard_browser.browser_page
+_release_live_server_connections = dashboard_browser._release_live_server_connections
 
 
 def _login(page, live_server, username: str) -> None:
