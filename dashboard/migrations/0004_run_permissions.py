@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('dashboard', '0002_health_results_in_mcp_core'),
+        ('dashboard', '0003_hourly_outcome_classes'),
     ]
 
     operations = [

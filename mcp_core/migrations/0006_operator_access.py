@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('askpro', '0003_company_secrets_changed_at'),
         ('auth', '0012_alter_user_first_name_max_length'),
-        ('mcp_core', '0004_health_runs'),
+        ('mcp_core', '0005_rollup_outcome_classes'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
