@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from .admin_secrets import SecretFieldsAdmin
 from .models import (
     Appointment,
     Branch,
@@ -13,14 +14,6 @@ from .models import (
     Staff,
 )
 
-SECRET_FIELDS = (
-    "calcom_api_key",
-    "calcom_webhook_secret",
-    "retell_api_key",
-    "stripe_secret_key",
-    "stripe_webhook_secret",
-)
-
 
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
@@ -29,7 +22,7 @@ class PlanAdmin(admin.ModelAdmin):
 
 
 @admin.register(Company)
-class CompanyAdmin(admin.ModelAdmin):
+class CompanyAdmin(SecretFieldsAdmin):
     list_display = (
         "name",
         "slug",
@@ -71,30 +64,11 @@ class CompanyAdmin(admin.ModelAdmin):
                     "stripe_customer_id",
                     "stripe_subscription_id",
                 ),
-                "description": "API keys are stored encrypted.",
+                "description": "Secrets are stored encrypted and never shown: each line says whether it is "
+                "set, when it last changed and a short fingerprint to tell values apart.",
             },
         ),
     )
-
-    def get_form(self, request, obj=None, **kwargs):
-        form = super().get_form(request, obj, **kwargs)
-        from django import forms
-
-        # Secrets are write-only in the admin: shown as password inputs that never render the value.
-        for name in SECRET_FIELDS:
-            if name in form.base_fields:
-                form.base_fields[name].widget = forms.PasswordInput(render_value=False)
-                form.base_fields[name].help_text = "Leave empty to keep the stored key."
-                form.base_fields[name].required = False
-        return form
-
-    def save_model(self, request, obj, form, change):
-        if change:
-            stored = Company.objects.get(pk=obj.pk)
-            for name in SECRET_FIELDS:
-                if not form.cleaned_data.get(name):
-                    setattr(obj, name, getattr(stored, name))
-        super().save_model(request, obj, form, change)
 
     @admin.display(boolean=True, description="Cal.com key")
     def has_calcom_key(self, obj: Company) -> bool:

@@ -9,7 +9,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from .crypto import EncryptedTextField
+from .crypto import EncryptedTextField, SecretsModel
 
 
 class Plan(models.Model):
@@ -28,8 +28,12 @@ class Plan(models.Model):
         return self.name
 
 
-class Company(models.Model):
-    """A tenant: one business using the platform, with its own upstream credentials."""
+class Company(SecretsModel):
+    """A tenant: one business using the platform, with its own upstream credentials.
+
+    The credentials are write-only for people: no page shows them once stored (see
+    askpro.admin_secrets); SecretsModel records when each was last changed.
+    """
 
     class BillingStatus(models.TextChoices):
         TRIALING = "trialing"
@@ -48,16 +52,17 @@ class Company(models.Model):
         max_length=20, choices=BillingStatus.choices, default=BillingStatus.TRIALING
     )
     # Upstream credentials, encrypted at rest (see askpro.crypto).
-    calcom_api_key = EncryptedTextField(blank=True, default="")
-    retell_api_key = EncryptedTextField(blank=True, default="")
+    calcom_api_key = EncryptedTextField("Cal.com API key", blank=True, default="")
+    retell_api_key = EncryptedTextField("Retell API key", blank=True, default="")
     retell_agent_id = models.CharField(max_length=100, blank=True, default="")
-    calcom_webhook_secret = EncryptedTextField(blank=True, default="")
+    calcom_webhook_secret = EncryptedTextField("Cal.com webhook secret", blank=True, default="")
     stripe_secret_key = EncryptedTextField(
+        "Stripe secret key",
         blank=True,
         default="",
         help_text="Only for a tenant with its own Stripe account; else the platform's.",
     )
-    stripe_webhook_secret = EncryptedTextField(blank=True, default="")
+    stripe_webhook_secret = EncryptedTextField("Stripe webhook secret", blank=True, default="")
     stripe_customer_id = models.CharField(max_length=100, blank=True, default="")
     stripe_subscription_id = models.CharField(max_length=100, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)

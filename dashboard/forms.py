@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.db.models import QuerySet
 
 from askpro.models import Company
 from mcp_core.discovery import params_schema
@@ -65,16 +66,27 @@ def _field(name: str, raw: dict[str, Any], required: bool) -> forms.Field:
 class ConsoleForm(forms.Form):
     """Fields from the operation's schema; blank optional fields are left out, so defaults apply."""
 
-    def __init__(self, *args, op: Operation, **kwargs) -> None:
+    def __init__(
+        self,
+        *args,
+        op: Operation,
+        tenants: QuerySet[Company] | None = None,
+        tenant_bound: bool = False,
+        **kwargs,
+    ) -> None:
+        """`tenants`: the ones the operator may act for (default: all); `tenant_bound`: the
+        operator has rights only on some tenants, so every call names one."""
         super().__init__(*args, **kwargs)
         self.op = op
         self.schema = params_schema(op)
-        if op.tenant_scoped:
-            tenants = Company.objects.order_by("name").values_list("slug", "name")
+        if op.tenant_scoped or tenant_bound:
+            tenants = (tenants if tenants is not None else Company.objects.order_by("name")).values_list(
+                "slug", "name"
+            )
             self.fields["tenant"] = forms.ChoiceField(
                 choices=[("", "—")] + [(slug, f"{name} ({slug})") for slug, name in tenants],
                 required=True,
-                help_text="The tenant the call acts for.",
+                help_text="The tenant the call acts for (only those you have rights on are offered).",
             )
         required = set(self.schema.get("required", []))
         for name, raw in self.schema.get("properties", {}).items():

@@ -15,6 +15,7 @@ class HealthCheckResult(ServiceHealth):
     class Meta:
         proxy = True
         verbose_name = "health check result"
+        permissions = [("run_health_checks", "Can run the health checks now (dashboard)")]
 
 
 class MetricHourly(models.Model):
@@ -175,6 +176,7 @@ class ImprovementRun(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
+        permissions = [("run_improvements", "Can run the improvement analysis now (improvements page)")]
 
     def __str__(self) -> str:
         return f"run {self.pk} at {self.started_at:%Y-%m-%d %H:%M}"

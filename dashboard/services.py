@@ -7,10 +7,10 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from mcp_core.api_keys import principal_for_user
 from mcp_core.contracts import MCPResponse
 from mcp_core.health import HealthSnapshot, run_checks_coalesced
 from mcp_core.models import HealthRun
+from mcp_core.operators import OperatorRights
 from mcp_core.pipeline import call_operation
 
 from .models import Recommendation
@@ -60,14 +60,15 @@ def recommendation_set_status(*, rec_id: int, action: str, user) -> Recommendati
 
 
 def console_call(
-    *, user, service: str, operation: str, params: dict[str, Any], tenant: str | None
+    *, rights: OperatorRights, service: str, operation: str, params: dict[str, Any], tenant: str | None
 ) -> MCPResponse:
-    """Run one operation through the orchestrator as the signed-in operator (audited as 'console')."""
+    """Run one operation through the orchestrator as the signed-in operator, with their own rights
+    on the tenant they chose (see mcp_core.operators); audited as 'console' under their name."""
     return call_operation(
         service,
         operation,
         params,
-        principal=principal_for_user(user),
+        principal=rights.principal(tenant or None),
         tenant=tenant or None,
         transport="console",
     )

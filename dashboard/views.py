@@ -6,11 +6,14 @@ import json
 
 from django import forms
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from mcp_core.discovery import operation_allowed
+from mcp_core.operators import CONSOLE_PERMISSION, OperatorRights
 from mcp_core.registry import get_registry
 
 from . import selectors, services
@@ -19,22 +22,35 @@ from .engine.registry import get_analyzers
 from .forms import ConsoleForm
 from .models import ImprovementRun, Recommendation
 
+# What each page action needs besides a staff login (granted in the admin: users and groups).
+RUN_CHECKS_PERMISSION = "dashboard.run_health_checks"
+RUN_IMPROVEMENTS_PERMISSION = "dashboard.run_improvements"
+RECOMMENDATION_PERMISSION = "dashboard.change_recommendation"
+
+
+def _require(request: HttpRequest, permission: str) -> None:
+    if not request.user.has_perm(permission):
+        raise PermissionDenied
+
 
 def _context(site, request: HttpRequest, title: str, **extra) -> dict:
-    return {**site.each_context(request), "title": title, "dashboard_pages": _pages(), **extra}
+    return {**site.each_context(request), "title": title, "dashboard_pages": _pages(request), **extra}
 
 
-def _pages() -> list[tuple[str, str]]:
-    return [
+def _pages(request: HttpRequest) -> list[tuple[str, str]]:
+    pages = [
         (reverse("admin:dashboard"), "MCP dashboard"),
         (reverse("admin:monitoring"), "System monitoring"),
         (reverse("admin:improvements"), "System improvements"),
-        (reverse("admin:console"), "Console"),
     ]
+    if request.user.has_perm(CONSOLE_PERMISSION):
+        pages.append((reverse("admin:console"), "Console"))
+    return pages
 
 
 def dashboard_view(site, request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
+        _require(request, RUN_CHECKS_PERMISSION)
         snapshot = services.health_checks_run()
         if snapshot.source == "live":
             messages.success(request, f"Checked {len(snapshot.services)} server(s) just now.")
@@ -45,7 +61,15 @@ def dashboard_view(site, request: HttpRequest) -> HttpResponse:
         return redirect("admin:dashboard")
     overview = selectors.dashboard_overview()
     return TemplateResponse(
-        request, "admin/dashboard/dashboard.html", _context(site, request, "MCP dashboard", **overview)
+        request,
+        "admin/dashboard/dashboard.html",
+        _context(
+            site,
+            request,
+            "MCP dashboard",
+            can_run_checks=request.user.has_perm(RUN_CHECKS_PERMISSION),
+            **overview,
+        ),
     )
 
 
@@ -86,6 +110,7 @@ def monitoring_data_view(site, request: HttpRequest) -> HttpResponse:
 
 def improvements_view(site, request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
+        _require(request, RUN_IMPROVEMENTS_PERMISSION)
         run = improvements_run(trigger=ImprovementRun.Trigger.PAGE)
         level = messages.WARNING if run.errors else messages.SUCCESS
         messages.add_message(
@@ -112,6 +137,8 @@ def improvements_view(site, request: HttpRequest) -> HttpResponse:
             status=status,
             statuses=["active", *Recommendation.Status.values, "all"],
             analyzers=analyzers,
+            can_run_improvements=request.user.has_perm(RUN_IMPROVEMENTS_PERMISSION),
+            can_act=request.user.has_perm(RECOMMENDATION_PERMISSION),
         ),
     )
 
@@ -119,6 +146,7 @@ def improvements_view(site, request: HttpRequest) -> HttpResponse:
 def improvement_action_view(site, request: HttpRequest, pk: int, action: str) -> HttpResponse:
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
+    _require(request, RECOMMENDATION_PERMISSION)
     try:
         rec = services.recommendation_set_status(rec_id=pk, action=action, user=request.user)
     except services.ActionError as exc:
@@ -133,15 +161,26 @@ def improvement_action_view(site, request: HttpRequest, pk: int, action: str) ->
 
 
 def console_view(site, request: HttpRequest) -> HttpResponse:
+    # The console calls operations with the operator's own rights (mcp_core.operators).
+    _require(request, CONSOLE_PERMISSION)
     registry = get_registry()
-    ops = registry.operations()
+    rights = OperatorRights(request.user)
+    reach = rights.reach()
+    # Listed: what some grant of the operator covers. Anything else can still be opened by
+    # name; the pipeline then refuses it (and audits the refusal).
+    ops = [o for o in registry.operations() if operation_allowed(o, reach)]
     selected = request.GET.get("op") or request.POST.get("op") or ""
     service, _, name = selected.partition(".")
     op = registry.get_operation(service, name) if selected else None
     form = response = None
     response_ok = False
     if op is not None:
-        form = ConsoleForm(request.POST or None, op=op)
+        form = ConsoleForm(
+            request.POST or None,
+            op=op,
+            tenants=rights.tenants(),
+            tenant_bound=rights.tenant_bound,
+        )
         if request.method == "POST" and form.is_valid():
             try:
                 params = form.params()
@@ -149,7 +188,7 @@ def console_view(site, request: HttpRequest) -> HttpResponse:
                 form.add_error(None, exc)
             else:
                 result = services.console_call(
-                    user=request.user,
+                    rights=rights,
                     service=op.service,
                     operation=op.name,
                     params=params,
@@ -172,5 +211,6 @@ def console_view(site, request: HttpRequest) -> HttpResponse:
             response=response,
             response_ok=response_ok,
             unknown=bool(selected) and op is None,
+            rights=rights.summary(),
         ),
     )

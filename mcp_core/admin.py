@@ -5,19 +5,45 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 
 from .api_keys import ScopeError, api_key_create, validate_scopes
-from .models import ApiKey, AuditEntry, MetricRollup
+from .contracts import Principal
+from .models import ApiKey, AuditEntry, MetricRollup, OperatorAccess
+from .operators import OperatorRights
 from .registry import get_registry
 
 
-class ApiKeyForm(forms.ModelForm):
+def _holds(principal: Principal, scope: str) -> bool:
+    return "*" in principal.scopes if scope == "*" else principal.has_scope(scope)
+
+
+class ScopesForm(forms.ModelForm):
+    """A model form with a `scopes` list edited as space-separated text and validated.
+
+    Nobody but a superuser hands out more than they hold: every scope of an API key or a grant
+    must be one the person saving it holds on each tenant it covers (see mcp_core.operators).
+    """
+
     scopes_text = forms.CharField(
         label="Scopes",
         help_text='Space-separated, e.g. "database:read stripe:*". "*" grants everything.',
     )
+    # The rights of the person saving the form; set by the ModelAdmin (GrantingAdmin).
+    rights: OperatorRights | None = None
 
-    class Meta:
-        model = ApiKey
-        fields = ("name", "tenant", "expires_at")
+    def check_within_rights(self, tenants: list) -> None:
+        scopes = self.cleaned_data.get("scopes_text")
+        if not scopes or self.rights is None or self.rights.is_superuser:
+            return
+        for tenant in tenants or [None]:
+            principal = self.rights.principal(tenant)
+            missing = [scope for scope in scopes if not _holds(principal, scope)]
+            if missing:
+                where = f"tenant {tenant.slug}" if tenant is not None else "every tenant"
+                self.add_error(
+                    "scopes_text",
+                    f"You may only hand out scopes you hold yourself: you do not hold "
+                    f"{' '.join(missing)} on {where}.",
+                )
+                return
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -33,8 +59,28 @@ class ApiKeyForm(forms.ModelForm):
             raise forms.ValidationError(str(exc)) from None
 
 
+class ApiKeyForm(ScopesForm):
+    class Meta:
+        model = ApiKey
+        fields = ("name", "tenant", "expires_at")
+
+    def clean(self):
+        cleaned = super().clean()
+        self.check_within_rights([cleaned.get("tenant")])
+        return cleaned
+
+
+class GrantingAdmin(admin.ModelAdmin):
+    """An admin whose form hands out scopes: it learns who is saving it."""
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        form.rights = OperatorRights(request.user)
+        return form
+
+
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(GrantingAdmin):
     form = ApiKeyForm
     list_display = (
         "name",
@@ -76,6 +122,44 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def revoke(self, request, queryset):
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         self.message_user(request, f"Revoked {count} key(s).")
+
+
+class OperatorAccessForm(ScopesForm):
+    class Meta:
+        model = OperatorAccess
+        fields = ("name", "user", "group", "tenants")
+
+    def clean(self):
+        cleaned = super().clean()
+        self.check_within_rights(list(cleaned.get("tenants") or []))
+        return cleaned
+
+    def save(self, commit=True):
+        self.instance.scopes = self.cleaned_data["scopes_text"]
+        return super().save(commit)
+
+
+@admin.register(OperatorAccess)
+class OperatorAccessAdmin(GrantingAdmin):
+    """Who may call which operations from the admin (console, admin actions); see docs/admin-rights.md."""
+
+    form = OperatorAccessForm
+    list_display = ("name", "user", "group", "scope_list", "tenant_list", "updated_at")
+    list_filter = ("group",)
+    search_fields = ("name", "user__username", "group__name")
+    list_select_related = ("user", "group")
+    filter_horizontal = ("tenants",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("tenants")
+
+    @admin.display(description="Scopes")
+    def scope_list(self, obj: OperatorAccess) -> str:
+        return " ".join(obj.scopes)
+
+    @admin.display(description="Tenants")
+    def tenant_list(self, obj: OperatorAccess) -> str:
+        return ", ".join(t.slug for t in obj.tenants.all()) or "every tenant"
 
 
 class CappedPaginator(Paginator):

@@ -150,18 +150,6 @@ def principal_for_key(key: ApiKey) -> Principal:
     )
 
 
-def principal_for_user(user, *, tenant_id: int | None = None) -> Principal:
-    """An operator signed in to the admin acts as a platform principal with staff scopes."""
-    scopes = frozenset({"*"}) if user.is_superuser else frozenset({"*:read"})
-    return Principal(
-        kind="user",
-        name=f"user:{user.get_username()}",
-        scopes=scopes,
-        user_id=user.pk,
-        tenant_id=tenant_id,
-    )
-
-
 def bearer_token(authorization_header: str | None) -> str | None:
     if not authorization_header:
         return None

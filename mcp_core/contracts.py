@@ -131,6 +131,8 @@ class Principal:
     """Who is calling: an API key, a signed-in operator, or the system itself (tasks).
 
     `tenant_id` is the tenant the principal is bound to; None means platform-wide.
+    `tenant_ids`, for a signed-in operator, are the tenants they may act for at all (None:
+    every tenant); the pipeline refuses a call for any other (see mcp_core.operators).
     """
 
     kind: str  # "api_key" | "user" | "system"
@@ -139,10 +141,11 @@ class Principal:
     tenant_id: int | None = None
     api_key_id: int | None = None
     user_id: int | None = None
+    tenant_ids: frozenset[int] | None = None
 
     @property
     def is_platform(self) -> bool:
-        return self.tenant_id is None
+        return self.tenant_id is None and self.tenant_ids is None
 
     def has_scope(self, needed: str) -> bool:
         """True if a scope grants `service:level`. Levels nest: admin ⊃ write ⊃ read;

@@ -1,5 +1,8 @@
-"""Orchestrator state: API keys, the append-only audit log and per-minute metric rollups."""
+"""Orchestrator state: API keys, operator grants, the append-only audit log and per-minute
+metric rollups."""
 
+from django.conf import settings
+from django.contrib.auth.models import Group
 from django.db import models
 from django.utils import timezone
 
@@ -210,3 +213,57 @@ class ServiceHealth(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service}: {self.status}"
+
+
+class OperatorAccess(models.Model):
+    """Operation scopes granted to people who sign in to the admin: to one user or to every
+    member of a group, on every tenant or only on the tenants listed.
+
+    A user's rights on a tenant are the union of the scopes of their grants (their own and
+    their groups') that cover that tenant. Superusers need no grant: they act with "*".
+    See docs/admin-rights.md and mcp_core.operators.
+    """
+
+    name = models.CharField(max_length=100, help_text="What this grant is for, e.g. “support, read only”.")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="operator_access",
+        help_text="Either a user…",
+    )
+    group = models.ForeignKey(
+        Group,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="operator_access",
+        help_text="…or a group (every member).",
+    )
+    scopes = models.JSONField(default=list, help_text='e.g. ["database:read", "webhooks:admin"] or ["*"]')
+    tenants = models.ManyToManyField(
+        "askpro.Company",
+        blank=True,
+        related_name="+",
+        help_text="Only these tenants; leave empty for every tenant.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "operator access"
+        verbose_name_plural = "operator access"
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(user__isnull=False, group__isnull=True)
+                | models.Q(user__isnull=True, group__isnull=False),
+                name="operator_access_user_xor_group",
+                violation_error_message="Grant to a user or to a group: choose exactly one of the two.",
+            )
+        ]
+        permissions = [("use_console", "Can call operations from the admin (console and admin actions)")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.user or self.group})"

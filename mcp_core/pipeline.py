@@ -132,6 +132,26 @@ def _resolve_tenant(op: Operation, request: MCPRequest, principal: Principal) ->
     return company
 
 
+def _check_operator_tenant(request: MCPRequest, principal: Principal) -> None:
+    """A signed-in operator limited to some tenants acts for no other, whatever was posted."""
+    allowed = principal.tenant_ids or frozenset()
+    requested = request.tenant
+    if principal.tenant_id is not None and principal.tenant_id not in allowed:
+        raise MCPError(ErrorCode.FORBIDDEN, "You may not act for this tenant", details={"field": "tenant"})
+    if requested in (None, ""):
+        return
+    text = str(requested)
+    lookup = {"pk": int(text)} if text.isdecimal() else {"slug": text}
+    company_id = Company.objects.filter(**lookup).values_list("pk", flat=True).first()
+    if company_id is None or company_id not in allowed:
+        # The same answer whether the tenant exists or not: no probing for other tenants.
+        raise MCPError(
+            ErrorCode.FORBIDDEN,
+            f"tenant: you may not act for tenant {text!r}",
+            details={"field": "tenant"},
+        )
+
+
 def _execute(op: Operation, ctx: OperationContext, params: Any) -> Any:
     server = get_registry().get_server(op.service)
     if op.annotations.open_world:
@@ -165,6 +185,8 @@ def route(request: MCPRequest) -> MCPResponse:
             raise MCPError(
                 ErrorCode.UNAUTHORIZED, "A valid API key is required (Authorization: Bearer <key>)"
             )
+        if principal.tenant_ids is not None:
+            _check_operator_tenant(request, principal)
         op = get_registry().get_operation(request.service, request.operation)
         if op is None:
             raise MCPError(
@@ -175,7 +197,7 @@ def route(request: MCPRequest) -> MCPResponse:
         if not principal.has_scope(op.scope):
             raise MCPError(
                 ErrorCode.FORBIDDEN,
-                f"This key lacks the scope {op.scope!r}",
+                f"This {'user' if principal.kind == 'user' else 'key'} lacks the scope {op.scope!r}",
                 details={"required_scope": op.scope},
             )
         if op.platform_only and not principal.is_platform:

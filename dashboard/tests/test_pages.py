@@ -333,8 +333,13 @@ def test_the_console_builds_fields_from_the_schema_and_shows_validation_errors(o
 
 def test_the_console_runs_a_staff_operator_with_read_scopes_only(client, alice):
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    from mcp_core.models import OperatorAccess
 
     staff = get_user_model().objects.create_user("viewer", "v@example.com", "viewer-pass-1", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="use_console"))
+    OperatorAccess.objects.create(name="read everywhere", user=staff, scopes=["*:read"])
     client.force_login(staff)
     url = reverse("admin:console") + "?op=database.query"
     response = client.post(url, {"op": "database.query", "p_sql": "SELECT 1"})

@@ -4,7 +4,7 @@ refusal counters. Events are evidence: nothing here edits them by hand."""
 from django.contrib import admin, messages
 from django.db import transaction
 
-from mcp_core.api_keys import principal_for_user
+from mcp_core.operators import CONSOLE_PERMISSION, principal_for_user
 from mcp_core.pipeline import call_operation
 
 from .models import RejectedDelivery, WebhookEvent
@@ -34,14 +34,29 @@ class WebhookEventAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description="Replay selected events (through the webhook server, audited)")
+    def has_replay_permission(self, request) -> bool:
+        return request.user.has_perm(CONSOLE_PERMISSION)
+
+    @admin.action(
+        description="Replay selected events (through the webhook server, audited)",
+        permissions=["replay"],
+    )
     def replay(self, request, queryset):
-        principal = principal_for_user(request.user)
         outcomes: dict[str, int] = {}
+        principals = {}
         for event in queryset.order_by("pk")[:500]:
+            # With the operator's own rights on the event's tenant (webhooks:admin there).
+            tenant = event.tenant_id
+            if tenant not in principals:
+                principals[tenant] = principal_for_user(request.user, tenant=tenant)
             with transaction.atomic():
                 response = call_operation(
-                    "webhooks", "replay_event", {"id": event.pk}, principal=principal, transport="admin"
+                    "webhooks",
+                    "replay_event",
+                    {"id": event.pk},
+                    principal=principals[tenant],
+                    tenant=tenant,
+                    transport="admin",
                 )
             outcome = response.data["outcome"] if response.success else response.error["code"]
             outcomes[outcome] = outcomes.get(outcome, 0) + 1

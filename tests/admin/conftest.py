@@ -1,0 +1,114 @@
+"""People with different rights in the admin, and one row of every model the admin shows."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta as td
+from decimal import Decimal
+
+import pytest
+from django.contrib import admin
+from django.contrib.auth.models import Group, Permission
+from django.utils import timezone
+
+from askpro.models import Invoice, Staff
+from mcp_core.api_keys import api_key_create
+from mcp_core.models import AuditEntry, BreakerTransition, MetricRollup, OperatorAccess
+
+from .people import make_staff
+
+
+@pytest.fixture
+def view_only_user(db):
+    """May view every model and nothing else."""
+    return make_staff("viewer", perms=Permission.objects.filter(codename__startswith="view_"))
+
+
+@pytest.fixture
+def change_user(db):
+    """Every permission there is (view, add, change, delete, the console), without being superuser,
+    and read access to every tenant through the console."""
+    user = make_staff("changer", perms=Permission.objects.all())
+    OperatorAccess.objects.create(name="read everywhere", user=user, scopes=["*:read"])
+    return user
+
+
+@pytest.fixture
+def superuser(db):
+    return make_staff("root", superuser=True)
+
+
+@pytest.fixture
+def every_model_row(alice, bob):
+    """At least one row of every model registered in the admin (alice and bob bring the tenant
+    records); the test that uses it fails if a newly registered model has none."""
+    from django_celery_beat.models import (
+        ClockedSchedule,
+        CrontabSchedule,
+        IntervalSchedule,
+        PeriodicTask,
+        SolarSchedule,
+    )
+
+    from dashboard.models import HealthCheckResult, ImprovementRun, Recommendation
+    from mcp_servers.queue.models import TaskFailure
+    from mcp_servers.webhooks.models import RejectedDelivery, WebhookEvent
+
+    now = timezone.now()
+    Group.objects.create(name="support")
+    make_staff("someone-else")
+    Staff.objects.create(company=alice, name="Stylist", email="s@alice.example")
+    Invoice.objects.create(company=alice, number="INV-1", total=Decimal("10"))
+    api_key_create(name="alice tenant key", scopes=["database:read"], tenant=alice)
+    grant = OperatorAccess.objects.create(
+        name="support on alice", group=Group.objects.get(), scopes=["*:read"]
+    )
+    grant.tenants.add(alice)
+    AuditEntry.objects.create(
+        request_id=uuid.uuid4().hex,
+        principal="user:root",
+        tenant=alice,
+        service="database",
+        operation="search",
+        params={"query": "x"},
+        outcome="success",
+        duration_ms=1.5,
+    )
+    MetricRollup.objects.create(
+        minute=now.replace(second=0, microsecond=0), service="database", operation="search", calls=1
+    )
+    BreakerTransition.objects.create(
+        service="calcom", from_state="closed", to_state="open", reason="5 failures"
+    )
+    WebhookEvent.objects.create(
+        provider="stripe",
+        event_id="evt_1",
+        idempotency_key="evt_1",
+        type="invoice.paid",
+        tenant=alice,
+        payload={"id": "evt_1"},
+    )
+    RejectedDelivery.objects.create(
+        provider="stripe",
+        reason="bad_signature",
+        hour=now.replace(minute=0, second=0, microsecond=0),
+        last_seen_at=now,
+    )
+    TaskFailure.objects.create(task_id="t-1", task_name="webhooks.process", exception_type="ValueError")
+    Recommendation.objects.create(
+        analyzer="slow_operations",
+        fingerprint="database.search",
+        severity="low",
+        title="Slow",
+        suggested_action="-",
+    )
+    ImprovementRun.objects.create(trigger="test", finished_at=now, duration_ms=5)
+    HealthCheckResult.objects.create(service="database", status="healthy", latency_ms=1.0)
+    ClockedSchedule.objects.create(clocked_time=now + td(days=1))
+    SolarSchedule.objects.create(event="sunrise", latitude=52.5, longitude=13.4)
+    CrontabSchedule.objects.create(minute="7")
+    interval = IntervalSchedule.objects.create(every=5, period="minutes")
+    PeriodicTask.objects.create(name="probe", task="dashboard.health_checks_run", interval=interval)
+    missing = [m._meta.label for m in admin.site._registry if not m._default_manager.exists()]
+    assert not missing, f"give these admin models a row in every_model_row: {missing}"
+    return admin.site._registry
