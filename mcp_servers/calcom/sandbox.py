@@ -27,16 +27,15 @@ import requests
 
 from mcp_core.sandbox import SandboxRequest, SandboxResponse, SandboxServer, route
 
+# The versions per endpoint group are the client's (one definition for both sides).
+from .client import VERSION_BOOKINGS, VERSION_EVENT_TYPES, VERSION_SLOTS
+
 # The demo credential askpro/settings.py uses when SANDBOX=1 (CALCOM_API_KEY's default).
 DEMO_API_KEY = "cal_test_sandbox_key"
 
 # Event type ids askpro.demo.seed_demo maps its branches to (askpro/demo.py).
 DEMO_MAPPED_EVENT_TYPES = (1000, 1001, 1002, 1010, 1011, 1012)
 
-# Versions per endpoint group, as the official companion client pins them.
-VERSION_EVENT_TYPES = "2024-06-14"
-VERSION_BOOKINGS = "2024-08-13"
-VERSION_SLOTS = "2024-09-04"
 # A newer version exists for POST /v2/bookings only; accepted there (reference §1).
 VERSION_BOOKINGS_CREATE_NEW = "2026-02-25"
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import time
-from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 from django.conf import settings
@@ -22,319 +22,40 @@ from django.utils import timezone
 from askpro.models import Appointment, Branch, Company, Customer, Service
 from mcp_core.contracts import SYSTEM_PRINCIPAL, ErrorCode, MCPError, MCPRequest, OperationContext
 from mcp_core.health import HealthResult, HealthStatus
-from mcp_core.schemas import INT32_MAX, NoParams, Params, Result
+from mcp_core.schemas import NoParams
 from mcp_core.server import MCPServer, operation
 
 from .client import CalcomClient, utc_iso
 from .models import BookingRequest, CalcomEventType
+from .schemas import (
+    Alternative,
+    AlternativesResult,
+    AvailabilityResult,
+    BookingInfo,
+    BookingsResult,
+    CancelBookingParams,
+    CancelBookingResult,
+    CheckAvailabilityParams,
+    ConnectionResult,
+    CreateBookingParams,
+    CreateBookingResult,
+    EventTypesResult,
+    FindAlternativesParams,
+    GetBookingsParams,
+    GetEventTypesParams,
+    Pagination,
+    RescheduleBookingParams,
+    RescheduleBookingResult,
+    Slot,
+    SyncResult,
+    booking_info,
+    event_type_info,
+    zone_for,
+)
+from .tenancy import CALCOM_KEY, METADATA_TENANT, Access
 
-Meta = msgspec.Meta
-AwareDatetime = Annotated[dt.datetime, Meta(tz=True, description="ISO 8601 with a UTC offset")]
-BookingUid = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,100}$", description="The Cal.com booking uid")]
-EventTypeId = Annotated[int, Meta(ge=1, le=INT32_MAX, description="The Cal.com event type id")]
-TimeZoneName = Annotated[
-    str, Meta(min_length=1, max_length=64, description="IANA time zone (default: the tenant's)")
-]
-
-# A pending booking request older than this is taken over (its caller died mid-flight).
 STALE_PENDING = dt.timedelta(seconds=60)
-METADATA_TENANT = "askpro_company"
 METADATA_REQUEST = "askpro_request"
-
-
-# --- result shapes shared by several operations ---
-class EventTypeInfo(Result):
-    id: int
-    title: str
-    slug: str
-    length_minutes: int
-    description: str
-    hidden: bool
-
-
-class AttendeeInfo(Result):
-    name: str
-    email: str
-    time_zone: str
-
-
-class BookingInfo(Result):
-    id: int
-    uid: str
-    title: str
-    status: str
-    start: dt.datetime
-    end: dt.datetime
-    duration_minutes: int
-    event_type_id: int | None
-    attendees: list[AttendeeInfo]
-    metadata: dict[str, str]
-    cancellation_reason: str | None = None
-    rescheduled_from_uid: str | None = None
-    rescheduled_to_uid: str | None = None
-
-
-class Slot(Result):
-    start: dt.datetime
-    end: dt.datetime
-
-
-# --- get_event_types ---
-class GetEventTypesParams(Params):
-    include_hidden: Annotated[bool, Meta(description="Also list hidden event types")] = False
-
-
-class EventTypesResult(Result):
-    event_types: list[EventTypeInfo]
-    count: int
-
-
-# --- check_availability ---
-class CheckAvailabilityParams(Params):
-    event_type_id: EventTypeId
-    date_from: Annotated[dt.date | None, Meta(description="First day (default: today)")] = None
-    date_to: Annotated[dt.date | None, Meta(description="Last day, inclusive (default: +7 days)")] = None
-    time_zone: TimeZoneName | None = None
-
-
-class AvailabilityResult(Result):
-    event_type_id: int
-    time_zone: str
-    date_from: dt.date
-    date_to: dt.date
-    slots: list[Slot]
-    count: int
-
-
-# --- get_bookings ---
-BookingStatus = Literal["upcoming", "recurring", "past", "cancelled", "unconfirmed"]
-
-
-class GetBookingsParams(Params):
-    status: Annotated[list[BookingStatus] | None, Meta(description="Any of these states")] = None
-    attendee_email: Annotated[str, Meta(max_length=254)] | None = None
-    event_type_id: EventTypeId | None = None
-    after_start: AwareDatetime | None = None
-    before_end: AwareDatetime | None = None
-    take: Annotated[int, Meta(ge=1, le=250, description="Page size")] = 50
-    skip: Annotated[int, Meta(ge=0, le=INT32_MAX, description="Offset")] = 0
-
-
-class Pagination(Result):
-    total_items: int
-    returned_items: int
-    take: int
-    skip: int
-    has_next_page: bool
-
-
-class BookingsResult(Result):
-    bookings: list[BookingInfo]
-    pagination: Pagination
-    hidden_other_tenants: Annotated[
-        int, Meta(description="Items of this page left out: they belong to another tenant")
-    ]
-
-
-# --- create_booking ---
-class CreateBookingParams(Params):
-    event_type_id: EventTypeId
-    start: AwareDatetime
-    name: Annotated[str, Meta(min_length=1, max_length=200, description="The attendee's name")]
-    email: Annotated[
-        str, Meta(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254, description="Attendee email")
-    ]
-    time_zone: TimeZoneName | None = None
-    phone: Annotated[str, Meta(pattern=r"^\+[1-9][0-9]{6,14}$", description="E.164")] | None = None
-    notes: Annotated[str, Meta(max_length=2000)] | None = None
-    length_minutes: Annotated[int, Meta(ge=5, le=720)] | None = None
-    metadata: Annotated[dict[str, str], Meta(max_length=20)] | None = None
-
-
-class CreateBookingResult(Result):
-    booking: BookingInfo
-    appointment_id: int | None
-    replayed: Annotated[bool, Meta(description="True: an earlier identical request's booking")]
-    idempotency_key: str
-
-
-# --- reschedule_booking / cancel_booking ---
-class RescheduleBookingParams(Params):
-    booking_uid: BookingUid
-    start: AwareDatetime
-    reason: Annotated[str, Meta(max_length=500)] | None = None
-
-
-class RescheduleBookingResult(Result):
-    booking: BookingInfo
-    previous_uid: str
-
-
-class CancelBookingParams(Params):
-    booking_uid: BookingUid
-    reason: Annotated[str, Meta(max_length=500)] | None = None
-
-
-class CancelBookingResult(Result):
-    booking: BookingInfo
-    appointment_updated: bool
-
-
-# --- find_alternative_slots ---
-class FindAlternativesParams(Params):
-    event_type_id: EventTypeId
-    preferred_start: AwareDatetime
-    search_days: Annotated[int, Meta(ge=1, le=30, description="Days either side to search")] = 7
-    max_alternatives: Annotated[int, Meta(ge=1, le=20)] = 5
-    time_zone: TimeZoneName | None = None
-
-
-class Alternative(Result):
-    start: dt.datetime
-    end: dt.datetime
-    minutes_from_preferred: int
-    day_of_week: str
-
-
-class AlternativesResult(Result):
-    preferred_start: dt.datetime
-    preferred_available: bool
-    alternatives: list[Alternative]
-    total_available: int
-
-
-# --- sync_event_types / test_connection ---
-class SyncResult(Result):
-    synced: int
-    created: int
-    updated: int
-    removed: int
-    synced_at: dt.datetime
-
-
-class ConnectionResult(Result):
-    connected: bool
-    credential_source: Literal["tenant", "platform"]
-    user_id: int
-    username: str
-    time_zone: str | None
-    latency_ms: float
-
-
-# --- helpers ---
-def _zone(name: str | None, company: Company, field: str = "time_zone") -> ZoneInfo:
-    try:
-        return ZoneInfo(name or company.timezone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        raise MCPError(
-            ErrorCode.VALIDATION_ERROR,
-            f"{field}: {name!r} is not an IANA time zone",
-            details={"field": field},
-        ) from None
-
-
-def _parse(value: str | None) -> dt.datetime | None:
-    return dt.datetime.fromisoformat(value) if value else None
-
-
-def booking_info(raw: dict[str, Any]) -> BookingInfo:
-    """Cal.com's 2024-08-13 booking object, reduced to what callers use."""
-    return BookingInfo(
-        id=int(raw["id"]),
-        uid=str(raw["uid"]),
-        title=str(raw.get("title") or ""),
-        status=str(raw.get("status") or ""),
-        start=_parse(raw["start"]),
-        end=_parse(raw["end"]),
-        duration_minutes=int(raw.get("duration") or 0),
-        event_type_id=(raw.get("eventType") or {}).get("id", raw.get("eventTypeId")),
-        attendees=[
-            AttendeeInfo(
-                name=str(a.get("name") or ""),
-                email=str(a.get("email") or ""),
-                time_zone=str(a.get("timeZone") or ""),
-            )
-            for a in raw.get("attendees") or []
-        ],
-        metadata={str(k): str(v) for k, v in (raw.get("metadata") or {}).items()},
-        cancellation_reason=raw.get("cancellationReason"),
-        rescheduled_from_uid=raw.get("rescheduledFromUid"),
-        rescheduled_to_uid=raw.get("rescheduledToUid"),
-    )
-
-
-def event_type_info(raw: dict[str, Any]) -> EventTypeInfo:
-    return EventTypeInfo(
-        id=int(raw["id"]),
-        title=str(raw.get("title") or ""),
-        slug=str(raw.get("slug") or ""),
-        length_minutes=int(raw.get("lengthInMinutes") or 0),
-        description=str(raw.get("description") or ""),
-        hidden=bool(raw.get("hidden")),
-    )
-
-
-class Access:
-    """One tenant's way into Cal.com: the client and what the tenant may reach with it."""
-
-    def __init__(self, company: Company) -> None:
-        own = company.calcom_api_key
-        key = own or settings.CALCOM_API_KEY
-        if not key:
-            raise MCPError(
-                ErrorCode.NOT_CONFIGURED,
-                "calcom: no Cal.com API key for this tenant and no platform CALCOM_API_KEY",
-            )
-        self.company = company
-        self.own_account = bool(own)
-        self.client = CalcomClient(base_url=settings.CALCOM_BASE_URL, api_key=key)
-
-    def mapped_event_type_ids(self) -> set[int]:
-        ids = set(
-            Branch.objects.filter(company=self.company, calcom_event_type_id__isnull=False).values_list(
-                "calcom_event_type_id", flat=True
-            )
-        )
-        ids |= set(
-            Service.objects.filter(company=self.company, calcom_event_type_id__isnull=False).values_list(
-                "calcom_event_type_id", flat=True
-            )
-        )
-        return ids
-
-    def check_event_type(self, event_type_id: int) -> None:
-        """On the shared account, only the tenant's mapped event types are its own."""
-        if not self.own_account and event_type_id not in self.mapped_event_type_ids():
-            raise MCPError(
-                ErrorCode.NOT_FOUND,
-                f"event_type_id: {event_type_id} is not one of this tenant's Cal.com event types",
-                details={"field": "event_type_id"},
-            )
-
-    def owns(self, raw: dict[str, Any], local_uids: set[str] | None = None) -> bool:
-        if self.own_account:
-            return True
-        if (raw.get("metadata") or {}).get(METADATA_TENANT) == str(self.company.pk):
-            return True
-        if local_uids is not None:
-            return raw.get("uid") in local_uids
-        return Appointment.objects.filter(company=self.company, calcom_booking_uid=raw.get("uid")).exists()
-
-    def owned_booking(self, ctx: OperationContext, uid: str) -> dict[str, Any]:
-        """The booking, if it belongs to this tenant; otherwise not_found (no existence leak)."""
-        try:
-            raw = self.client.booking(uid, ctx)
-        except MCPError as exc:
-            if exc.code == ErrorCode.NOT_FOUND:
-                raise MCPError(
-                    ErrorCode.NOT_FOUND, f"booking_uid: no booking {uid!r}", details={"field": "booking_uid"}
-                ) from None
-            raise
-        if not self.owns(raw):
-            raise MCPError(
-                ErrorCode.NOT_FOUND, f"booking_uid: no booking {uid!r}", details={"field": "booking_uid"}
-            )
-        return raw
 
 
 def _fingerprint(params: CreateBookingParams) -> str:
@@ -348,16 +69,11 @@ class CalcomServer(MCPServer):
 
     # --- configuration and health ---
     def is_configured(self) -> bool:
-        return bool(settings.CALCOM_API_KEY) or (
-            Company.objects.filter(is_active=True).exclude(calcom_api_key="").exists()
-        )
+        return CALCOM_KEY.is_configured()
 
     def health(self) -> HealthResult:
-        """GET /v2/me with the platform key, else with up to three tenants' own keys."""
-        keys = [settings.CALCOM_API_KEY] if settings.CALCOM_API_KEY else []
-        if not keys:
-            companies = Company.objects.filter(is_active=True).exclude(calcom_api_key="")[:3]
-            keys = [c.calcom_api_key for c in companies]
+        """GET /v2/me with the platform key and up to three tenants' own keys."""
+        keys = [c.secret for c in CALCOM_KEY.health_credentials(3)]
         if not keys:
             return HealthResult(HealthStatus.NOT_CONFIGURED, "no Cal.com API key")
         started = time.perf_counter()
@@ -458,7 +174,7 @@ class CalcomServer(MCPServer):
         self, ctx: OperationContext, params: CheckAvailabilityParams
     ) -> AvailabilityResult:
         company = ctx.require_tenant()
-        tz = _zone(params.time_zone, company)
+        tz = zone_for(params.time_zone, company)
         today = timezone.now().astimezone(tz).date()
         date_from = params.date_from or today
         date_to = params.date_to or date_from + dt.timedelta(days=7)
@@ -522,7 +238,7 @@ class CalcomServer(MCPServer):
         self, ctx: OperationContext, params: FindAlternativesParams
     ) -> AlternativesResult:
         company = ctx.require_tenant()
-        tz = _zone(params.time_zone, company)
+        tz = zone_for(params.time_zone, company)
         access = Access(company)
         access.check_event_type(params.event_type_id)
         preferred = params.preferred_start.astimezone(dt.UTC)
@@ -633,7 +349,7 @@ class CalcomServer(MCPServer):
     )
     def create_booking(self, ctx: OperationContext, params: CreateBookingParams) -> CreateBookingResult:
         company = ctx.require_tenant()
-        tz = _zone(params.time_zone, company)
+        tz = zone_for(params.time_zone, company)
         if params.start <= timezone.now():
             raise MCPError(
                 ErrorCode.VALIDATION_ERROR, "start: must be in the future", details={"field": "start"}

@@ -60,7 +60,7 @@ from .schemas import (
     UpdateAgentPromptParams,
     UpdateAgentPromptResult,
 )
-from .tenancy import TenantScope, client_for, ctx_tenant_scope, number_agent_ids
+from .tenancy import RETELL_KEY, TenantScope, client_for, ctx_tenant_scope, number_agent_ids
 
 
 # --- helpers ---
@@ -710,17 +710,13 @@ class RetellServer(MCPServer):
 
     # --- health ---
     def is_configured(self) -> bool:
-        return bool(settings.RETELL_API_KEY) or _tenants_with_keys().exists()
+        return RETELL_KEY.is_configured()
 
     def health(self) -> HealthResult:
         """One cheap authenticated call (list agents, page size 1) per credential in use: the
         platform key and up to HEALTH_TENANT_KEYS tenants' own keys, so a tenant with a
         broken key shows up even when the platform key works."""
-        checks: list[tuple[str, str]] = []
-        if settings.RETELL_API_KEY:
-            checks.append(("platform key", settings.RETELL_API_KEY))
-        for company in _tenants_with_keys().order_by("pk")[:HEALTH_TENANT_KEYS]:
-            checks.append((f"tenant {company.slug}", company.retell_api_key))
+        checks = [(c.label, c.secret) for c in RETELL_KEY.health_credentials(HEALTH_TENANT_KEYS)]
         started = time.perf_counter()
         failures: list[str] = []
         budget_ends = started + HEALTH_BUDGET_SECONDS  # inside the health report's own 5 s timeout
@@ -751,10 +747,6 @@ class RetellServer(MCPServer):
 
 HEALTH_TENANT_KEYS = 3
 HEALTH_BUDGET_SECONDS = 4.0
-
-
-def _tenants_with_keys():
-    return Company.objects.filter(is_active=True).exclude(retell_api_key="")
 
 
 def _match_branch(

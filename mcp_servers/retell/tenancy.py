@@ -17,29 +17,24 @@ from django.conf import settings
 
 from askpro.models import Branch, Company, PhoneNumber
 from mcp_core.contracts import ErrorCode, MCPError, OperationContext
+from mcp_core.tenancy import TenantCredentials
 
 from .client import RetellClient
+
+RETELL_KEY = TenantCredentials(
+    service="retell", tenant_field="retell_api_key", platform_setting="RETELL_API_KEY", what="Retell API key"
+)
 
 
 def credentials_for(company: Company | None) -> tuple[str, str] | None:
     """(api_key, source) with source "tenant" or "platform", or None when neither is set."""
-    if company is not None and company.retell_api_key:
-        return company.retell_api_key, "tenant"
-    if settings.RETELL_API_KEY:
-        return settings.RETELL_API_KEY, "platform"
-    return None
+    found = RETELL_KEY.find(company)
+    return (found.secret, found.source) if found else None
 
 
 def client_for(company: Company | None) -> tuple[RetellClient, str]:
-    found = credentials_for(company)
-    if found is None:
-        raise MCPError(
-            ErrorCode.NOT_CONFIGURED,
-            "retell: no API key for this tenant and no platform RETELL_API_KEY; "
-            "set the company's Retell API key in the admin",
-        )
-    api_key, source = found
-    return RetellClient(api_key=api_key, base_url=settings.RETELL_BASE_URL), source
+    found = RETELL_KEY.resolve(company)
+    return RetellClient(api_key=found.secret, base_url=settings.RETELL_BASE_URL), found.source
 
 
 class TenantScope:

@@ -25,6 +25,7 @@ from django.conf import settings
 from askpro.models import Company
 from mcp_core.contracts import ErrorCode, MCPError, OperationContext
 from mcp_core.http import parse_retry_after, pooled_session
+from mcp_core.tenancy import TenantCredentials
 
 logger = logging.getLogger(__name__)
 
@@ -77,17 +78,18 @@ class StripeCredentials:
         return f"StripeCredentials(api_base={self.api_base!r}, source={self.source!r})"
 
 
+STRIPE_KEY = TenantCredentials(
+    service="stripe",
+    tenant_field="stripe_secret_key",
+    platform_setting="STRIPE_SECRET_KEY",
+    what="secret key",
+)
+
+
 def credentials_for(company: Company | None) -> StripeCredentials:
     """The tenant's own secret key, else the platform key; neither -> not_configured."""
-    base = settings.STRIPE_API_BASE.rstrip("/")
-    if company is not None and company.stripe_secret_key:
-        return StripeCredentials(company.stripe_secret_key, base, "tenant")
-    if settings.STRIPE_SECRET_KEY:
-        return StripeCredentials(settings.STRIPE_SECRET_KEY, base, "platform")
-    raise MCPError(
-        ErrorCode.NOT_CONFIGURED,
-        "stripe: no secret key for this tenant and no platform STRIPE_SECRET_KEY",
-    )
+    found = STRIPE_KEY.resolve(company)
+    return StripeCredentials(found.secret, settings.STRIPE_API_BASE.rstrip("/"), found.source)
 
 
 _clients: dict[tuple[str, str], stripe.StripeClient] = {}

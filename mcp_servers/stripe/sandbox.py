@@ -11,16 +11,12 @@ are refused), `Stripe-Version` checked for shape, Stripe's error body, list obje
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
-import itertools
 import json
 import re
 import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -28,203 +24,30 @@ import requests
 
 from mcp_core.sandbox import SandboxRequest, SandboxResponse, SandboxServer, route
 
-API_VERSION = "2026-10-28.endive"  # what stripe 16.1.0 pins; any well-formed version is accepted
+from .sandbox_state import (
+    Account,
+    FormError,
+    StripeFail,
+    bool_param,
+    check_known,
+    decode_form,
+    int_param,
+    metadata_param,
+    missing_error,
+    new_id,
+    required_error,
+    seq,
+)
+from .sandbox_webhooks import API_VERSION, make_event, sign_webhook
+
+__all__ = ["DEMO_API_KEY", "SANDBOX_CLASS", "StripeSandbox", "decode_form", "make_event", "sign_webhook"]
+
 _VERSION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$")
 _KEY_RE = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9_]{6,}$")
-DOC_URL = "https://stripe.com/docs/error-codes"
 # The demo key askpro/settings.py uses for STRIPE_SECRET_KEY when SANDBOX=1, and the Stripe
 # customers askpro/demo.py gives the demo tenants (Company.stripe_customer_id).
 DEMO_API_KEY = "sk_test_sandbox_demo"
 DEMO_CUSTOMERS = (("cus_demo1", "Salon Sonnenschein"), ("cus_demo2", "Physiotherapie Praxis Weber"))
-
-
-# --- webhooks -------------------------------------------------------------------------------
-
-
-def sign_webhook(body: bytes, secret: str, timestamp: int | None = None) -> dict[str, str]:
-    """Headers for a webhook delivery: `Stripe-Signature: t=<unix s>,v1=<hex HMAC-SHA256>`,
-    computed over `f"{t}.{body}"` with the whole `whsec_...` string as the key."""
-    t = int(time.time()) if timestamp is None else int(timestamp)
-    signed = f"{t}.".encode() + body
-    signature = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-    return {"Stripe-Signature": f"t={t},v1={signature}", "Content-Type": "application/json; charset=utf-8"}
-
-
-def make_event(event_type: str, data_object: dict[str, Any], *, previous: dict | None = None) -> dict:
-    """An event envelope as Stripe sends it."""
-    data: dict[str, Any] = {"object": data_object}
-    if previous:
-        data["previous_attributes"] = previous
-    return {
-        "id": _new_id("evt"),
-        "object": "event",
-        "api_version": API_VERSION,
-        "created": int(time.time()),
-        "data": data,
-        "livemode": bool(data_object.get("livemode", False)),
-        "pending_webhooks": 1,
-        "request": {"id": None, "idempotency_key": None},
-        "type": event_type,
-    }
-
-
-def _new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(12)}"
-
-
-# --- form decoding --------------------------------------------------------------------------
-
-_BRACKETS = re.compile(r"\[([^\]]*)\]")
-
-
-class FormError(ValueError):
-    pass
-
-
-def decode_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
-    """Turn `a[b][0][c]=v` pairs into nested dicts and lists (indexed keys become lists)."""
-    root: dict[str, Any] = {}
-    for raw_key, value in pairs:
-        head = raw_key.split("[", 1)[0]
-        rest = raw_key[len(head) :]
-        parts = [head, *_BRACKETS.findall(rest)]
-        if not head or "".join(f"[{p}]" for p in parts[1:]) != rest:
-            raise FormError(f"Invalid parameter name: {raw_key}")
-        node = root
-        for part in parts[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            elif not isinstance(child, dict):
-                raise FormError(f"Invalid array or hash: {raw_key}")
-            node = child
-        leaf = parts[-1] or str(len(node))  # `a[]=x` appends
-        node[leaf] = value
-    return _listify(root)
-
-
-def _listify(node: Any) -> Any:
-    if not isinstance(node, dict):
-        return node
-    converted = {k: _listify(v) for k, v in node.items()}
-    if converted and all(k.isdigit() for k in converted):
-        return [converted[k] for k in sorted(converted, key=int)]
-    return converted
-
-
-# --- errors ---------------------------------------------------------------------------------
-
-
-class StripeFail(Exception):
-    """Raised inside a handler: becomes Stripe's error body."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        type: str = "invalid_request_error",
-        code: str | None = None,
-        param: str | None = None,
-        headers: dict[str, str] | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body: dict[str, Any] = {"type": type, "message": message}
-        if code:
-            self.body["code"] = code
-            self.body["doc_url"] = f"{DOC_URL}#{code.replace('_', '-')}"
-        if param:
-            self.body["param"] = param
-        self.body.update(extra or {})
-        self.headers = headers or {}
-
-
-def _missing(kind: str, object_id: str, param: str = "id") -> StripeFail:
-    return StripeFail(404, f"No such {kind}: '{object_id}'", code="resource_missing", param=param)
-
-
-def _required(param: str) -> StripeFail:
-    return StripeFail(400, f"Missing required param: {param}.", code="parameter_missing", param=param)
-
-
-def _int(params: dict[str, Any], name: str, *, minimum: int | None = None) -> int | None:
-    value = params.get(name)
-    if value is None or value == "":
-        return None
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise StripeFail(
-            400, f"Invalid integer: {value}", code="parameter_invalid_integer", param=name
-        ) from None
-    if minimum is not None and number < minimum:
-        raise StripeFail(
-            400,
-            f"This value must be greater than or equal to {minimum}.",
-            code="parameter_invalid_integer",
-            param=name,
-        )
-    return number
-
-
-def _bool(params: dict[str, Any], name: str, default: bool | None = None) -> bool | None:
-    value = params.get(name)
-    if value is None:
-        return default
-    if value in ("true", "false"):
-        return value == "true"
-    raise StripeFail(400, f"Invalid boolean: {value}", code="parameter_invalid_boolean", param=name)
-
-
-def _check_known(params: dict[str, Any], allowed: set[str]) -> None:
-    for name in params:
-        if name not in allowed and name != "expand":
-            raise StripeFail(400, f"Received unknown parameter: {name}", code="parameter_unknown", param=name)
-
-
-def _metadata(params: dict[str, Any], current: dict[str, str] | None = None) -> dict[str, str]:
-    raw = params.get("metadata")
-    merged = dict(current or {})
-    if raw is None:
-        return merged
-    if raw == "":
-        return {}
-    if not isinstance(raw, dict):
-        raise StripeFail(400, "Invalid hash", code="parameter_invalid_hash", param="metadata")
-    for key, value in raw.items():
-        if value == "":
-            merged.pop(key, None)
-        else:
-            merged[key] = value
-    return merged
-
-
-# --- the fake account -----------------------------------------------------------------------
-
-
-@dataclass
-class Account:
-    """One Stripe account (one secret key): its objects and stored idempotent responses."""
-
-    livemode: bool
-    objects: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    # key -> (method, path, params fingerprint, status, body, stored at)
-    idempotency: dict[str, tuple[str, str, str, int, Any, float]] = field(default_factory=dict)
-    in_flight: set[str] = field(default_factory=set)
-    window: tuple[int, int] = (0, 0)  # (second, requests in it) for the rate limit
-    invoice_counter: itertools.count = field(default_factory=lambda: itertools.count(1))
-    events: list[dict[str, Any]] = field(default_factory=list)
-
-    def table(self, kind: str) -> dict[str, dict[str, Any]]:
-        return self.objects.setdefault(kind, {})
-
-
-_seq = itertools.count()
-
-# Zero-decimal currencies: amounts are whole units (reference: Stripe docs, "Zero-decimal").
-ZERO_DECIMAL = {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}  # fmt: skip
 
 
 class StripeSandbox(SandboxServer):
@@ -383,7 +206,7 @@ class StripeSandbox(SandboxServer):
     def _emit(self, account: Account, event_type: str, obj: dict[str, Any]) -> None:
         event = make_event(event_type, json.loads(json.dumps(obj)))
         account.events.append(event)
-        account.table("event")[event["id"]] = event | {"_seq": next(_seq)}
+        account.table("event")[event["id"]] = event | {"seq": next(seq)}
         for url, secret in list(self.webhook_endpoints):
             threading.Thread(target=self._deliver_quietly, args=(url, event, secret), daemon=True).start()
 
@@ -425,7 +248,7 @@ class StripeSandbox(SandboxServer):
 
     def _handle(self, request: SandboxRequest) -> SandboxResponse:
         response = super()._handle(request)
-        response.headers.setdefault("Request-Id", _new_id("req"))
+        response.headers.setdefault("Request-Id", new_id("req"))
         response.headers.setdefault("Stripe-Version", request.headers.get("stripe-version") or API_VERSION)
         if response.status == 429:
             response.headers.setdefault("Retry-After", "1")
@@ -606,14 +429,14 @@ class StripeSandbox(SandboxServer):
     def _store(self, account: Account, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
         obj.setdefault("created", int(time.time()))
         obj["livemode"] = account.livemode
-        obj["_seq"] = next(_seq)
+        obj["seq"] = next(seq)
         account.table(kind)[obj["id"]] = obj
         return obj
 
     def _get(self, account: Account, kind: str, object_id: str, *, param: str = "id") -> dict[str, Any]:
         obj = account.table(kind).get(object_id)
         if obj is None:
-            raise _missing(kind, object_id, param)
+            raise missing_error(kind, object_id, param)
         return obj
 
     def _list(
@@ -625,8 +448,8 @@ class StripeSandbox(SandboxServer):
         allowed: set[str],
         keep: Callable[[dict[str, Any]], bool] = lambda o: True,
     ) -> tuple[int, Any]:
-        _check_known(params, allowed | {"limit", "starting_after", "ending_before", "created"})
-        limit = _int(params, "limit", minimum=1)
+        check_known(params, allowed | {"limit", "starting_after", "ending_before", "created"})
+        limit = int_param(params, "limit", minimum=1)
         limit = 10 if limit is None else limit
         if limit > 100:
             raise StripeFail(
@@ -635,7 +458,7 @@ class StripeSandbox(SandboxServer):
                 code="parameter_invalid_integer",
                 param="limit",
             )
-        items = sorted(account.table(kind).values(), key=lambda o: o["_seq"], reverse=True)  # newest first
+        items = sorted(account.table(kind).values(), key=lambda o: o["seq"], reverse=True)  # newest first
         items = [o for o in items if keep(o) and _created_matches(o, params.get("created"))]
         after, before = params.get("starting_after"), params.get("ending_before")
         if after and before:
@@ -647,9 +470,9 @@ class StripeSandbox(SandboxServer):
             ids = [o["id"] for o in items]
             if cursor not in ids:
                 if cursor not in account.table(kind):
-                    raise _missing(kind, cursor, "starting_after" if after else "ending_before")
-                anchor_seq = account.table(kind)[cursor]["_seq"]
-                position = sum(1 for o in items if o["_seq"] > anchor_seq)
+                    raise missing_error(kind, cursor, "starting_after" if after else "ending_before")
+                anchor_seq = account.table(kind)[cursor]["seq"]
+                position = sum(1 for o in items if o["seq"] > anchor_seq)
             else:
                 position = ids.index(cursor) + (1 if after else 0)
             if after:
@@ -681,23 +504,23 @@ class StripeSandbox(SandboxServer):
 
     def _invoice_items(self, account: Account, invoice_id: str) -> list[dict[str, Any]]:
         items = [i for i in account.table("invoiceitem").values() if i.get("invoice") == invoice_id]
-        return sorted(items, key=lambda i: i["_seq"])
+        return sorted(items, key=lambda i: i["seq"])
 
     def _customer_id(self, account: Account, params: dict[str, Any], *, required: bool = True) -> str | None:
         customer = params.get("customer")
         if not customer:
             if required:
-                raise _required("customer")
+                raise required_error("customer")
             return None
         if customer not in account.table("customer") or account.table("customer")[customer].get("deleted"):
-            raise _missing("customer", customer, "customer")
+            raise missing_error("customer", customer, "customer")
         return customer
 
     # --- balance ---
     @route("GET", "/v1/balance")
     def balance(self, request: SandboxRequest) -> SandboxResponse:
         def handler(account: Account, params: dict[str, Any], _: SandboxRequest) -> tuple[int, Any]:
-            _check_known(params, set())
+            check_known(params, set())
             totals: dict[str, int] = {}
             for charge in account.table("charge").values():
                 if charge["status"] == "succeeded":
@@ -724,14 +547,14 @@ class StripeSandbox(SandboxServer):
     @route("POST", "/v1/customers")
     def customer_create(self, request: SandboxRequest) -> SandboxResponse:
         def handler(account: Account, params: dict[str, Any], _: SandboxRequest) -> tuple[int, Any]:
-            _check_known(
+            check_known(
                 params, {"email", "name", "phone", "description", "metadata", "address", "preferred_locales"}
             )
             customer = self._store(
                 account,
                 "customer",
                 {
-                    "id": _new_id("cus"),
+                    "id": new_id("cus"),
                     "object": "customer",
                     "email": params.get("email"),
                     "name": params.get("name"),
@@ -743,7 +566,7 @@ class StripeSandbox(SandboxServer):
                     "delinquent": False,
                     "invoice_prefix": secrets.token_hex(4).upper(),
                     "invoice_settings": {"default_payment_method": None},
-                    "metadata": _metadata(params),
+                    "metadata": metadata_param(params),
                 },
             )
             self._emit(account, "customer.created", self._render(account, customer))
@@ -762,12 +585,12 @@ class StripeSandbox(SandboxServer):
     @route("POST", "/v1/customers/(?P<id>[^/]+)")
     def customer_update(self, request: SandboxRequest) -> SandboxResponse:
         def handler(account: Account, params: dict[str, Any], req: SandboxRequest) -> tuple[int, Any]:
-            _check_known(params, {"email", "name", "phone", "description", "metadata", "address"})
+            check_known(params, {"email", "name", "phone", "description", "metadata", "address"})
             customer = self._get(account, "customer", req.params["id"])
             for name in ("email", "name", "phone", "description", "address"):
                 if name in params:
                     customer[name] = params[name] or None
-            customer["metadata"] = _metadata(params, customer["metadata"])
+            customer["metadata"] = metadata_param(params, customer["metadata"])
             self._emit(account, "customer.updated", self._render(account, customer))
             return 200, self._render(account, customer)
 
@@ -801,19 +624,19 @@ class StripeSandbox(SandboxServer):
     @route("POST", "/v1/products")
     def product_create(self, request: SandboxRequest) -> SandboxResponse:
         def handler(account: Account, params: dict[str, Any], _: SandboxRequest) -> tuple[int, Any]:
-            _check_known(params, {"name", "description", "metadata", "active"})
+            check_known(params, {"name", "description", "metadata", "active"})
             if not params.get("name"):
-                raise _required("name")
+                raise required_error("name")
             product = self._store(
                 account,
                 "product",
                 {
-                    "id": _new_id("prod"),
+                    "id": new_id("prod"),
                     "object": "product",
                     "name": params["name"],
                     "description": params.get("description"),
-                    "active": _bool(params, "active", True),
-                    "metadata": _metadata(params),
+                    "active": bool_param(params, "active", True),
+                    "metadata": metadata_param(params),
                 },
             )
             return 200, self._render(account, product)
@@ -823,14 +646,14 @@ class StripeSandbox(SandboxServer):
     @route("POST", "/v1/prices")
     def price_create(self, request: SandboxRequest) -> SandboxResponse:
         def handler(account: Account, params: dict[str, Any], _: SandboxRequest) -> tuple[int, Any]:
-            _check_known(
+            check_known(
                 params,
                 {"currency", "unit_amount", "recurring", "product", "product_data", "nickname", "metadata"},
             )
             currency = _currency(params)
-            unit_amount = _int(params, "unit_amount", minimum=0)
+            unit_amount = int_param(params, "unit_amount", minimum=0)
             if unit_amount is None:
-                raise _required("unit_amount")
+                raise required_error("unit_amount")
             product = params.get("product")
             if product:
                 self._get(account, "product", product, param="product")
@@ -839,7 +662,7 @@ class StripeSandbox(SandboxServer):
                     account,
                     "product",
                     {
-                        "id": _new_id("prod"),
+                        "id": new_id("prod"),
                         "object": "product",
                         "name": params["product_data"]["name"],
                         "description": None,
@@ -848,7 +671,7 @@ class StripeSandbox(SandboxServer):
                     },
                 )["id"]
             else:
-                raise _required("product")
+                raise required_error("product")
             recurring = params.get("recurring")
             if recurring is not None:
                 interval = recurring.get("interval") if isinstance(recurring, dict) else None
@@ -859,14 +682,14 @@ class StripeSandbox(SandboxServer):
                     )  # fmt: skip
                 recurring = {
                     "interval": interval,
-                    "interval_count": _int(recurring, "interval_count", minimum=1) or 1,
+                    "interval_count": int_param(recurring, "interval_count", minimum=1) or 1,
                     "usage_type": "licensed",
                 }
             price = self._store(
                 account,
                 "price",
                 {
-                    "id": _new_id("price"),
+                    "id": new_id("price"),
                     "object": "price",
                     "active": True,
                     "currency": currency,
@@ -875,7 +698,7 @@ class StripeSandbox(SandboxServer):
                     "nickname": params.get("nickname"),
                     "recurring": recurring,
                     "type": "recurring" if recurring else "one_time",
-                    "metadata": _metadata(params),
+                    "metadata": metadata_param(params),
                 },
             )
             return 200, self._render(account, price)
@@ -893,7 +716,7 @@ class StripeSandbox(SandboxServer):
     @route("POST", "/v1/invoiceitems")
     def invoiceitem_create(self, request: SandboxRequest) -> SandboxResponse:
         def handler(account: Account, params: dict[str, Any], _: SandboxRequest) -> tuple[int, Any]:
-            _check_known(
+            check_known(
                 params,
                 {"customer", "invoice", "amount", "currency", "price_data", "pricing", "quantity",
                  "description", "metadata", "subscription"},
@@ -903,24 +726,24 @@ class StripeSandbox(SandboxServer):
                     400, "Received unknown parameter: price", code="parameter_unknown", param="price"
                 )
             customer = self._customer_id(account, params)
-            quantity = _int(params, "quantity", minimum=1) or 1
+            quantity = int_param(params, "quantity", minimum=1) or 1
             if params.get("amount") is not None:
                 currency = _currency(params)
-                amount = _int(params, "amount")
+                amount = int_param(params, "amount")
                 unit_amount = amount // quantity if quantity else amount
             elif isinstance(params.get("price_data"), dict):
                 data = params["price_data"]
                 currency = _currency(data, "price_data[currency]")
-                unit_amount = _int(data, "unit_amount", minimum=0)
+                unit_amount = int_param(data, "unit_amount", minimum=0)
                 if unit_amount is None:
-                    raise _required("price_data[unit_amount]")
+                    raise required_error("price_data[unit_amount]")
                 amount = unit_amount * quantity
             elif isinstance(params.get("pricing"), dict) and params["pricing"].get("price"):
                 price = self._get(account, "price", params["pricing"]["price"], param="pricing[price]")
                 currency, unit_amount = price["currency"], price["unit_amount"]
                 amount = unit_amount * quantity
             else:
-                raise _required("amount")
+                raise required_error("amount")
             invoice_id = params.get("invoice")
             if invoice_id:
                 invoice = self._get(account, "invoice", invoice_id, param="invoice")
@@ -944,7 +767,7 @@ class StripeSandbox(SandboxServer):
                 account,
                 "invoiceitem",
                 {
-                    "id": _new_id("ii"),
+                    "id": new_id("ii"),
                     "object": "invoiceitem",
                     "customer": customer,
                     "invoice": invoice_id,
@@ -953,7 +776,7 @@ class StripeSandbox(SandboxServer):
                     "quantity": quantity,
                     "unit_amount": unit_amount,
                     "description": params.get("description"),
-                    "metadata": _metadata(params),
+                    "metadata": metadata_param(params),
                     "date": int(time.time()),
                 },
             )
@@ -989,7 +812,7 @@ class StripeSandbox(SandboxServer):
     @route("POST", "/v1/invoices")
     def invoice_create(self, request: SandboxRequest) -> SandboxResponse:
         def handler(account: Account, params: dict[str, Any], _: SandboxRequest) -> tuple[int, Any]:
-            _check_known(
+            check_known(
                 params,
                 {"customer", "collection_method", "days_until_due", "due_date", "auto_advance", "description",
                  "metadata", "pending_invoice_items_behavior", "currency", "subscription"},
@@ -1001,8 +824,8 @@ class StripeSandbox(SandboxServer):
                     400, f"Invalid collection_method: {method}", code="parameter_invalid_string",
                     param="collection_method",
                 )  # fmt: skip
-            days = _int(params, "days_until_due", minimum=0)
-            due_date = _int(params, "due_date", minimum=0)
+            days = int_param(params, "days_until_due", minimum=0)
+            due_date = int_param(params, "due_date", minimum=0)
             if method == "send_invoice" and days is None and due_date is None:
                 raise StripeFail(
                     400,
@@ -1029,13 +852,13 @@ class StripeSandbox(SandboxServer):
                 account,
                 "invoice",
                 {
-                    "id": _new_id("in"),
+                    "id": new_id("in"),
                     "object": "invoice",
                     "customer": customer,
                     "status": "draft",
                     "currency": currency,
                     "collection_method": method,
-                    "auto_advance": _bool(params, "auto_advance", method == "charge_automatically"),
+                    "auto_advance": bool_param(params, "auto_advance", method == "charge_automatically"),
                     "description": params.get("description"),
                     "due_date": due_date,
                     "number": None,
@@ -1047,7 +870,7 @@ class StripeSandbox(SandboxServer):
                     "amount_paid": 0,
                     "amount_remaining": 0,
                     "attempt_count": 0,
-                    "metadata": _metadata(params),
+                    "metadata": metadata_param(params),
                     "parent": None,
                     "period_start": now,
                     "period_end": now,
@@ -1106,7 +929,7 @@ class StripeSandbox(SandboxServer):
     @route("POST", "/v1/invoices/(?P<id>in_[^/]+)/finalize")
     def invoice_finalize(self, request: SandboxRequest) -> SandboxResponse:
         def handler(account: Account, params: dict[str, Any], req: SandboxRequest) -> tuple[int, Any]:
-            _check_known(params, {"auto_advance"})
+            check_known(params, {"auto_advance"})
             invoice = self._get(account, "invoice", req.params["id"])
             if invoice["status"] != "draft":
                 raise StripeFail(
@@ -1122,7 +945,7 @@ class StripeSandbox(SandboxServer):
                 number=f"{customer['invoice_prefix']}-{number:04d}",
                 hosted_invoice_url=f"https://invoice.stripe.com/i/sandbox/{invoice['id']}",
                 invoice_pdf=f"https://pay.stripe.com/invoice/sandbox/{invoice['id']}/pdf",
-                auto_advance=_bool(params, "auto_advance", invoice["auto_advance"]),
+                auto_advance=bool_param(params, "auto_advance", invoice["auto_advance"]),
             )
             invoice["status_transitions"]["finalized_at"] = now
             if invoice["amount_due"] == 0:
@@ -1136,7 +959,7 @@ class StripeSandbox(SandboxServer):
     @route("POST", "/v1/invoices/(?P<id>in_[^/]+)/pay")
     def invoice_pay(self, request: SandboxRequest) -> SandboxResponse:
         def handler(account: Account, params: dict[str, Any], req: SandboxRequest) -> tuple[int, Any]:
-            _check_known(params, {"paid_out_of_band", "payment_method", "source"})
+            check_known(params, {"paid_out_of_band", "payment_method", "source"})
             invoice = self._get(account, "invoice", req.params["id"])
             if invoice["status"] != "open":
                 raise StripeFail(
@@ -1144,7 +967,7 @@ class StripeSandbox(SandboxServer):
                     code="invoice_unexpected_state" if invoice["status"] != "paid" else "invoice_already_paid",
                 )  # fmt: skip
             now = int(time.time())
-            if not _bool(params, "paid_out_of_band", False):
+            if not bool_param(params, "paid_out_of_band", False):
                 self._create_charge(
                     account, invoice["customer"], invoice["amount_remaining"], invoice["currency"],
                     f"Payment for invoice {invoice['number']}", {"invoice": invoice["id"]},
@@ -1184,7 +1007,7 @@ class StripeSandbox(SandboxServer):
             account,
             "charge",
             {
-                "id": _new_id("ch"),
+                "id": new_id("ch"),
                 "object": "charge",
                 "amount": amount,
                 "amount_captured": amount,
@@ -1210,28 +1033,28 @@ class StripeSandbox(SandboxServer):
     @route("POST", "/v1/payment_intents")
     def payment_intent_create(self, request: SandboxRequest) -> SandboxResponse:
         def handler(account: Account, params: dict[str, Any], _: SandboxRequest) -> tuple[int, Any]:
-            _check_known(
+            check_known(
                 params,
                 {"amount", "currency", "customer", "payment_method", "confirm", "automatic_payment_methods",
                  "description", "metadata", "receipt_email", "off_session", "capture_method", "payment_method_types"},
             )  # fmt: skip
-            amount = _int(params, "amount", minimum=1)
+            amount = int_param(params, "amount", minimum=1)
             if amount is None:
-                raise _required("amount")
+                raise required_error("amount")
             currency = _currency(params)
             customer = self._customer_id(account, params, required=False)
             intent = self._store(
                 account,
                 "payment_intent",
                 {
-                    "id": _new_id("pi"),
+                    "id": new_id("pi"),
                     "object": "payment_intent",
                     "amount": amount,
                     "amount_received": 0,
                     "currency": currency,
                     "customer": customer,
                     "description": params.get("description"),
-                    "metadata": _metadata(params),
+                    "metadata": metadata_param(params),
                     "payment_method": params.get("payment_method"),
                     "status": "requires_confirmation"
                     if params.get("payment_method")
@@ -1242,7 +1065,7 @@ class StripeSandbox(SandboxServer):
                 },
             )
             intent["client_secret"] = f"{intent['id']}_secret_{secrets.token_hex(8)}"
-            if _bool(params, "confirm", False):
+            if bool_param(params, "confirm", False):
                 self._confirm(account, intent, params.get("payment_method"))
             return 200, self._render(account, intent)
 
@@ -1276,7 +1099,7 @@ class StripeSandbox(SandboxServer):
     @route("POST", "/v1/payment_intents/(?P<id>pi_[^/]+)/confirm")
     def payment_intent_confirm(self, request: SandboxRequest) -> SandboxResponse:
         def handler(account: Account, params: dict[str, Any], req: SandboxRequest) -> tuple[int, Any]:
-            _check_known(params, {"payment_method", "off_session", "return_url"})
+            check_known(params, {"payment_method", "off_session", "return_url"})
             intent = self._get(account, "payment_intent", req.params["id"])
             if intent["status"] not in ("requires_payment_method", "requires_confirmation"):
                 raise StripeFail(
@@ -1329,7 +1152,7 @@ class StripeSandbox(SandboxServer):
     @route("POST", "/v1/refunds")
     def refund_create(self, request: SandboxRequest) -> SandboxResponse:
         def handler(account: Account, params: dict[str, Any], _: SandboxRequest) -> tuple[int, Any]:
-            _check_known(params, {"charge", "payment_intent", "amount", "reason", "metadata"})
+            check_known(params, {"charge", "payment_intent", "amount", "reason", "metadata"})
             if params.get("charge"):
                 charge = self._get(account, "charge", params["charge"], param="charge")
             elif params.get("payment_intent"):
@@ -1351,7 +1174,7 @@ class StripeSandbox(SandboxServer):
                     400, f"Invalid reason: {reason}", code="parameter_invalid_string", param="reason"
                 )
             remaining = charge["amount"] - charge["amount_refunded"]
-            amount = _int(params, "amount", minimum=1)
+            amount = int_param(params, "amount", minimum=1)
             amount = remaining if amount is None else amount
             if remaining == 0:
                 raise StripeFail(
@@ -1368,7 +1191,7 @@ class StripeSandbox(SandboxServer):
                 account,
                 "refund",
                 {
-                    "id": _new_id("re"),
+                    "id": new_id("re"),
                     "object": "refund",
                     "amount": amount,
                     "charge": charge["id"],
@@ -1376,7 +1199,7 @@ class StripeSandbox(SandboxServer):
                     "currency": charge["currency"],
                     "reason": reason,
                     "status": "succeeded",
-                    "metadata": _metadata(params),
+                    "metadata": metadata_param(params),
                 },
             )
             charge["amount_refunded"] += amount
@@ -1415,7 +1238,7 @@ class StripeSandbox(SandboxServer):
                 param="items[0][price]",
             )  # fmt: skip
         return {
-            "id": _new_id("si"),
+            "id": new_id("si"),
             "object": "subscription_item",
             "price": self._public(price),
             "quantity": quantity,
@@ -1426,7 +1249,7 @@ class StripeSandbox(SandboxServer):
     @route("POST", "/v1/subscriptions")
     def subscription_create(self, request: SandboxRequest) -> SandboxResponse:
         def handler(account: Account, params: dict[str, Any], _: SandboxRequest) -> tuple[int, Any]:
-            _check_known(
+            check_known(
                 params,
                 {"customer", "items", "metadata", "trial_period_days", "cancel_at_period_end",
                  "collection_method", "days_until_due", "default_payment_method", "proration_behavior"},
@@ -1434,19 +1257,21 @@ class StripeSandbox(SandboxServer):
             customer = self._customer_id(account, params)
             items = params.get("items")
             if not isinstance(items, list) or not items:
-                raise _required("items")
+                raise required_error("items")
             now = int(time.time())
             built = [
-                self._subscription_item(account, i.get("price", ""), _int(i, "quantity", minimum=1) or 1, now)
+                self._subscription_item(
+                    account, i.get("price", ""), int_param(i, "quantity", minimum=1) or 1, now
+                )
                 for i in items
                 if isinstance(i, dict)
             ]
-            trial = _int(params, "trial_period_days", minimum=0)
+            trial = int_param(params, "trial_period_days", minimum=0)
             subscription = self._store(
                 account,
                 "subscription",
                 {
-                    "id": _new_id("sub"),
+                    "id": new_id("sub"),
                     "object": "subscription",
                     "customer": customer,
                     "status": "trialing" if trial else "active",
@@ -1457,7 +1282,7 @@ class StripeSandbox(SandboxServer):
                         "has_more": False,
                         "url": "/v1/subscription_items",
                     },
-                    "cancel_at_period_end": _bool(params, "cancel_at_period_end", False),
+                    "cancel_at_period_end": bool_param(params, "cancel_at_period_end", False),
                     "cancel_at": None,
                     "canceled_at": None,
                     "ended_at": None,
@@ -1465,7 +1290,7 @@ class StripeSandbox(SandboxServer):
                     "start_date": now,
                     "trial_end": now + trial * 86400 if trial else None,
                     "collection_method": params.get("collection_method", "charge_automatically"),
-                    "metadata": _metadata(params),
+                    "metadata": metadata_param(params),
                 },
             )
             self._emit(account, "customer.subscription.created", self._render(account, subscription))
@@ -1496,7 +1321,7 @@ class StripeSandbox(SandboxServer):
     @route("POST", "/v1/subscriptions/(?P<id>sub_[^/]+)")
     def subscription_update(self, request: SandboxRequest) -> SandboxResponse:
         def handler(account: Account, params: dict[str, Any], req: SandboxRequest) -> tuple[int, Any]:
-            _check_known(
+            check_known(
                 params,
                 {"cancel_at_period_end", "pause_collection", "items", "metadata", "proration_behavior",
                  "cancel_at", "default_payment_method"},
@@ -1509,7 +1334,7 @@ class StripeSandbox(SandboxServer):
             previous: dict[str, Any] = {}
             if "cancel_at_period_end" in params:
                 previous["cancel_at_period_end"] = subscription["cancel_at_period_end"]
-                subscription["cancel_at_period_end"] = _bool(params, "cancel_at_period_end")
+                subscription["cancel_at_period_end"] = bool_param(params, "cancel_at_period_end")
                 subscription["cancel_at"] = (
                     subscription["items"]["data"][0]["current_period_end"]
                     if subscription["cancel_at_period_end"]
@@ -1527,7 +1352,7 @@ class StripeSandbox(SandboxServer):
                 ):
                     subscription["pause_collection"] = {
                         "behavior": pause["behavior"],
-                        "resumes_at": _int(pause, "resumes_at"),
+                        "resumes_at": int_param(pause, "resumes_at"),
                     }
                 else:
                     raise StripeFail(
@@ -1551,8 +1376,8 @@ class StripeSandbox(SandboxServer):
                         raise StripeFail(400, "Invalid hash", param=f"items[{index}]")
                     item_id = change.get("id")
                     if item_id and item_id not in current:
-                        raise _missing("subscription_item", item_id, f"items[{index}][id]")
-                    quantity = _int(change, "quantity", minimum=1)
+                        raise missing_error("subscription_item", item_id, f"items[{index}][id]")
+                    quantity = int_param(change, "quantity", minimum=1)
                     if item_id and change.get("price"):
                         start = current[item_id]["current_period_start"]
                         replacement = self._subscription_item(
@@ -1567,7 +1392,7 @@ class StripeSandbox(SandboxServer):
                             account, change["price"], quantity or 1, int(time.time())
                         )
                         subscription["items"]["data"].append(new)
-            subscription["metadata"] = _metadata(params, subscription["metadata"])
+            subscription["metadata"] = metadata_param(params, subscription["metadata"])
             self._emit(account, "customer.subscription.updated", self._render(account, subscription))
             return 200, self._render(account, subscription)
 
@@ -1576,7 +1401,7 @@ class StripeSandbox(SandboxServer):
     @route("DELETE", "/v1/subscriptions/(?P<id>sub_[^/]+)")
     def subscription_cancel(self, request: SandboxRequest) -> SandboxResponse:
         def handler(account: Account, params: dict[str, Any], req: SandboxRequest) -> tuple[int, Any]:
-            _check_known(params, {"invoice_now", "prorate", "cancellation_details"})
+            check_known(params, {"invoice_now", "prorate", "cancellation_details"})
             subscription = self._get(account, "subscription", req.params["id"])
             if subscription["status"] == "canceled":
                 raise StripeFail(
@@ -1617,7 +1442,7 @@ class StripeSandbox(SandboxServer):
 def _currency(params: dict[str, Any], name: str = "currency") -> str:
     currency = params.get("currency") if isinstance(params, dict) else None
     if not currency:
-        raise _required(name)
+        raise required_error(name)
     if not re.fullmatch(r"[A-Za-z]{3}", currency):
         raise StripeFail(400, f"Invalid currency: {currency}", code="parameter_invalid_string", param=name)
     return currency.lower()

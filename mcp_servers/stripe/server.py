@@ -11,11 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import re
 import time
-from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, Literal
+from decimal import Decimal
+from typing import Any
 
 import msgspec
 import stripe
@@ -26,429 +24,45 @@ from django.utils import timezone
 from askpro.models import Company, Customer, Invoice
 from mcp_core.contracts import ErrorCode, MCPError, OperationContext
 from mcp_core.health import HealthResult, HealthStatus
-from mcp_core.schemas import BIGINT_MAX, NoParams, Params, Result
+from mcp_core.schemas import NoParams
 from mcp_core.server import MCPServer, operation
 
 from . import client as stripe_api
-from .client import StripeCredentials, credentials_for, stripe_client
+from .client import STRIPE_KEY, StripeCredentials, stripe_client
+from .schemas import (
+    MAX_LISTED,
+    PERIOD_DAYS,
+    CreateInvoiceParams,
+    CreateInvoiceResult,
+    CurrencyTotals,
+    CustomerPaymentsParams,
+    CustomerPaymentsResult,
+    FinalizeInvoiceParams,
+    FinalizeInvoiceResult,
+    GetSubscriptionParams,
+    InvoiceCounts,
+    Money,
+    OverviewParams,
+    OverviewResult,
+    RefundInfo,
+    RefundParams,
+    RefundResult,
+    SubscriptionResult,
+    SubscriptionSummary,
+    TestConnectionResult,
+    UpdateSubscriptionParams,
+    UpdateSubscriptionResult,
+    charge_info,
+    customer_info,
+    from_timestamp,
+    invoice_info,
+    subscription_info,
+    to_major,
+    to_minor,
+)
+from .tenancy import Tenant, callers_idempotency_key
 
-Meta = msgspec.Meta
-
-# Zero-decimal currencies carry whole units in Stripe's `amount` (Stripe docs, "Zero-decimal").
-ZERO_DECIMAL = {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}  # fmt: skip
-MAX_LISTED = 1000  # objects read per list for the overview; beyond that the result says truncated
 HEALTH_SLOW_SECONDS = 1.0  # a balance read slower than this makes the service degraded
-PERIOD_DAYS = {"week": 7, "month": 30, "quarter": 91, "year": 365}
-
-InvoiceId = Annotated[
-    str, Meta(pattern=r"^in_[A-Za-z0-9_]+$", max_length=100, description="Stripe invoice id (in_...)")
-]
-ChargeId = Annotated[
-    str, Meta(pattern=r"^(ch|py)_[A-Za-z0-9_]+$", max_length=100, description="Stripe charge id")
-]
-IntentId = Annotated[
-    str, Meta(pattern=r"^pi_[A-Za-z0-9_]+$", max_length=100, description="Payment intent id")
-]
-SubscriptionId = Annotated[
-    str, Meta(pattern=r"^sub_[A-Za-z0-9_]+$", max_length=100, description="Subscription id")
-]
-PriceId = Annotated[
-    str, Meta(pattern=r"^price_[A-Za-z0-9_]+$", max_length=100, description="Stripe price id")
-]
-# A decimal string ("49.90") or a JSON number; converted with Decimal, never float arithmetic.
-MoneyIn = Annotated[
-    # Stripe's largest amount is 99,999,999 minor units (to_minor checks the currency's exact one).
-    Annotated[str, Meta(pattern=r"^[0-9]{1,8}(\.[0-9]{1,3})?$", max_length=12)]
-    | Annotated[int, Meta(le=99_999_999)]
-    | Annotated[float, Meta(le=99_999_999)],
-    Meta(description="Amount in major units of the tenant's currency (e.g. 49.90), greater than 0"),
-]
-
-
-# --- money -----------------------------------------------------------------------------------
-
-
-def _exponent(currency: str) -> int:
-    return 0 if currency.lower() in ZERO_DECIMAL else 2
-
-
-def to_minor(amount: Decimal | int | float, currency: str, field: str) -> int:
-    """Major units -> Stripe's integer minor units; refuses sub-cent or non-positive amounts."""
-    try:
-        value = Decimal(str(amount))
-    except InvalidOperation:
-        raise MCPError(
-            ErrorCode.VALIDATION_ERROR, f"{field}: not a number", details={"field": field}
-        ) from None
-    if not value.is_finite() or value <= 0:
-        raise MCPError(
-            ErrorCode.VALIDATION_ERROR, f"{field}: must be greater than 0", details={"field": field}
-        )
-    minor = value.scaleb(_exponent(currency))
-    if minor != minor.to_integral_value():
-        raise MCPError(
-            ErrorCode.VALIDATION_ERROR,
-            f"{field}: {currency.upper()} allows at most {_exponent(currency)} decimal places",
-            details={"field": field},
-        )
-    if minor > 99_999_999:  # Stripe's maximum amount (8 digits in minor units)
-        raise MCPError(
-            ErrorCode.VALIDATION_ERROR, f"{field}: exceeds Stripe's maximum amount", details={"field": field}
-        )
-    return int(minor)
-
-
-def to_major(minor: int | None, currency: str) -> Decimal:
-    return Decimal(int(minor or 0)).scaleb(-_exponent(currency))
-
-
-def _ts(value: int | None) -> dt.datetime | None:
-    return dt.datetime.fromtimestamp(value, tz=dt.UTC) if value else None
-
-
-# --- results ---------------------------------------------------------------------------------
-
-
-class Money(Result):
-    amount: Decimal
-    currency: str
-
-
-class CustomerInfo(Result):
-    id: str
-    name: str | None
-    email: str | None
-    currency: str | None
-    balance: Decimal
-    delinquent: bool
-    created: dt.datetime | None
-
-
-class ChargeInfo(Result):
-    id: str
-    amount: Decimal
-    amount_refunded: Decimal
-    currency: str
-    status: str
-    refunded: bool
-    description: str | None
-    payment_intent: str | None
-    created: dt.datetime | None
-
-
-class InvoiceInfo(Result):
-    id: str
-    number: str | None
-    status: str
-    currency: str
-    subtotal: Decimal
-    total: Decimal
-    amount_due: Decimal
-    amount_paid: Decimal
-    amount_remaining: Decimal
-    due_date: dt.datetime | None
-    hosted_invoice_url: str | None
-    invoice_pdf: str | None
-    created: dt.datetime | None
-    metadata: dict[str, str]
-
-
-class SubscriptionItemInfo(Result):
-    id: str
-    price_id: str
-    product: str | None
-    nickname: str | None
-    unit_amount: Decimal
-    currency: str
-    interval: str | None
-    interval_count: int
-    quantity: int
-
-
-class SubscriptionInfo(Result):
-    id: str
-    status: str
-    customer: str
-    cancel_at_period_end: bool
-    cancel_at: dt.datetime | None
-    canceled_at: dt.datetime | None
-    paused: bool
-    pause_behavior: str | None
-    current_period_start: dt.datetime | None
-    current_period_end: dt.datetime | None
-    items: list[SubscriptionItemInfo]
-    monthly_amount: list[Money]
-
-
-class CurrencyTotals(Result):
-    currency: str
-    gross: Annotated[Decimal, Meta(description="Succeeded charges in the period")]
-    refunded: Decimal
-    net: Decimal
-    charges: int
-    invoiced_paid: Annotated[Decimal, Meta(description="amount_paid of invoices created in the period")]
-    outstanding: Annotated[
-        Decimal, Meta(description="amount_remaining of open invoices created in the period")
-    ]
-
-
-class InvoiceCounts(Result):
-    draft: int = 0
-    open: int = 0
-    paid: int = 0
-    void: int = 0
-    uncollectible: int = 0
-
-
-class SubscriptionSummary(Result):
-    active: int
-    trialing: int
-    past_due: int
-    paused: int
-    canceled: int
-    other: int
-    mrr: Annotated[
-        list[Money], Meta(description="Monthly recurring revenue of active and past_due subscriptions")
-    ]
-
-
-class OverviewResult(Result):
-    customer_id: str
-    period: str
-    since: dt.datetime
-    totals: list[CurrencyTotals]
-    invoices: InvoiceCounts
-    subscriptions: SubscriptionSummary
-    recent_charges: list[ChargeInfo]
-    truncated: Annotated[bool, Meta(description=f"True when a list had more than {MAX_LISTED} objects")]
-
-
-class CustomerPaymentsResult(Result):
-    customer: CustomerInfo
-    charges: list[ChargeInfo]
-    invoices: list[InvoiceInfo]
-    has_more_charges: bool
-    has_more_invoices: bool
-
-
-class CreateInvoiceResult(Result):
-    invoice: InvoiceInfo
-    local_invoice_id: int
-    idempotency_key: str
-    replayed: Annotated[bool, Meta(description="True when this request had already been carried out")]
-
-
-class FinalizeInvoiceResult(Result):
-    invoice: InvoiceInfo
-    local_invoice_id: int
-    already_finalized: bool
-
-
-class RefundInfo(Result):
-    id: str
-    amount: Decimal
-    currency: str
-    status: str
-    reason: str | None
-    charge: str
-    created: dt.datetime | None
-
-
-class RefundResult(Result):
-    refund: RefundInfo
-    charge_amount_refunded: Decimal
-    charge_fully_refunded: bool
-    replayed: bool
-
-
-class SubscriptionResult(Result):
-    subscription: SubscriptionInfo
-
-
-class UpdateSubscriptionResult(Result):
-    action: str
-    subscription: SubscriptionInfo
-
-
-class TestConnectionResult(Result):
-    connected: bool
-    credentials: Annotated[str, Meta(description="tenant (the tenant's own key) or platform")]
-    livemode: bool
-    latency_ms: float
-    customer: CustomerInfo | None
-    customer_problem: str | None
-
-
-# --- params ----------------------------------------------------------------------------------
-
-
-class OverviewParams(Params):
-    period: Literal["week", "month", "quarter", "year"] = "month"
-
-
-class CustomerPaymentsParams(Params):
-    limit: Annotated[int, Meta(ge=1, le=100, description="Charges and invoices to return (each)")] = 20
-
-
-class InvoiceItemIn(Params):
-    description: Annotated[str, Meta(min_length=1, max_length=500)]
-    amount: MoneyIn
-    quantity: Annotated[int, Meta(ge=1, le=10_000)] = 1
-
-
-class CreateInvoiceParams(Params):
-    items: Annotated[list[InvoiceItemIn], Meta(min_length=1, max_length=50)]
-    due_date: Annotated[dt.date | None, Meta(description="Payment due date (future); default 30 days")] = None
-    days_until_due: Annotated[int, Meta(ge=1, le=365)] | None = None
-    description: Annotated[str, Meta(max_length=500)] | None = None
-    metadata: Annotated[
-        dict[Annotated[str, Meta(min_length=1, max_length=40)], Annotated[str, Meta(max_length=500)]],
-        Meta(max_length=20),
-    ] = msgspec.field(default_factory=dict)
-    customer_id: (
-        Annotated[int, Meta(ge=1, le=BIGINT_MAX, description="Local customer the invoice is about")] | None
-    ) = None
-    finalize: Annotated[bool, Meta(description="Finalize at once (status open, number assigned)")] = False
-
-
-class FinalizeInvoiceParams(Params):
-    invoice_id: InvoiceId
-
-
-class RefundParams(Params):
-    charge_id: ChargeId | None = None
-    payment_intent_id: IntentId | None = None
-    amount: Annotated[
-        MoneyIn | None, Meta(description="Partial refund in major units; default: all that is left")
-    ] = None
-    reason: Literal["requested_by_customer", "duplicate", "fraudulent"] = "requested_by_customer"
-
-
-class GetSubscriptionParams(Params):
-    subscription_id: Annotated[
-        SubscriptionId | None, Meta(description="Default: the tenant's subscription (Company or newest)")
-    ] = None
-
-
-class UpdateSubscriptionParams(Params):
-    action: Literal["cancel", "pause", "resume", "change_plan"]
-    subscription_id: SubscriptionId | None = None
-    price_id: Annotated[PriceId | None, Meta(description="New price (change_plan only)")] = None
-    at_period_end: Annotated[bool, Meta(description="cancel: at the end of the period (default) or now")] = (
-        True
-    )
-    proration_behavior: Literal["create_prorations", "none", "always_invoice"] = "create_prorations"
-
-
-# --- mapping Stripe objects ------------------------------------------------------------------
-
-
-def _customer_info(c: dict[str, Any]) -> CustomerInfo:
-    currency = c.get("currency") or "eur"
-    return CustomerInfo(
-        id=c["id"],
-        name=c.get("name"),
-        email=c.get("email"),
-        currency=c.get("currency"),
-        balance=to_major(c.get("balance"), currency),
-        delinquent=bool(c.get("delinquent")),
-        created=_ts(c.get("created")),
-    )
-
-
-def _charge_info(c: dict[str, Any]) -> ChargeInfo:
-    return ChargeInfo(
-        id=c["id"],
-        amount=to_major(c.get("amount"), c["currency"]),
-        amount_refunded=to_major(c.get("amount_refunded"), c["currency"]),
-        currency=c["currency"],
-        status=c.get("status") or "unknown",
-        refunded=bool(c.get("refunded")),
-        description=c.get("description"),
-        payment_intent=c.get("payment_intent"),
-        created=_ts(c.get("created")),
-    )
-
-
-def _invoice_info(i: dict[str, Any]) -> InvoiceInfo:
-    cur = i["currency"]
-    return InvoiceInfo(
-        id=i["id"],
-        number=i.get("number"),
-        status=i.get("status") or "draft",
-        currency=cur,
-        subtotal=to_major(i.get("subtotal"), cur),
-        total=to_major(i.get("total"), cur),
-        amount_due=to_major(i.get("amount_due"), cur),
-        amount_paid=to_major(i.get("amount_paid"), cur),
-        amount_remaining=to_major(i.get("amount_remaining"), cur),
-        due_date=_ts(i.get("due_date")),
-        hosted_invoice_url=i.get("hosted_invoice_url"),
-        invoice_pdf=i.get("invoice_pdf"),
-        created=_ts(i.get("created")),
-        metadata=dict(i.get("metadata") or {}),
-    )
-
-
-def _monthly(unit_amount: int, quantity: int, recurring: dict[str, Any] | None) -> Decimal:
-    """A recurring price normalised to one month (minor units)."""
-    if not recurring:
-        return Decimal(0)
-    per_month = {
-        "day": Decimal(365) / 12,
-        "week": Decimal(52) / 12,
-        "month": Decimal(1),
-        "year": Decimal(1) / 12,
-    }
-    count = int(recurring.get("interval_count") or 1)
-    return Decimal(unit_amount * quantity) * per_month[recurring["interval"]] / count
-
-
-def _subscription_info(s: dict[str, Any]) -> SubscriptionInfo:
-    items = []
-    monthly: dict[str, Decimal] = {}
-    raw_items = (s.get("items") or {}).get("data") or []
-    for item in raw_items:
-        price = item.get("price") or {}
-        currency = price.get("currency") or s.get("currency") or "eur"
-        recurring = price.get("recurring") or {}
-        quantity = int(item.get("quantity") or 1)
-        items.append(
-            SubscriptionItemInfo(
-                id=item["id"],
-                price_id=price.get("id", ""),
-                product=price.get("product") if isinstance(price.get("product"), str) else None,
-                nickname=price.get("nickname"),
-                unit_amount=to_major(price.get("unit_amount"), currency),
-                currency=currency,
-                interval=recurring.get("interval"),
-                interval_count=int(recurring.get("interval_count") or 1),
-                quantity=quantity,
-            )
-        )
-        monthly[currency] = monthly.get(currency, Decimal(0)) + _monthly(
-            int(price.get("unit_amount") or 0), quantity, recurring
-        )
-    first = raw_items[0] if raw_items else {}
-    pause = s.get("pause_collection") or None
-    return SubscriptionInfo(
-        id=s["id"],
-        status=s.get("status") or "unknown",
-        customer=s.get("customer") or "",
-        cancel_at_period_end=bool(s.get("cancel_at_period_end")),
-        cancel_at=_ts(s.get("cancel_at")),
-        canceled_at=_ts(s.get("canceled_at")),
-        paused=pause is not None,
-        pause_behavior=pause.get("behavior") if pause else None,
-        # Since API 2025-03-31 the period lives on the items, not on the subscription.
-        current_period_start=_ts(first.get("current_period_start") or s.get("current_period_start")),
-        current_period_end=_ts(first.get("current_period_end") or s.get("current_period_end")),
-        items=items,
-        monthly_amount=[
-            Money(amount=to_major(int(v.to_integral_value()), c), currency=c)
-            for c, v in sorted(monthly.items())
-        ],
-    )
 
 
 def _fingerprint(value: Any) -> str:
@@ -457,96 +71,12 @@ def _fingerprint(value: Any) -> str:
     ).hexdigest()
 
 
-_HEADER_SAFE = re.compile(r"^[\x21-\x7e]{1,100}$")
-
-
-def _caller_key(ctx: OperationContext) -> str | None:
-    """The caller's idempotency key, made safe for an HTTP header and our namespace: a long
-    key or one with spaces or non-ASCII characters is replaced by its SHA-256."""
-    key = ctx.request.idempotency_key
-    if not key:
-        return None
-    return key if _HEADER_SAFE.match(key) else hashlib.sha256(key.encode()).hexdigest()
-
-
-class _Tenant:
-    """What one call needs: the company, its credentials and client, and its Stripe customer."""
-
-    def __init__(self, ctx: OperationContext) -> None:
-        self.ctx = ctx
-        self.company = ctx.require_tenant()
-        self.creds: StripeCredentials = credentials_for(self.company)
-        self.client = stripe_client(self.creds)
-
-    @property
-    def v1(self) -> Any:
-        return self.client.v1
-
-    def fetch(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """One Stripe call under the deadline; the answer as a plain dict."""
-        obj = stripe_api.call(self.ctx, what, fn, *args, **kwargs)
-        return obj.to_dict() if hasattr(obj, "to_dict") else obj
-
-    def fetch_replayed(
-        self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> tuple[dict, bool]:
-        obj = stripe_api.call(self.ctx, what, fn, *args, **kwargs)
-        response = getattr(obj, "last_response", None)
-        replayed = bool(response and (response.headers or {}).get("Idempotent-Replayed") == "true")
-        return obj.to_dict(), replayed
-
-    def customer_id(self) -> str:
-        if not self.company.stripe_customer_id:
-            raise MCPError(
-                ErrorCode.NOT_CONFIGURED,
-                "stripe: this tenant has no Stripe customer yet (Company.stripe_customer_id is empty); "
-                "create_invoice creates one",
-            )
-        return self.company.stripe_customer_id
-
-    def key(self, *parts: str) -> str:
-        """An idempotency key namespaced by tenant, so equal caller keys of two tenants never meet."""
-        return ":".join(["askpro", str(self.company.pk), *parts])[:255]
-
-    def owned(self, what: str, field: str, object_id: str, fn: Callable[..., Any]) -> dict[str, Any]:
-        """Retrieve an object and make sure it belongs to this tenant's customer. Another
-        tenant's object and a missing one get the same answer, so existence does not leak."""
-        not_found = MCPError(
-            ErrorCode.NOT_FOUND, f"{field}: no {what} {object_id!r} for this tenant", details={"field": field}
-        )
-        customer = self.customer_id()
-        try:
-            obj = self.fetch(f"retrieve {what}", fn, object_id)
-        except MCPError as exc:
-            if exc.code == ErrorCode.NOT_FOUND:
-                raise not_found from None
-            raise
-        if obj.get("customer") != customer:
-            raise not_found
-        return obj
-
-    def collect(
-        self, what: str, fn: Callable[..., Any], params: dict[str, Any], cap: int
-    ) -> tuple[list[dict], bool]:
-        """Page through a list (100 per page) up to `cap` objects; True when more were left."""
-        found: list[dict] = []
-        query = {**params, "limit": min(100, cap)}
-        while True:
-            page = self.fetch(what, fn, params=query)
-            found.extend(page.get("data") or [])
-            if not page.get("has_more"):
-                return found[:cap], False
-            if len(found) >= cap:
-                return found[:cap], True
-            query["starting_after"] = found[-1]["id"]
-
-
 def _save_local_invoice(company: Company, stripe_invoice: dict[str, Any], **extra: Any) -> Invoice:
     """The local copy of a Stripe invoice, created once: the unique stripe_invoice_id makes
     concurrent duplicates meet on one row."""
     if Invoice.objects.filter(stripe_invoice_id=stripe_invoice["id"]).exclude(company=company).exists():
         raise MCPError(ErrorCode.CONFLICT, "invoice_id: this Stripe invoice is recorded for another tenant")
-    info = _invoice_info(stripe_invoice)
+    info = invoice_info(stripe_invoice)
     status = info.status if info.status in Invoice.Status.values else Invoice.Status.DRAFT
     defaults: dict[str, Any] = {
         "company": company,
@@ -561,7 +91,7 @@ def _save_local_invoice(company: Company, stripe_invoice: dict[str, Any], **extr
     }
     if status == Invoice.Status.PAID:
         paid_at = (stripe_invoice.get("status_transitions") or {}).get("paid_at")
-        defaults["paid_at"] = _ts(paid_at) or timezone.now()
+        defaults["paid_at"] = from_timestamp(paid_at) or timezone.now()
     invoice, _ = Invoice.objects.update_or_create(stripe_invoice_id=stripe_invoice["id"], defaults=defaults)
     return invoice
 
@@ -573,21 +103,12 @@ class StripeServer(MCPServer):
     description = "Stripe billing of a tenant: payments, invoices, refunds and subscriptions"
 
     def is_configured(self) -> bool:
-        return bool(settings.STRIPE_SECRET_KEY) or Company.objects.exclude(stripe_secret_key="").exists()
+        return STRIPE_KEY.is_configured()
 
     def health(self) -> HealthResult:
         """GET /v1/balance (cheap, authenticated) with the platform key and a few tenant keys."""
-        checks: list[StripeCredentials] = []
         base = settings.STRIPE_API_BASE.rstrip("/")
-        if settings.STRIPE_SECRET_KEY:
-            checks.append(StripeCredentials(settings.STRIPE_SECRET_KEY, base, "platform"))
-        seen = {settings.STRIPE_SECRET_KEY}
-        for company in (
-            Company.objects.filter(is_active=True).exclude(stripe_secret_key="").order_by("pk")[:20]
-        ):
-            if company.stripe_secret_key not in seen and len(checks) < 4:
-                seen.add(company.stripe_secret_key)
-                checks.append(StripeCredentials(company.stripe_secret_key, base, "tenant"))
+        checks = [StripeCredentials(c.secret, base, c.source) for c in STRIPE_KEY.health_credentials()]
         if not checks:
             return HealthResult(
                 HealthStatus.NOT_CONFIGURED, "no platform STRIPE_SECRET_KEY and no tenant key"
@@ -625,7 +146,7 @@ class StripeServer(MCPServer):
         open_world=True,
     )
     def get_payment_overview(self, ctx: OperationContext, params: OverviewParams) -> OverviewResult:
-        t = _Tenant(ctx)
+        t = Tenant(ctx)
         customer = t.customer_id()
         since = timezone.now() - dt.timedelta(days=PERIOD_DAYS[params.period])
         window = {"customer": customer, "created": {"gte": int(since.timestamp())}}
@@ -662,7 +183,7 @@ class StripeServer(MCPServer):
             status = sub.get("status") or "other"
             by_status[status if status in by_status else "other"] += 1
             if status in ("active", "past_due") and not sub.get("pause_collection"):
-                for money in _subscription_info(sub).monthly_amount:
+                for money in subscription_info(sub).monthly_amount:
                     mrr[money.currency] = mrr.get(money.currency, Decimal(0)) + money.amount
         return OverviewResult(
             customer_id=customer,
@@ -684,7 +205,7 @@ class StripeServer(MCPServer):
             subscriptions=SubscriptionSummary(
                 **by_status, mrr=[Money(amount=v, currency=c) for c, v in sorted(mrr.items())]
             ),
-            recent_charges=[_charge_info(c) for c in charges[:5]],
+            recent_charges=[charge_info(c) for c in charges[:5]],
             truncated=more_charges or more_invoices or more_subs,
         )
 
@@ -699,7 +220,7 @@ class StripeServer(MCPServer):
     def get_customer_payments(
         self, ctx: OperationContext, params: CustomerPaymentsParams
     ) -> CustomerPaymentsResult:
-        t = _Tenant(ctx)
+        t = Tenant(ctx)
         customer_id = t.customer_id()
         try:
             customer = t.fetch("retrieve customer", t.v1.customers.retrieve, customer_id)
@@ -714,9 +235,9 @@ class StripeServer(MCPServer):
         charges = t.fetch("list charges", t.v1.charges.list, params=query)
         invoices = t.fetch("list invoices", t.v1.invoices.list, params=query)
         return CustomerPaymentsResult(
-            customer=_customer_info(customer),
-            charges=[_charge_info(c) for c in charges["data"]],
-            invoices=[_invoice_info(i) for i in invoices["data"]],
+            customer=customer_info(customer),
+            charges=[charge_info(c) for c in charges["data"]],
+            invoices=[invoice_info(i) for i in invoices["data"]],
             has_more_charges=bool(charges.get("has_more")),
             has_more_invoices=bool(invoices.get("has_more")),
         )
@@ -735,7 +256,7 @@ class StripeServer(MCPServer):
         open_world=True,
     )
     def create_invoice(self, ctx: OperationContext, params: CreateInvoiceParams) -> CreateInvoiceResult:
-        t = _Tenant(ctx)
+        t = Tenant(ctx)
         company = t.company
         currency = company.currency.lower()
         amounts = [
@@ -752,7 +273,7 @@ class StripeServer(MCPServer):
                     details={"field": "customer_id"},
                 )
         fingerprint = _fingerprint(params)
-        caller_key = _caller_key(ctx)
+        caller_key = callers_idempotency_key(ctx)
         if caller_key:
             request_key = caller_key
         else:
@@ -773,7 +294,7 @@ class StripeServer(MCPServer):
                 )
             current = t.fetch("retrieve invoice", t.v1.invoices.retrieve, existing.stripe_invoice_id)
             return CreateInvoiceResult(
-                invoice=_invoice_info(current),
+                invoice=invoice_info(current),
                 local_invoice_id=existing.pk,
                 idempotency_key=request_key,
                 replayed=True,
@@ -829,7 +350,7 @@ class StripeServer(MCPServer):
             invoice = t.fetch("retrieve invoice", t.v1.invoices.retrieve, invoice["id"])
         local = _save_local_invoice(company, invoice, customer=local_customer)
         return CreateInvoiceResult(
-            invoice=_invoice_info(invoice),
+            invoice=invoice_info(invoice),
             local_invoice_id=local.pk,
             idempotency_key=request_key,
             replayed=replayed,
@@ -853,7 +374,7 @@ class StripeServer(MCPServer):
             return params.due_date
         return today + dt.timedelta(days=params.days_until_due or 30)
 
-    def _ensure_customer(self, t: _Tenant) -> str:
+    def _ensure_customer(self, t: Tenant) -> str:
         """The tenant's Stripe customer, created once (an idempotency key per tenant makes
         concurrent first invoices meet on one customer)."""
         if t.company.stripe_customer_id:
@@ -886,7 +407,7 @@ class StripeServer(MCPServer):
         open_world=True,
     )
     def finalize_invoice(self, ctx: OperationContext, params: FinalizeInvoiceParams) -> FinalizeInvoiceResult:
-        t = _Tenant(ctx)
+        t = Tenant(ctx)
         invoice = t.owned("invoice", "invoice_id", params.invoice_id, t.v1.invoices.retrieve)
         already = invoice.get("status") != "draft"
         if not already:
@@ -899,7 +420,7 @@ class StripeServer(MCPServer):
             )
         local = _save_local_invoice(t.company, invoice)
         return FinalizeInvoiceResult(
-            invoice=_invoice_info(invoice), local_invoice_id=local.pk, already_finalized=already
+            invoice=invoice_info(invoice), local_invoice_id=local.pk, already_finalized=already
         )
 
     # --- refunds ---
@@ -922,7 +443,7 @@ class StripeServer(MCPServer):
                 "charge_id: give exactly one of charge_id and payment_intent_id",
                 details={"field": "charge_id"},
             )
-        t = _Tenant(ctx)
+        t = Tenant(ctx)
         if params.charge_id:
             charge = t.owned("charge", "charge_id", params.charge_id, t.v1.charges.retrieve)
         else:
@@ -943,7 +464,7 @@ class StripeServer(MCPServer):
         refund_params: dict[str, Any] = {"charge": charge["id"], "reason": params.reason}
         if params.amount is not None:
             refund_params["amount"] = to_minor(params.amount, currency, "amount")
-        caller_key = _caller_key(ctx)
+        caller_key = callers_idempotency_key(ctx)
         key = t.key("refund", caller_key or f"auto-{_fingerprint(refund_params)[:40]}")
         refund, replayed = t.fetch_replayed(
             "create refund", t.v1.refunds.create, params=refund_params, options={"idempotency_key": key}
@@ -957,7 +478,7 @@ class StripeServer(MCPServer):
                 status=refund.get("status") or "unknown",
                 reason=refund.get("reason"),
                 charge=charge["id"],
-                created=_ts(refund.get("created")),
+                created=from_timestamp(refund.get("created")),
             ),
             charge_amount_refunded=to_major(after.get("amount_refunded"), currency),
             charge_fully_refunded=bool(after.get("refunded")),
@@ -965,7 +486,7 @@ class StripeServer(MCPServer):
         )
 
     # --- subscriptions ---
-    def _subscription(self, t: _Tenant, subscription_id: str | None) -> dict[str, Any]:
+    def _subscription(self, t: Tenant, subscription_id: str | None) -> dict[str, Any]:
         if subscription_id is None:
             subscription_id = t.company.stripe_subscription_id or None
         if subscription_id is not None:
@@ -992,9 +513,9 @@ class StripeServer(MCPServer):
         open_world=True,
     )
     def get_subscription(self, ctx: OperationContext, params: GetSubscriptionParams) -> SubscriptionResult:
-        t = _Tenant(ctx)
+        t = Tenant(ctx)
         return SubscriptionResult(
-            subscription=_subscription_info(self._subscription(t, params.subscription_id))
+            subscription=subscription_info(self._subscription(t, params.subscription_id))
         )
 
     @operation(
@@ -1018,7 +539,7 @@ class StripeServer(MCPServer):
                 else f"price_id: only used by change_plan, not {params.action}"
             )
             raise MCPError(ErrorCode.VALIDATION_ERROR, message, details={"field": "price_id"})
-        t = _Tenant(ctx)
+        t = Tenant(ctx)
         sub = self._subscription(t, params.subscription_id)
         if sub.get("status") == "canceled":
             raise MCPError(
@@ -1026,7 +547,11 @@ class StripeServer(MCPServer):
                 f"subscription_id: {sub['id']} is already canceled",
                 details={"field": "subscription_id"},
             )
-        options = {"idempotency_key": t.key("subscription", _caller_key(ctx))} if _caller_key(ctx) else {}
+        options = (
+            {"idempotency_key": t.key("subscription", callers_idempotency_key(ctx))}
+            if callers_idempotency_key(ctx)
+            else {}
+        )
         update: dict[str, Any] | None = None
         if params.action == "cancel" and not params.at_period_end:
             sub = t.fetch("cancel subscription", t.v1.subscriptions.cancel, sub["id"])
@@ -1059,7 +584,7 @@ class StripeServer(MCPServer):
                     exc.details["field"] = "price_id"
                 raise
         self._sync_billing_status(t.company, sub)
-        return UpdateSubscriptionResult(action=params.action, subscription=_subscription_info(sub))
+        return UpdateSubscriptionResult(action=params.action, subscription=subscription_info(sub))
 
     def _sync_billing_status(self, company: Company, sub: dict[str, Any]) -> None:
         """Keep Company.billing_status in step when the tenant's own subscription changed."""
@@ -1080,7 +605,7 @@ class StripeServer(MCPServer):
         open_world=True,
     )
     def test_connection(self, ctx: OperationContext, params: NoParams) -> TestConnectionResult:
-        t = _Tenant(ctx)
+        t = Tenant(ctx)
         started = time.perf_counter()
         balance = t.fetch("retrieve balance", t.v1.balance.retrieve)
         latency = (time.perf_counter() - started) * 1000
@@ -1089,7 +614,7 @@ class StripeServer(MCPServer):
             problem = "the tenant has no Stripe customer id"
         else:
             try:
-                customer = _customer_info(
+                customer = customer_info(
                     t.fetch("retrieve customer", t.v1.customers.retrieve, t.company.stripe_customer_id)
                 )
             except MCPError as exc:
