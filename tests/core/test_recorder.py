@@ -261,7 +261,7 @@ def test_it_records_on_sqlite_too(tmp_path):
         "TEST_DATABASE_NAME": str(tmp_path / "test.sqlite3"),
         "CACHE_KEY_PREFIX": f"askpro-recorder-sqlite-{os.getpid()}",
     }
-    deselect = "not sqlite_too and not fails_stays_queued and not outage"  # these two end PG backends
+    deselect = "not sqlite_too and not failed_batch_queued and not outage"  # these two end PG backends
     child = subprocess.run(
         [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider", "-k", deselect],
         cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=300, check=False,
