@@ -162,6 +162,8 @@ WEBHOOK_LEASE_SECONDS = env_float("WEBHOOK_LEASE_SECONDS", 300.0, minimum=0.5)
 WEBHOOK_INBOUND_CACHE_SECONDS = env_int("WEBHOOK_INBOUND_CACHE_SECONDS", 3600, minimum=1)
 # Agent for inbound calls to a number we do not know (empty: Retell's own number config).
 RETELL_DEFAULT_AGENT_ID = env_str("RETELL_DEFAULT_AGENT_ID", "")
+# Per-provider handler overrides (dotted paths), merged over webhooks.handlers.DEFAULT_HANDLERS.
+WEBHOOK_HANDLERS: dict[str, str] = {}
 
 # --- Input limits (docs/input-limits.md): what a caller may send, on every entry point ---
 # Bodies: larger is 413 (JSON naming the limit). Webhook payloads (Retell transcripts) run larger.
@@ -316,6 +318,31 @@ MCP_DATABASE_MAX_BYTES = env_int(
 # Statements at least this slow are captured (by shape) for database_optimize_queries.
 MCP_SLOW_QUERY_MS = env_int("MCP_SLOW_QUERY_MS", 200, minimum=1)
 
+# --- ImprovementEngine (docs/admin.md): its analyzers, their thresholds, what may heal itself ---
+# Dotted paths of Analyzer subclasses (checked by dashboard.E001); another app appends its own.
+IMPROVEMENT_ANALYZERS = [
+    "dashboard.engine.analyzers.metrics.SlowOperations",
+    "dashboard.engine.analyzers.metrics.ErrorRateRise",
+    "dashboard.engine.analyzers.metrics.BreakerFlapping",
+    "dashboard.engine.analyzers.metrics.BreakerStuckHalfOpen",
+    "dashboard.engine.analyzers.metrics.RateLimitSaturation",
+    "dashboard.engine.analyzers.metrics.NotConfiguredCalls",
+    "dashboard.engine.analyzers.metrics.CallerErrorRate",
+    "dashboard.engine.analyzers.operations.QueueBacklog",
+    "dashboard.engine.analyzers.operations.WebhookFailures",
+    "dashboard.engine.analyzers.database.SlowQueries",
+    "dashboard.engine.analyzers.database.MissingIndexes",
+    "dashboard.engine.analyzers.database.UnusedIndexes",
+    "dashboard.engine.analyzers.database.CacheHitRate",
+    "dashboard.engine.analyzers.business.UnbookedCalls",
+    "dashboard.engine.analyzers.quality.UIAccessibility",
+]
+# Per-analyzer threshold overrides, e.g. {"slow_operations": {"p95_ms": 800}}.
+IMPROVEMENT_THRESHOLDS: dict[str, dict] = {}
+# Analyzers allowed to act on their own findings (off unless named).
+IMPROVEMENT_SELF_HEALING = env_list("IMPROVEMENT_SELF_HEALING", [])
+IMPROVEMENT_DISMISS_SNOOZE_DAYS = env_int("IMPROVEMENT_DISMISS_SNOOZE_DAYS", 7, minimum=0)
+
 # --- Sandboxes: local fakes of the upstream APIs (manage.py run_sandbox) ---
 # With SANDBOX=1 the servers talk to the sandboxes with demo credentials, so every
 # operation can be tried without accounts.
@@ -341,6 +368,8 @@ STRIPE_API_BASE = _upstream("STRIPE_API_BASE", "https://api.stripe.com", "stripe
 SENTRY_BASE_URL = _upstream("SENTRY_BASE_URL", "https://sentry.io", "sentry")
 SENTRY_ORG = env_str("SENTRY_ORG", "askpro")
 SENTRY_PROJECT = env_str("SENTRY_PROJECT", "control-plane")
+# Optional numeric project id: narrows the Sentry server's issue lists to that project.
+SENTRY_PROJECT_ID = env_str("SENTRY_PROJECT_ID")
 CALCOM_API_KEY = env_secret("CALCOM_API_KEY", "cal_test_sandbox_key" if SANDBOX else None)
 RETELL_API_KEY = env_secret("RETELL_API_KEY", "key_sandbox_retell_demo" if SANDBOX else None)
 STRIPE_SECRET_KEY = env_secret("STRIPE_SECRET_KEY", "sk_test_sandbox_demo" if SANDBOX else None)

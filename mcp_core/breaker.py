@@ -94,7 +94,7 @@ def config_problems(entry: Any, where: str) -> list[str]:
 
 
 def config_for(service: str) -> BreakerConfig:
-    breakers = getattr(settings, "MCP_BREAKERS", {}) or {}
+    breakers = settings.MCP_BREAKERS
     cache_key = (id(breakers), service)  # override_settings swaps the dict, so the cache follows
     config = _config_cache.get(cache_key)
     if config is None:
@@ -108,7 +108,7 @@ def config_for(service: str) -> BreakerConfig:
 
 @checks.register("mcp")
 def check_breaker_settings(app_configs, **kwargs):
-    breakers = getattr(settings, "MCP_BREAKERS", {})
+    breakers = settings.MCP_BREAKERS
     if not isinstance(breakers, dict):
         return [checks.Error("MCP_BREAKERS: must be a dict of service -> settings", id="mcp.E101")]
     return [
@@ -536,7 +536,7 @@ def breaker_services() -> list[str]:
     """Every registered service plus any named in MCP_BREAKERS."""
     from .registry import get_registry
 
-    names = set(get_registry().servers) | {n for n in getattr(settings, "MCP_BREAKERS", {}) if n != "default"}
+    names = set(get_registry().servers) | {n for n in settings.MCP_BREAKERS if n != "default"}
     return sorted(names)
 
 

@@ -342,7 +342,7 @@ def _run_lock(ttl: float) -> Iterator[bool]:
 
 
 def _reusable(run: HealthRun | None, services: Iterable[str], platform: Iterable[str]) -> bool:
-    reuse = float(getattr(settings, "MCP_HEALTH_REUSE_SECONDS", 5.0))
+    reuse = float(settings.MCP_HEALTH_REUSE_SECONDS)
     return (
         run is not None
         and reuse > 0

@@ -62,7 +62,7 @@ _guards: list[Guard] | None = None
 def get_guards() -> list[Guard]:
     global _guards
     if _guards is None:
-        _guards = [import_string(path)() for path in getattr(settings, "MCP_PIPELINE_GUARDS", [])]
+        _guards = [import_string(path)() for path in settings.MCP_PIPELINE_GUARDS]
     return _guards
 
 

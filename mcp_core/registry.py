@@ -7,7 +7,9 @@ part of a process sees the same set (NetBox's registry does the same).
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -21,7 +23,9 @@ class RegistryError(Exception):
 
 @dataclass(frozen=True)
 class Registry:
-    servers: dict[str, MCPServer]
+    """The servers of this process, by name. Read-only: nothing adds or swaps a server after start."""
+
+    servers: Mapping[str, MCPServer]
 
     def get_server(self, name: str) -> MCPServer | None:
         return self.servers.get(name)
@@ -66,7 +70,7 @@ def build_registry(paths: list[str]) -> Registry:
         if cls.name in servers:
             raise RegistryError(f"MCP server name {cls.name!r} is registered twice ({path!r})")
         servers[cls.name] = cls()
-    return Registry(servers=servers)
+    return Registry(servers=MappingProxyType(servers))
 
 
 _lock = threading.Lock()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, ClassVar, Literal
 
 from .contracts import OperationContext
@@ -103,7 +104,8 @@ class MCPServer:
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
-    operations: ClassVar[dict[str, Operation]] = {}
+    # Read-only, filled from the @operation declarations when the subclass is defined.
+    operations: ClassVar[Mapping[str, Operation]] = MappingProxyType({})
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -113,9 +115,9 @@ class MCPServer:
                 declared = getattr(attr, "__mcp_operation__", None)
                 if isinstance(declared, Operation):
                     found[declared.name] = declared
-        cls.operations = {
-            op_name: Operation(**{**op.__dict__, "service": cls.name}) for op_name, op in found.items()
-        }
+        cls.operations = MappingProxyType(
+            {op_name: Operation(**{**op.__dict__, "service": cls.name}) for op_name, op in found.items()}
+        )
 
     def call(self, op: Operation, ctx: OperationContext, params: Any) -> Any:
         return op.func(self, ctx, params)

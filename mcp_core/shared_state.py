@@ -31,7 +31,7 @@ class SharedStateUnavailable(Exception):
 
 
 def _alias() -> str:
-    return getattr(settings, "MCP_RESILIENCE_CACHE", "default")
+    return settings.MCP_RESILIENCE_CACHE
 
 
 def uses_redis() -> bool:
@@ -62,8 +62,8 @@ class _Health:
 
     def failed(self, what: str, exc: BaseException) -> None:
         now = time.monotonic()
-        pause = float(getattr(settings, "MCP_RESILIENCE_REDIS_RETRY_SECONDS", 5.0))
-        interval = float(getattr(settings, "MCP_RESILIENCE_LOG_INTERVAL", 60.0))
+        pause = float(settings.MCP_RESILIENCE_REDIS_RETRY_SECONDS)
+        interval = float(settings.MCP_RESILIENCE_LOG_INTERVAL)
         with self.lock:
             # Only the exception's class: a redis error message can carry the URL (and its password).
             self.last_error = f"{what}: {type(exc).__name__}"

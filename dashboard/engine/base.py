@@ -44,7 +44,7 @@ class Analyzer:
     heal_description: ClassVar[str] = ""
 
     def option(self, key: str) -> Any:
-        overrides = getattr(settings, "IMPROVEMENT_THRESHOLDS", {}).get(self.name, {})
+        overrides = settings.IMPROVEMENT_THRESHOLDS.get(self.name, {})
         return overrides.get(key, self.defaults[key])
 
     @property
@@ -63,7 +63,7 @@ class Analyzer:
 
     @property
     def healing_enabled(self) -> bool:
-        return self.can_heal and self.name in getattr(settings, "IMPROVEMENT_SELF_HEALING", ())
+        return self.can_heal and self.name in settings.IMPROVEMENT_SELF_HEALING
 
 
 def severity_at_least(value: float, levels: list[tuple[float, str]], default: str = "low") -> str:

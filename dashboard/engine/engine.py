@@ -40,7 +40,7 @@ def _upsert(analyzer: Analyzer, finding: Finding, now) -> tuple[str, Recommendat
             update_fields=["severity", "title", "evidence", "suggested_action", "last_seen_at", "times_seen"]
         )
         return "updated", rec
-    snooze = td(days=getattr(settings, "IMPROVEMENT_DISMISS_SNOOZE_DAYS", 7))
+    snooze = td(days=settings.IMPROVEMENT_DISMISS_SNOOZE_DAYS)
     if Recommendation.objects.filter(
         analyzer=analyzer.name,
         fingerprint=finding.fingerprint,

@@ -1,5 +1,5 @@
-"""The one list of analyzers. settings.IMPROVEMENT_ANALYZERS replaces it when set, so another app
-(the Sentry or UI audit servers, say) adds an analyzer by appending its dotted path there."""
+"""The analyzers named in settings.IMPROVEMENT_ANALYZERS (declared in askpro/settings.py), so another
+app (the Sentry or UI audit servers, say) adds an analyzer by appending its dotted path there."""
 
 from __future__ import annotations
 
@@ -8,27 +8,9 @@ from django.utils.module_loading import import_string
 
 from .base import Analyzer
 
-DEFAULT_ANALYZERS = [
-    "dashboard.engine.analyzers.metrics.SlowOperations",
-    "dashboard.engine.analyzers.metrics.ErrorRateRise",
-    "dashboard.engine.analyzers.metrics.BreakerFlapping",
-    "dashboard.engine.analyzers.metrics.BreakerStuckHalfOpen",
-    "dashboard.engine.analyzers.metrics.RateLimitSaturation",
-    "dashboard.engine.analyzers.metrics.NotConfiguredCalls",
-    "dashboard.engine.analyzers.metrics.CallerErrorRate",
-    "dashboard.engine.analyzers.operations.QueueBacklog",
-    "dashboard.engine.analyzers.operations.WebhookFailures",
-    "dashboard.engine.analyzers.database.SlowQueries",
-    "dashboard.engine.analyzers.database.MissingIndexes",
-    "dashboard.engine.analyzers.database.UnusedIndexes",
-    "dashboard.engine.analyzers.database.CacheHitRate",
-    "dashboard.engine.analyzers.business.UnbookedCalls",
-    "dashboard.engine.analyzers.quality.UIAccessibility",
-]
-
 
 def analyzer_paths() -> list[str]:
-    return list(getattr(settings, "IMPROVEMENT_ANALYZERS", DEFAULT_ANALYZERS))
+    return list(settings.IMPROVEMENT_ANALYZERS)
 
 
 def get_analyzers() -> list[Analyzer]:

@@ -126,7 +126,7 @@ def _shot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
-def test_every_dashboard_page_works_in_a_real_browser(live_server, browser_page, alice, bob):
+def test_it_works_on_every_dashboard_page_in_a_real_browser(live_server, browser_page, alice, bob):
     page, errors = browser_page
     get_user_model().objects.create_superuser("ops", "ops@example.com", "ops-password-1")
     _data(alice, bob)

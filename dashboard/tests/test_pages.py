@@ -277,7 +277,7 @@ def test_it_runs_the_real_engine_from_the_page(operator_client):
     assert "Analysis finished" in response.content.decode()
 
 
-def test_the_command_shows_progress_and_a_summary():
+def test_it_shows_the_commands_progress_and_a_summary():
     from io import StringIO
 
     from django.core.management import call_command
@@ -290,7 +290,7 @@ def test_the_command_shows_progress_and_a_summary():
     assert "finding(s)" in text.splitlines()[-1]
 
 
-def test_the_schedule_is_written_to_celery_beat_idempotently():
+def test_it_writes_the_schedule_to_celery_beat_idempotently():
     from io import StringIO
 
     from django.core.management import call_command
@@ -302,7 +302,7 @@ def test_the_schedule_is_written_to_celery_beat_idempotently():
     assert PeriodicTask.objects.filter(task__startswith="dashboard.").count() == 3
 
 
-def test_the_console_runs_an_operation_as_the_operator_and_audits_it(operator_client, alice):
+def test_it_runs_a_console_operation_as_the_operator_and_audits_it(operator_client, alice):
     url = reverse("admin:console") + "?op=database.get_tenant_stats"
     page = operator_client.get(url).content.decode()
     assert 'name="tenant"' in page
@@ -313,7 +313,7 @@ def test_the_console_runs_an_operation_as_the_operator_and_audits_it(operator_cl
     assert (entry.transport, entry.principal, entry.tenant_id) == ("console", "user:ops", alice.pk)
 
 
-def test_the_console_builds_fields_from_the_schema_and_shows_validation_errors(operator_client, alice):
+def test_it_builds_console_fields_from_the_schema_and_shows_validation_errors(operator_client, alice):
     url = reverse("admin:console") + "?op=database.search"
     page = operator_client.get(url).content.decode()
     assert 'name="p_query"' in page and 'name="p_tables"' in page and 'name="p_limit"' in page
@@ -331,7 +331,7 @@ def test_the_console_builds_fields_from_the_schema_and_shows_validation_errors(o
     assert data["metadata"]["tenant_id"] == alice.pk
 
 
-def test_the_console_runs_a_staff_operator_with_read_scopes_only(client, alice):
+def test_it_runs_the_console_for_a_staff_operator_with_read_scopes_only(client, alice):
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Permission
 
@@ -367,7 +367,7 @@ def test_it_keeps_non_staff_users_out(client, alice):
     assert not AuditEntry.objects.exists()
 
 
-def test_the_system_check_names_a_bad_analyzer(settings):
+def test_it_names_a_bad_analyzer_in_the_system_check(settings):
     from dashboard.checks import check_analyzers
 
     assert check_analyzers(None) == []

@@ -40,7 +40,7 @@ def test_it_fills_the_dashboard_and_the_improvements_page_before_the_first_visit
     assert "No runs yet" not in page
 
 
-def test_make_run_primes_the_dashboard_after_the_sandboxes_and_before_serving():
+def test_it_primes_the_dashboard_in_make_run_after_the_sandboxes_and_before_serving():
     script = (Path(__file__).resolve().parents[2] / "scripts" / "run_dev.sh").read_text()
     prime, sandbox, serve = (
         script.index("manage.py prime_dashboard"),

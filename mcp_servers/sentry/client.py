@@ -51,7 +51,7 @@ class SentryClient(UpstreamClient):
         cursor: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         params = {"query": query, "sort": sort, "limit": limit, "statsPeriod": stats_period}
-        if settings.SENTRY_PROJECT and getattr(settings, "SENTRY_PROJECT_ID", None):
+        if settings.SENTRY_PROJECT and settings.SENTRY_PROJECT_ID:
             params["project"] = settings.SENTRY_PROJECT_ID
         if cursor:
             params["cursor"] = cursor

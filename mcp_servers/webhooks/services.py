@@ -77,7 +77,7 @@ def webhook_verify(provider: str, raw: bytes, headers: Any, *, tenant_hint: str 
     trusted until that tenant's secret has matched."""
     verify = VERIFIERS[provider]
     signature = headers.get(SIGNATURE_HEADERS[provider])
-    platform_secret = getattr(settings, _PLATFORM_SECRETS[provider], None) or ""
+    platform_secret = getattr(settings, _PLATFORM_SECRETS[provider]) or ""
     try:
         payload = verify(raw, signature, platform_secret)
         return Verified(payload, None, "platform")
@@ -229,7 +229,7 @@ def retry_delay(attempt: int) -> float:
 
 
 def _handler_for(provider: str):
-    handlers = {**DEFAULT_HANDLERS, **getattr(settings, "WEBHOOK_HANDLERS", {})}
+    handlers = {**DEFAULT_HANDLERS, **settings.WEBHOOK_HANDLERS}
     return import_string(handlers[provider])
 
 

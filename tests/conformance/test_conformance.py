@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("era", ["2025-11-25", "2026-07-28"])
-def test_the_server_passes_the_official_conformance_scenarios(era):
+def test_it_passes_the_official_conformance_scenarios(era):
     command = [sys.executable, "-m", "tests.conformance.run"] + (["--modern"] if era == "2026-07-28" else [])
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     output = result.stdout + result.stderr

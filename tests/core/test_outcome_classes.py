@@ -86,7 +86,7 @@ def calcom_for_alice_only(calcom_sandbox, settings, alice, bob):
     return calcom_sandbox
 
 
-def test_a_service_answering_not_configured_half_the_time_is_not_failing(
+def test_it_does_not_call_a_service_answering_not_configured_half_the_time_failing(
     calcom_for_alice_only, alice_key, bob_key, admin_client
 ):
     """The issue's scenario: 50 % not_configured showed as a 50 % error rate and produced a
@@ -119,7 +119,7 @@ def test_a_service_answering_not_configured_half_the_time_is_not_failing(
     assert "upstream" not in (rec.title + rec.suggested_action).lower()
 
 
-def test_a_service_without_any_credentials_gets_a_configuration_recommendation(platform_key, settings):
+def test_it_recommends_configuring_a_service_without_any_credentials(platform_key, settings):
     settings.SENTRY_AUTH_TOKEN = None
     platform = api_key_authenticate(platform_key)
     for _ in range(6):
@@ -134,7 +134,9 @@ def test_a_service_without_any_credentials_gets_a_configuration_recommendation(p
 
 
 @override_settings(MCP_AUDIT_FLUSH_MS=600_000)  # the API's read-only calls go through the batch statement
-def test_refused_calls_show_as_caller_errors_on_the_pages_and_in_the_engine(alice, key_factory, admin_client):
+def test_it_shows_refused_calls_as_caller_errors_on_the_pages_and_in_the_engine(
+    alice, key_factory, admin_client
+):
     narrow = key_factory(tenant=alice, scopes=["calcom:read"], name="narrow")
     full = key_factory(tenant=alice, scopes=["*"], name="full")
     api = Client()

@@ -122,7 +122,7 @@ def test_it_writes_every_call_before_answering_when_batching_is_off(principal):
 
 
 @override_settings(MCP_AUDIT_FLUSH_MS=600_000, MCP_AUDIT_MAX_PENDING=2)
-def test_a_full_queue_makes_the_caller_write_its_own_row(principal, caplog):
+def test_it_makes_the_caller_write_its_own_row_when_the_queue_is_full(principal, caplog):
     responses = [call(principal) for _ in range(5)]
     assert [r.message for r in caplog.records if "queue full" in r.message] == [
         "audit queue full (2 rows): calls write their own rows until it drains"
@@ -137,7 +137,7 @@ def test_a_full_queue_makes_the_caller_write_its_own_row(principal, caplog):
 
 
 @override_settings(MCP_AUDIT_FLUSH_MS=50)
-def test_the_flusher_thread_writes_the_queue_without_being_asked(principal):
+def test_it_writes_the_queue_from_the_flusher_thread_without_being_asked(principal):
     responses = [call(principal) for _ in range(10)]
     deadline = time.monotonic() + 10
     while AuditEntry.objects.count() < 10 and time.monotonic() < deadline:
@@ -149,7 +149,7 @@ def test_the_flusher_thread_writes_the_queue_without_being_asked(principal):
 
 
 @QUEUED
-def test_a_batch_that_fails_stays_queued_and_is_written_by_the_next_attempt(principal):
+def test_it_keeps_a_failed_batch_queued_and_writes_it_on_the_next_attempt(principal):
     for _ in range(4):
         call(principal)
     connection.ensure_connection()
@@ -181,7 +181,7 @@ def _admin_url() -> str:
 
 
 @QUEUED
-def test_a_row_that_cannot_be_stored_does_not_hold_up_the_others(principal, caplog):
+def test_it_does_not_let_a_row_that_cannot_be_stored_hold_up_the_others(principal, caplog):
     good = [call(principal) for _ in range(3)]
     poison = {"request_id": "poison", "params": {"x": object()}}  # no JSON for this
     get_recorder().record(poison, None, batched=True)
@@ -196,7 +196,7 @@ def test_a_row_that_cannot_be_stored_does_not_hold_up_the_others(principal, capl
 
 
 @QUEUED
-def test_text_utf8_cannot_hold_is_stored_with_a_replacement_character(principal):
+def test_it_stores_text_utf8_cannot_hold_with_a_replacement_character(principal):
     response = call(principal, "search", {"query": "caf\udc80\x00"})
     flush_recorder()
     entry = AuditEntry.objects.get(request_id=response.metadata["request_id"])
@@ -261,7 +261,7 @@ def test_it_records_on_sqlite_too(tmp_path):
         "TEST_DATABASE_NAME": str(tmp_path / "test.sqlite3"),
         "CACHE_KEY_PREFIX": f"askpro-recorder-sqlite-{os.getpid()}",
     }
-    deselect = "not sqlite_too and not fails_stays_queued and not outage"  # these two end PG backends
+    deselect = "not sqlite_too and not failed_batch_queued and not outage"  # these two end PG backends
     child = subprocess.run(
         [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider", "-k", deselect],
         cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=300, check=False,
@@ -272,7 +272,7 @@ def test_it_records_on_sqlite_too(tmp_path):
 
 
 @override_settings(MCP_AUDIT_FLUSH_MS=50)
-def test_the_flusher_thread_survives_an_outage_and_says_so_once(principal, caplog):
+def test_it_keeps_the_flusher_thread_through_an_outage_and_says_so_once(principal, caplog):
     """The database drops every connection but the test's own, as a failover would."""
     first = [call(principal) for _ in range(3)]
     _wait_for_rows(len(first))  # the flusher has used (and pooled) a connection by now

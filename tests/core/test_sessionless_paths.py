@@ -19,7 +19,7 @@ def logged_in(admin_user) -> Client:
     return client
 
 
-def test_a_session_does_not_authenticate_mcp(logged_in):
+def test_it_does_not_authenticate_mcp_with_a_session(logged_in):
     body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
     response = logged_in.post(
         "/mcp",
@@ -34,7 +34,7 @@ def test_a_session_does_not_authenticate_mcp(logged_in):
     assert not hasattr(response.wsgi_request, "user")
 
 
-def test_a_session_does_not_authenticate_the_api(logged_in, platform_key):
+def test_it_does_not_authenticate_the_api_with_a_session(logged_in, platform_key):
     refused = logged_in.get("/api/v1/mcp/services")
     assert refused.status_code == 401
     answered = logged_in.get("/api/v1/mcp/services", headers={"Authorization": f"Bearer {platform_key}"})
@@ -43,7 +43,7 @@ def test_a_session_does_not_authenticate_the_api(logged_in, platform_key):
     assert not hasattr(answered.wsgi_request, "session")
 
 
-def test_the_admin_keeps_its_session_user_and_messages(logged_in):
+def test_it_keeps_the_admins_session_user_and_messages(logged_in):
     response = logged_in.get("/admin/")
     assert response.status_code == 200
     assert response.wsgi_request.user.is_superuser

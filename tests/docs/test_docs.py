@@ -1,6 +1,7 @@
 """The documentation stays true to the code: docs/configuration.md names every environment
-variable the settings read, and the links between README.md and docs/ resolve (files and
-#anchors)."""
+variable the settings read, every registered server has its page docs/servers/<service>.md naming
+each of its operations, and the links between README.md, CONTRIBUTING.md and docs/ resolve (files
+and #anchors)."""
 
 from __future__ import annotations
 
@@ -65,7 +66,8 @@ def _anchors(path: Path) -> set[str]:
 
 
 def test_it_resolves_every_link_between_the_pages():
-    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    pages = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    assert ROOT / "docs" / "servers" / "database.md" in pages
     broken = []
     for page in pages:
         for target in LINK.findall(page.read_text()):
@@ -78,3 +80,42 @@ def test_it_resolves_every_link_between_the_pages():
             elif anchor and resolved.suffix == ".md" and anchor not in _anchors(resolved):
                 broken.append(f"{page.relative_to(ROOT)}: {target} (no such heading)")
     assert broken == []
+
+
+def _page_problems(service: str, operations: list[str], page: Path, index: str) -> list[str]:
+    if not page.exists():
+        return [f"{service}: no page docs/servers/{service}.md"]
+    named = set(re.findall(r"`(\w+)`", page.read_text()))
+    problems = [
+        f"{service}: operation {name!r} missing from its page" for name in operations if name not in named
+    ]
+    if f"(servers/{service}.md)" not in index:
+        problems.append(f"{service}: not linked from docs/servers.md")
+    return problems
+
+
+def test_it_has_a_page_for_every_registered_server_naming_its_operations():
+    from mcp_core.registry import get_registry
+
+    index = (ROOT / "docs" / "servers.md").read_text()
+    servers = {
+        name: sorted(server.operations)
+        for name, server in get_registry().servers.items()
+        if type(server).__module__.startswith("mcp_servers.")  # plugins document themselves
+    }
+    assert len(servers) >= 8
+    problems = [
+        problem
+        for name, operations in sorted(servers.items())
+        for problem in _page_problems(name, operations, ROOT / "docs" / "servers" / f"{name}.md", index)
+    ]
+    assert problems == []
+
+
+def test_it_names_a_missing_page_and_a_missing_operation(tmp_path):
+    page = tmp_path / "billing.md"
+    assert _page_problems("billing", ["charge"], page, "") == ["billing: no page docs/servers/billing.md"]
+    page.write_text("| `refund` | `billing:admin` |")
+    assert _page_problems("billing", ["charge", "refund"], page, "[x](servers/billing.md)") == [
+        "billing: operation 'charge' missing from its page"
+    ]

@@ -86,7 +86,7 @@ def test_it_writes_every_queued_row_when_the_server_stops(alice, alice_key):
     assert calls == CALLS
 
 
-def test_mcp_stdio_writes_its_queued_rows_when_the_client_stops_it(alice, alice_key):
+def test_it_writes_mcp_stdios_queued_rows_when_the_client_stops_it(alice, alice_key):
     env = child_env(MCP_AUDIT_FLUSH_MS="600000", MCP_API_KEY=alice_key)
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "mcp_stdio"],

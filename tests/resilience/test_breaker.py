@@ -206,7 +206,7 @@ def test_it_validates_breaker_settings():
         assert [e.id for e in breaker.check_breaker_settings(None)] == ["mcp.E101"]
 
 
-def test_the_admin_shows_each_breaker_and_resets_it_with_an_audit_entry(dummy, principal):
+def test_it_shows_each_breaker_in_the_admin_and_resets_it_with_an_audit_entry(dummy, principal):
     open_the_breaker(dummy, principal)
     admin = User.objects.create_superuser("opsadmin", "ops@example.com", "pw")
     client = Client()
@@ -231,7 +231,7 @@ def test_the_admin_shows_each_breaker_and_resets_it_with_an_audit_entry(dummy, p
     assert call(principal).success
 
 
-def test_only_operators_with_the_permission_may_reset(dummy, principal):
+def test_it_lets_only_operators_with_the_permission_reset(dummy, principal):
     open_the_breaker(dummy, principal)
     viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
     viewer.user_permissions.add(Permission.objects.get(codename="view_breakertransition"))

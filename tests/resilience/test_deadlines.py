@@ -19,7 +19,7 @@ def call(principal, operation, **params):
     return route(MCPRequest(service="dummy", operation=operation, params=params, principal=principal))
 
 
-def test_a_stalled_upstream_returns_timeout_within_the_deadline(dummy, principal):
+def test_it_returns_timeout_for_a_stalled_upstream_within_the_deadline(dummy, principal):
     dummy.inject_fault(delay=5.0, path="/items/")
     started = time.monotonic()
     response = call(principal, "fetch_quick")  # declared timeout=0.5
@@ -30,7 +30,7 @@ def test_a_stalled_upstream_returns_timeout_within_the_deadline(dummy, principal
     assert entry.error_code == "timeout"
 
 
-def test_a_retried_upstream_call_still_ends_at_the_deadline(dummy, principal):
+def test_it_ends_a_retried_upstream_call_at_the_deadline(dummy, principal):
     # Each attempt is slow but within the read timeout; retries must stop at the deadline.
     dummy.inject_fault(status=503, delay=0.2, path="/items/")
     started = time.monotonic()
@@ -39,7 +39,7 @@ def test_a_retried_upstream_call_still_ends_at_the_deadline(dummy, principal):
     assert time.monotonic() - started < 0.5 + MARGIN
 
 
-def test_a_read_only_database_operation_past_its_deadline_returns_timeout(dummy, principal):
+def test_it_returns_timeout_for_a_read_only_database_operation_past_its_deadline(dummy, principal):
     started = time.monotonic()
     response = call(principal, "db_sleep", seconds=5)  # declared timeout=0.3
     elapsed = time.monotonic() - started

@@ -212,7 +212,7 @@ def test_it_parses_retry_after_as_an_http_date():
     assert 28 <= seconds <= 30
 
 
-def test_a_client_without_context_still_has_timeouts(upstream):
+def test_it_keeps_timeouts_for_a_client_without_context(upstream):
     class Quick(UpstreamClient):
         service = "dummy-quick"
         read_timeout = 0.3

@@ -86,7 +86,7 @@ def test_it_fails_open_when_redis_dies_and_health_shows_degraded(
         revived.kill()
 
 
-def test_health_reports_every_pool(dummy, tenant, principal, raw_key):
+def test_it_reports_every_pool_in_health(dummy, tenant, principal, raw_key):
     assert call(principal).success  # opens an HTTP pool to the sandbox
     report = health(raw_key)
     pools = report["pools"]

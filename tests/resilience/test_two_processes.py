@@ -130,7 +130,7 @@ def post(base: str, key: str, operation: str = "fetch") -> tuple[int, dict, dict
         return exc.code, dict(exc.headers), json.loads(exc.read())
 
 
-def test_two_processes_share_one_exact_rate_limit(two_servers, dummy, tenant, raw_key):
+def test_it_shares_one_exact_rate_limit_between_two_processes(two_servers, dummy, tenant, raw_key):
     set_plan(tenant, per_minute=10)
     with ThreadPoolExecutor(max_workers=50) as pool:
         results = list(pool.map(lambda i: post(two_servers[i % 2], raw_key), range(50)))
@@ -145,7 +145,7 @@ def test_two_processes_share_one_exact_rate_limit(two_servers, dummy, tenant, ra
     assert {i % 2 for i, (status, _, _) in enumerate(results) if status == 429} == {0, 1}
 
 
-def test_a_breaker_opened_by_one_process_fails_fast_in_the_other(two_servers, dummy, tenant, raw_key):
+def test_it_fails_fast_in_one_process_on_a_breaker_the_other_opened(two_servers, dummy, tenant, raw_key):
     set_plan(tenant, per_minute=10_000)
     first, second = two_servers
     dummy.inject_fault(status=500, path="/items/")

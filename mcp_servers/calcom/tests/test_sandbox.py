@@ -194,7 +194,7 @@ def test_it_describes_a_booking_as_a_webhook_payload(cal):
     assert payload["startTime"] == booking["start"] and payload["type"] == "consultation"
 
 
-def test_run_sandbox_discovers_the_calcom_sandbox():
+def test_it_is_discovered_by_run_sandbox():
     assert discover_sandboxes()["calcom"] is CalcomSandbox
 
 
@@ -204,7 +204,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_run_sandbox_serves_until_sigterm():
+def test_it_is_served_by_run_sandbox_until_sigterm():
     port = _free_port()
     env = {**os.environ, "DEBUG": "1", "SANDBOX_CALCOM_PORT": str(port)}
     env.pop("DJANGO_SETTINGS_MODULE", None)
@@ -239,7 +239,7 @@ def test_run_sandbox_serves_until_sigterm():
     assert f"calcom -> http://127.0.0.1:{port}" in out and "Sandboxes stopped." in out
 
 
-def test_its_demo_account_holds_the_event_types_seed_demo_maps():
+def test_it_holds_the_event_types_seed_demo_maps_in_its_demo_account():
     from askpro.demo import TENANTS
     from mcp_servers.calcom.sandbox import DEMO_MAPPED_EVENT_TYPES
 

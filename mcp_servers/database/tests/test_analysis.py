@@ -82,7 +82,7 @@ def test_it_reports_captured_slow_shapes_with_suggestions_and_never_applies_them
     querylog.clear()
 
 
-def test_shapes_ignore_literal_values_and_in_list_lengths():
+def test_it_ignores_literal_values_and_in_list_lengths_in_shapes():
     a = querylog.fingerprint("SELECT * FROM t WHERE a = 1 AND b IN (%s, %s) AND c = 'x'")
     b = querylog.fingerprint("SELECT * FROM t WHERE a = 22 AND b IN (%s, %s, %s) AND c = 'yy'")
     assert a == b

@@ -59,7 +59,7 @@ def test_it_redacts_authorization_headers_and_request_bodies():
     assert scrubbed["request"]["cookies"] == "[redacted]"
 
 
-def test_the_project_starts_with_sentry_enabled():
+def test_it_starts_the_project_with_sentry_enabled():
     """settings import mcp_core.sentry before apps load: it must not touch models."""
     import os
     import subprocess

@@ -4,15 +4,20 @@ sandboxes (mcp_servers.<provider>.sandbox.sign_webhook)."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta as td
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
+from mcp_core.api_keys import api_key_authenticate
+from mcp_core.pipeline import call_operation
 from mcp_servers.calcom.sandbox import sign_webhook as calcom_sign
 from mcp_servers.retell.sandbox import sign_webhook as retell_sign
 from mcp_servers.retell.sandbox import webhook_body as retell_body
 from mcp_servers.stripe.sandbox import make_event
 from mcp_servers.stripe.sandbox import sign_webhook as stripe_sign
+from mcp_servers.webhooks.models import WebhookEvent
 from mcp_servers.webhooks.tenants import forget_tenant_secrets
 
 STRIPE_SECRET = "whsec_test_platform_secret"
@@ -61,3 +66,36 @@ __all__ = ["calcom_body", "post", "retell_body", "signed", "stripe_body"]
 
 
 from mcp_servers.queue.tests.celery_worker import celery_worker_factory  # noqa: E402, F401
+
+
+def call_server(key, operation, params=None, tenant=None):
+    return call_operation(
+        "webhooks", operation, params or {}, principal=api_key_authenticate(key), tenant=tenant
+    )
+
+
+@pytest.fixture
+def events(alice, bob):
+    now = timezone.now()
+
+    def make(provider, key, tenant, status, **extra):
+        event = WebhookEvent.objects.create(
+            provider=provider,
+            event_id=key,
+            idempotency_key=key,
+            type=extra.pop("type", "invoice.paid"),
+            tenant=tenant,
+            payload={"id": key, "secret_looking": "no"},
+            status=status,
+            **extra,
+        )
+        return event
+
+    return {
+        "alice_ok": make("stripe", "evt_a1", alice, "processed", processed_at=now + td(milliseconds=40)),
+        "alice_dead": make("calcom", "bk_a2", alice, "failed", type="BOOKING_CREATED", last_error="boom"),
+        "bob_ok": make(
+            "stripe", "evt_b1", bob, "processed", duplicate_count=2, processed_at=now + td(seconds=1)
+        ),
+        "orphan": make("retell", "call_x", None, "failed", type="call_started"),
+    }

@@ -64,7 +64,7 @@ def test_it_answers_with_the_agent_and_the_numbers_context(client, salon):
 
 
 @pytest.mark.django_db
-def test_the_warm_path_reads_one_cache_entry_and_no_database(
+def test_it_reads_one_cache_entry_and_no_database_on_the_warm_path(
     client, salon, django_assert_num_queries, monkeypatch
 ):
     _ask(client)  # warms the cache

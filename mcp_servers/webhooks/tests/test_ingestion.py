@@ -226,7 +226,7 @@ def test_it_acknowledges_even_when_the_broker_is_down(
 
 
 @pytest.mark.django_db
-def test_a_tenants_own_stripe_account_delivers_to_its_own_url(
+def test_it_accepts_a_tenants_own_stripe_account_at_its_own_url(
     client, alice, bob, django_capture_on_commit_callbacks
 ):
     """Alice's own Stripe account bills her customers (ids we do not know): her webhook URL
@@ -264,7 +264,7 @@ def test_a_tenants_own_stripe_account_delivers_to_its_own_url(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_providers_sandboxes_deliver_over_http_and_are_accepted(live_server, alice):
+def test_it_accepts_deliveries_over_http_from_the_providers_sandboxes(live_server, alice):
     """Each sandbox's own send_webhook (a real HTTP POST, signed the provider's way) against
     the live server: all accepted, stored and processed; a wrong secret is refused."""
     from mcp_servers.calcom.sandbox import CalcomSandbox

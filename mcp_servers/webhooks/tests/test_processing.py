@@ -113,9 +113,7 @@ def test_it_does_not_claim_an_event_another_worker_holds_and_takes_it_over_after
 
 
 @pytest.mark.django_db
-def test_the_sweeper_enqueues_only_events_whose_message_may_be_lost(
-    alice, django_capture_on_commit_callbacks
-):
+def test_it_sweeps_only_events_whose_message_may_be_lost(alice, django_capture_on_commit_callbacks):
     now = timezone.now()
 
     def make(key, **fields):
@@ -172,7 +170,7 @@ def test_it_processes_concurrent_duplicate_deliveries_once(alice):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_processing_tasks_for_one_event_apply_it_once(alice):
+def test_it_applies_an_event_once_under_concurrent_processing_tasks(alice):
     event = WebhookEvent.objects.create(
         provider="retell",
         event_id="call_twice",
@@ -202,7 +200,7 @@ def test_concurrent_processing_tasks_for_one_event_apply_it_once(alice):
 
 
 @pytest.mark.django_db
-def test_the_sweep_command_reports_what_it_enqueued(alice):
+def test_it_reports_what_the_sweep_command_enqueued(alice):
     from io import StringIO
 
     from django.core.management import call_command

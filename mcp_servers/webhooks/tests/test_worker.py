@@ -29,7 +29,7 @@ def _deliver(payload):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_processes_acknowledged_events_and_retries_with_backoff(celery_worker_factory, alice):
+def test_it_processes_acknowledged_events_in_a_worker_and_retries_with_backoff(celery_worker_factory, alice):
     celery_worker_factory(handlers={"retell": FLAKY}).start()
     key = f"flaky-{uuid.uuid4().hex}"
     event = _deliver({"event": "call_started", "call": _retell_call(call_id="call_w1"), "test_key": key})
@@ -39,7 +39,7 @@ def test_a_worker_processes_acknowledged_events_and_retries_with_backoff(celery_
 
 
 @pytest.mark.django_db(transaction=True)
-def test_nothing_is_lost_when_the_worker_dies_mid_event(celery_worker_factory, alice):
+def test_it_loses_nothing_when_the_worker_dies_mid_event(celery_worker_factory, alice):
     """SIGKILL the worker while the handler runs: the message was not acknowledged (acks_late),
     the broker redelivers it after the visibility timeout, and the restarted worker takes the
     event over once the dead worker's lease has expired. It is applied exactly once."""
