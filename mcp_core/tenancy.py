@@ -48,7 +48,7 @@ class TenantCredentials:
     what: str
 
     def platform_secret(self) -> str:
-        return getattr(settings, self.platform_setting, "") or ""
+        return getattr(settings, self.platform_setting) or ""
 
     def find(self, company: Company | None) -> Credential | None:
         """The tenant's own credential, else the platform's, else None."""

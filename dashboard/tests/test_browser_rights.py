@@ -30,7 +30,7 @@ def _login(page, live_server, username: str) -> None:
     page.wait_for_selector("#site-name")
 
 
-def test_a_viewer_sees_only_the_state_of_secrets_and_a_writer_replaces_and_clears_them(
+def test_it_shows_a_viewer_only_the_state_of_secrets_and_lets_a_writer_replace_and_clear_them(
     live_server, browser_page, alice
 ):
     page, errors = browser_page
@@ -74,7 +74,7 @@ def test_a_viewer_sees_only_the_state_of_secrets_and_a_writer_replaces_and_clear
     assert errors == []
 
 
-def test_a_tenant_bound_operator_runs_the_console_for_their_tenant_only(
+def test_it_lets_a_tenant_bound_operator_run_the_console_for_their_tenant_only(
     live_server, browser_page, alice, bob
 ):
     page, errors = browser_page

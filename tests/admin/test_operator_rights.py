@@ -84,7 +84,7 @@ def test_it_gives_a_user_without_any_grant_no_scopes_at_all(client, alice):
     assert (entry.principal, entry.user_id, entry.error_code) == ("user:empty", user.pk, "forbidden")
 
 
-def test_a_read_grant_runs_reads_and_is_refused_writes_and_the_audit_row_names_the_user(
+def test_it_runs_reads_and_refuses_writes_under_a_read_grant_and_audits_the_user(
     client, alice, events
 ):
     user = make_staff("reader", perms=[CONSOLE])
@@ -112,7 +112,7 @@ def test_a_read_grant_runs_reads_and_is_refused_writes_and_the_audit_row_names_t
     }
 
 
-def test_a_tenant_bound_user_can_neither_choose_nor_post_another_tenant(client, alice, bob, events):
+def test_it_lets_a_tenant_bound_user_neither_choose_nor_post_another_tenant(client, alice, bob, events):
     user = make_staff("alice-support", perms=[CONSOLE])
     grant("alice support", user=user, scopes=["database:read", "webhooks:read"], tenants=[alice])
     client.force_login(user)
@@ -160,7 +160,7 @@ def test_a_tenant_bound_user_can_neither_choose_nor_post_another_tenant(client, 
     assert set(refused.values_list("principal", "user_id")) == {("user:alice-support", user.pk)}
 
 
-def test_rights_are_the_union_of_the_grants_that_cover_the_tenant(alice, bob, events):
+def test_it_gives_the_union_of_the_grants_that_cover_the_tenant(alice, bob, events):
     user = make_staff("mixed", perms=[CONSOLE])
     support = Group.objects.create(name="support")
     user.groups.add(support)
@@ -184,7 +184,7 @@ def test_rights_are_the_union_of_the_grants_that_cover_the_tenant(alice, bob, ev
     assert replay(events["bob"], alice.slug).error["code"] == "not_found"
 
 
-def test_a_superuser_acts_with_every_scope_on_every_tenant(client, alice, bob, superuser):
+def test_it_lets_a_superuser_act_with_every_scope_on_every_tenant(client, alice, bob, superuser):
     principal = principal_for_user(superuser, tenant=bob.slug)
     assert principal.scopes == frozenset({"*"}) and principal.is_platform
     client.force_login(superuser)
@@ -194,7 +194,7 @@ def test_a_superuser_acts_with_every_scope_on_every_tenant(client, alice, bob, s
     assert data["success"] is True and data["metadata"]["tenant_id"] == bob.pk
 
 
-def test_inactive_or_non_staff_users_have_no_rights(alice):
+def test_it_gives_inactive_or_non_staff_users_no_rights(alice):
     user = make_staff("gone", perms=[CONSOLE])
     grant("everything", user=user, scopes=["*"])
     assert principal_for_user(user, tenant=alice.slug).has_scope("database:read")
@@ -206,7 +206,7 @@ def test_inactive_or_non_staff_users_have_no_rights(alice):
     assert principal_for_user(user, tenant=alice.slug).scopes == frozenset()
 
 
-def test_the_webhook_replay_action_acts_with_the_users_rights(
+def test_it_replays_webhooks_with_the_users_rights(
     client, alice, bob, events, django_capture_on_commit_callbacks
 ):
     changelist = reverse("admin:mcp_webhooks_webhookevent_changelist")
@@ -230,7 +230,7 @@ def test_the_webhook_replay_action_acts_with_the_users_rights(
     assert rows == {("user:alice-ops", operator.pk, "success"), ("user:alice-ops", operator.pk, "error")}
 
 
-def test_the_dashboard_actions_need_their_permissions(client, db, settings):
+def test_it_requires_each_dashboard_actions_permission(client, db, settings):
     settings.IMPROVEMENT_ANALYZERS = []
     rec = Recommendation.objects.create(
         analyzer="slow_operations", fingerprint="x", severity="low", title="Slow", suggested_action="-"
@@ -264,7 +264,7 @@ def test_the_dashboard_actions_need_their_permissions(client, db, settings):
     assert Recommendation.objects.get(pk=rec.pk).status == "accepted"
 
 
-def test_grants_are_managed_in_the_admin_with_validated_scopes(client, superuser, alice):
+def test_it_manages_grants_in_the_admin_with_validated_scopes(client, superuser, alice):
     client.force_login(superuser)
     user = make_staff("new-hire")
     add = reverse("admin:mcp_core_operatoraccess_add")
@@ -283,7 +283,7 @@ def test_grants_are_managed_in_the_admin_with_validated_scopes(client, superuser
     assert "database:read webhooks:read" in listing and alice.slug in listing
 
 
-def test_nobody_but_a_superuser_hands_out_scopes_they_do_not_hold(client, alice, bob):
+def test_it_lets_nobody_but_a_superuser_hand_out_scopes_they_do_not_hold(client, alice, bob):
     perms = [
         "mcp_core.add_apikey",
         "mcp_core.view_apikey",

@@ -256,7 +256,7 @@ def test_it_stamps_the_change_time_only_for_secrets_that_changed(alice):
     assert Company.objects.get(pk=alice.pk).secrets_changed_at == again.secrets_changed_at
 
 
-def test_the_fingerprint_is_a_keyed_hash_not_a_piece_of_the_secret(settings):
+def test_it_fingerprints_with_a_keyed_hash_not_a_piece_of_the_secret(settings):
     value = "sk_live_abcdefabcdefabcdef"
     first = secret_fingerprint(value)
     assert len(first) == 8 and first not in value
@@ -265,7 +265,7 @@ def test_the_fingerprint_is_a_keyed_hash_not_a_piece_of_the_secret(settings):
     assert secret_fingerprint(value) != first
 
 
-def test_the_system_check_refuses_an_admin_that_would_show_secrets():
+def test_it_refuses_at_start_up_an_admin_that_would_show_secrets():
     from django.contrib.admin.sites import AdminSite
 
     from askpro import admin_secrets
@@ -278,7 +278,7 @@ def test_the_system_check_refuses_an_admin_that_would_show_secrets():
     assert admin_secrets.check_secret_admins() == []
 
 
-def test_error_reports_mask_the_secrets_a_form_carried(rf, superuser, alice):
+def test_it_masks_in_error_reports_the_secrets_a_form_carried(rf, superuser, alice):
     from django.views.debug import SafeExceptionReporterFilter
 
     request = rf.post(
