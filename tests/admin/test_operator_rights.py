@@ -84,9 +84,7 @@ def test_it_gives_a_user_without_any_grant_no_scopes_at_all(client, alice):
     assert (entry.principal, entry.user_id, entry.error_code) == ("user:empty", user.pk, "forbidden")
 
 
-def test_it_runs_reads_and_refuses_writes_under_a_read_grant_and_audits_the_user(
-    client, alice, events
-):
+def test_it_runs_reads_and_refuses_writes_under_a_read_grant_and_audits_the_user(client, alice, events):
     user = make_staff("reader", perms=[CONSOLE])
     grant("read everywhere", user=user, scopes=["*:read"])
     client.force_login(user)
