@@ -27,6 +27,7 @@ from .contracts import (
     Principal,
 )
 from .limits import INT64_MAX, string_problem
+from .prometheus import observe_call
 from .recorder import get_recorder
 from .registry import get_registry
 from .schemas import decode_params, describe_validation_error, to_builtins
@@ -269,6 +270,17 @@ def _record(
 ) -> None:
     """Audit and metrics, exactly once per call. A recording failure is logged, never raised:
     the caller's answer must not depend on the bookkeeping."""
+    known = op or get_registry().get_operation(request.service, request.operation)
+    try:
+        observe_call(
+            service=known.service if known else None,
+            operation=known.name if known else None,
+            transport=request.transport,
+            error_code=error.code if error else None,
+            duration_s=duration_ms / 1000,
+        )
+    except Exception:
+        logger.exception("could not count request %s for /metrics", request.request_id)
     try:
         audit = audit_fields(
             request_id=request.request_id,
@@ -285,10 +297,9 @@ def _record(
             duration_ms=duration_ms,
             idempotency_key=request.idempotency_key,
         )
-        if op is None:
-            # Refused before resolution (no valid key): still counted against the operation it
-            # named, if that exists; made-up names never create rollup rows.
-            op = get_registry().get_operation(request.service, request.operation)
+        # Refused before resolution (no valid key): still counted against the operation it
+        # named, if that exists; made-up names never create rollup rows.
+        op = known
         metric = None
         if op is not None:
             metric_tenant = tenant.pk if tenant else None
