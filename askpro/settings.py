@@ -380,6 +380,12 @@ if SENTRY_TRACES_SAMPLE_RATE > 1:
     raise ImproperlyConfigured(
         f"SENTRY_TRACES_SAMPLE_RATE: must be between 0 and 1, got {SENTRY_TRACES_SAMPLE_RATE}"
     )
+# LOG_FORMAT=json: one JSON object per line on stderr (docs/observability.md#logs).
+LOG_FORMAT = (env_str("LOG_FORMAT", "text") or "text").lower()
+if LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT: expected text or json, got {LOG_FORMAT!r}")
+# A Celery worker otherwise replaces the root handler with its own text format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"
 
 # --- Logging: everything to stderr, so stdout stays clean for commands like mcp_stdio ---
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
@@ -388,12 +394,27 @@ if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "mcp_core.logs.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "mcp_core.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
     # The stripe library logs two INFO lines per request (with URLs); mcp_servers/stripe/client.py
     # logs one line per call itself, without query strings.
-    "loggers": {"stripe": {"level": "WARNING"}},
+    "loggers": {
+        "stripe": {"level": "WARNING"},
+        # Only through the root handler: Django's own console handler (DEBUG) would print a
+        # second, plain copy of each line, which breaks LOG_FORMAT=json.
+        "django": {"handlers": [], "propagate": True},
+    },
 }
 
 if SENTRY_DSN:

@@ -17,6 +17,7 @@ from django.utils.module_loading import import_string
 
 from askpro.models import Company
 
+from . import logs
 from .audit import audit_fields
 from .contracts import (
     ErrorCode,
@@ -154,6 +155,17 @@ def _execute(op: Operation, ctx: OperationContext, params: Any) -> Any:
 
 def route(request: MCPRequest) -> MCPResponse:
     """Run one call through the pipeline. Never raises: every failure is an MCPResponse."""
+    # Every log line written during the call names it (mcp_core/logs.py).
+    token = logs.bind(
+        request_id=request.request_id, service=request.service, operation=request.operation, tenant=None
+    )
+    try:
+        return _route(request)
+    finally:
+        logs.unbind(token)
+
+
+def _route(request: MCPRequest) -> MCPResponse:
     started = time.perf_counter()
     principal = request.principal
     op: Operation | None = None
@@ -187,6 +199,8 @@ def route(request: MCPRequest) -> MCPResponse:
             detail = describe_validation_error(exc)
             raise MCPError(ErrorCode.VALIDATION_ERROR, detail["message"], details=detail) from None
         tenant = _resolve_tenant(op, request, principal)
+        if tenant is not None:
+            logs.bind(tenant=tenant.slug)  # undone with the rest when route() returns
         timeout = op.timeout or settings.MCP_DEFAULT_TIMEOUT
         ctx = OperationContext(
             request=request, principal=principal, tenant=tenant, deadline=time.monotonic() + timeout
