@@ -40,6 +40,8 @@ def server(tmp_path, db):
         PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
         METRICS_TOKEN=TOKEN,
         MCP_AUDIT_FLUSH_MS="0",
+        DB_POOL="1",  # a psycopg pool per worker, for the pool gauges
+        DB_POOL_MAX_SIZE="4",
         CALCOM_BASE_URL=f"http://127.0.0.1:{free_port()}",  # nothing listens: upstream_error
         CALCOM_API_KEY="cal_live_metrics_test",
     )
@@ -154,6 +156,10 @@ def test_it_counts_every_call_across_two_workers_as_the_audit_does(server, alice
         if s.name == "askpro_mcp_call_duration_seconds_count" and s.labels["operation"] == "get_call_stats"
     )
     assert durations == sum(n for (_, op, _), n in counted.items() if op == "get_call_stats")
+    # Live gauges are summed over the workers: each has a pool of at most 4 connections.
+    pools = {s.labels["state"]: s.value for s in families["askpro_db_pool_connections"].samples}
+    assert pools["max"] == 2 * 4
+    assert 0 <= pools["in_use"] <= pools["max"]
     http = families["askpro_http_requests"].samples
     assert any(s.labels["route"] == "/api/v1/mcp/call" and s.labels["status"] == "200" for s in http)
     assert any(s.labels["route"] == "/mcp" for s in http)
