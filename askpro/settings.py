@@ -4,6 +4,7 @@ With nothing set, the project runs on embedded defaults: a SQLite file, the in-p
 cache and eager Celery, so that `make run` works on a bare machine.
 """
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -63,6 +64,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: counts every answer for /metrics, refusals by the middleware below included.
+    "mcp_core.prometheus.PrometheusMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Oversized bodies, over-deep JSON and malformed headers are refused as JSON before any
     # view or parser sees them (docs/input-limits.md).
@@ -76,7 +79,7 @@ MIDDLEWARE = [
 ]
 # Endpoints authenticated by API key alone: no session, user or messages middleware there
 # (askpro/middleware.py). The admin, the API docs and the dashboard keep all of it.
-SESSIONLESS_PATH_PREFIXES = ("/mcp", "/api/v1/")
+SESSIONLESS_PATH_PREFIXES = ("/mcp", "/api/v1/", "/metrics")
 
 ROOT_URLCONF = "askpro.urls"
 WSGI_APPLICATION = "askpro.wsgi.application"
@@ -383,6 +386,36 @@ CALCOM_WEBHOOK_SECRET = env_secret(
 SENTRY_DSN = env_secret("SENTRY_DSN")
 SENTRY_ENVIRONMENT = env_str("SENTRY_ENVIRONMENT", "development" if DEBUG else "production")
 
+# --- Observability (docs/observability.md) ---
+# /metrics is off (404) until one of these is set; either one admits a scraper.
+METRICS_TOKEN = env_secret("METRICS_TOKEN")
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", [])
+for _network in METRICS_ALLOWED_IPS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"METRICS_ALLOWED_IPS: {_network!r} is not an IP address or network (e.g. 10.0.0.0/8)"
+        ) from None
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR") and not os.access(
+    os.environ["PROMETHEUS_MULTIPROC_DIR"], os.W_OK
+):
+    raise ImproperlyConfigured(
+        "PROMETHEUS_MULTIPROC_DIR: must be an existing directory this process can write"
+    )
+# Sentry performance tracing: the share of transactions sent (0 = off).
+SENTRY_TRACES_SAMPLE_RATE = env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0, minimum=0.0)
+if SENTRY_TRACES_SAMPLE_RATE > 1:
+    raise ImproperlyConfigured(
+        f"SENTRY_TRACES_SAMPLE_RATE: must be between 0 and 1, got {SENTRY_TRACES_SAMPLE_RATE}"
+    )
+# LOG_FORMAT=json: one JSON object per line on stderr (docs/observability.md#logs).
+LOG_FORMAT = (env_str("LOG_FORMAT", "text") or "text").lower()
+if LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT: expected text or json, got {LOG_FORMAT!r}")
+# A Celery worker otherwise replaces the root handler with its own text format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"
+
 # --- Logging: everything to stderr, so stdout stays clean for commands like mcp_stdio ---
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -390,18 +423,33 @@ if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "mcp_core.logs.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "mcp_core.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
     # The stripe library logs two INFO lines per request (with URLs); mcp_servers/stripe/client.py
     # logs one line per call itself, without query strings.
-    "loggers": {"stripe": {"level": "WARNING"}},
+    "loggers": {
+        "stripe": {"level": "WARNING"},
+        # Only through the root handler: Django's own console handler (DEBUG) would print a
+        # second, plain copy of each line, which breaks LOG_FORMAT=json.
+        "django": {"handlers": [], "propagate": True},
+    },
 }
 
 if SENTRY_DSN:
     from mcp_core.sentry import init_sentry
 
-    init_sentry(dsn=SENTRY_DSN, environment=SENTRY_ENVIRONMENT)
+    init_sentry(dsn=SENTRY_DSN, environment=SENTRY_ENVIRONMENT, traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE)
 
 # Behind a TLS-terminating proxy in production.
 if not DEBUG and env_bool("SECURE_PROXY", False):

@@ -4,11 +4,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from mcp_core.healthchecks import ControlPlaneHealthView, live_view, ready_view
 from mcp_core.mcp.endpoint import mcp_view
+from mcp_core.prometheus import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/mcp/", include("mcp_core.api.urls")),
     path("mcp", mcp_view, name="mcp"),
+    path("metrics", metrics_view, name="metrics"),
     path("health/", ControlPlaneHealthView.as_view(), name="health"),
     re_path(r"^health/live/?$", live_view, name="health-live"),
     re_path(r"^health/ready/?$", ready_view, name="health-ready"),

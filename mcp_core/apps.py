@@ -6,7 +6,13 @@ class McpCoreConfig(AppConfig):
     verbose_name = "MCP orchestrator"
 
     def ready(self) -> None:
+        from django.core.signals import request_finished, request_started
+
         from . import (
             breaker,  # noqa: F401 - registers the MCP_BREAKERS check
             checks,  # noqa: F401 - registers the system checks
         )
+        from .logs import bind_request, unbind_request
+
+        request_started.connect(bind_request, dispatch_uid="askpro-log-context")
+        request_finished.connect(unbind_request, dispatch_uid="askpro-log-context")

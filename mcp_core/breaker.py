@@ -38,6 +38,7 @@ from .audit import audit_record
 from .contracts import BREAKER_FAILURE_CODES, ErrorCode, MCPError, OperationContext
 from .models import BreakerTransition
 from .pipeline import Guard
+from .prometheus import observe_breaker_transition
 from .server import Operation
 
 logger = logging.getLogger(__name__)
@@ -476,6 +477,7 @@ def record_transition(service: str, transition: str, reason: str) -> None:
     from_state, _, to_state = transition.partition(">")
     log = logger.warning if to_state == OPEN else logger.info
     log("circuit breaker %s: %s -> %s (%s)", service, from_state, to_state, reason)
+    observe_breaker_transition(service, transition)
     try:
         BreakerTransition.objects.create(
             service=service[:50], from_state=from_state, to_state=to_state, reason=reason[:300]

@@ -17,6 +17,7 @@ from django.utils.module_loading import import_string
 
 from askpro.models import Company
 
+from . import logs
 from .audit import audit_fields
 from .contracts import (
     ErrorCode,
@@ -27,6 +28,7 @@ from .contracts import (
     Principal,
 )
 from .limits import INT64_MAX, string_problem
+from .prometheus import observe_call
 from .recorder import get_recorder
 from .registry import get_registry
 from .schemas import decode_params, describe_validation_error, to_builtins
@@ -173,6 +175,17 @@ def _execute(op: Operation, ctx: OperationContext, params: Any) -> Any:
 
 def route(request: MCPRequest) -> MCPResponse:
     """Run one call through the pipeline. Never raises: every failure is an MCPResponse."""
+    # Every log line written during the call names it (mcp_core/logs.py).
+    token = logs.bind(
+        request_id=request.request_id, service=request.service, operation=request.operation, tenant=None
+    )
+    try:
+        return _route(request)
+    finally:
+        logs.unbind(token)
+
+
+def _route(request: MCPRequest) -> MCPResponse:
     started = time.perf_counter()
     principal = request.principal
     op: Operation | None = None
@@ -208,6 +221,8 @@ def route(request: MCPRequest) -> MCPResponse:
             detail = describe_validation_error(exc)
             raise MCPError(ErrorCode.VALIDATION_ERROR, detail["message"], details=detail) from None
         tenant = _resolve_tenant(op, request, principal)
+        if tenant is not None:
+            logs.bind(tenant=tenant.slug)  # undone with the rest when route() returns
         timeout = op.timeout or settings.MCP_DEFAULT_TIMEOUT
         ctx = OperationContext(
             request=request, principal=principal, tenant=tenant, deadline=time.monotonic() + timeout
@@ -291,6 +306,17 @@ def _record(
 ) -> None:
     """Audit and metrics, exactly once per call. A recording failure is logged, never raised:
     the caller's answer must not depend on the bookkeeping."""
+    known = op or get_registry().get_operation(request.service, request.operation)
+    try:
+        observe_call(
+            service=known.service if known else None,
+            operation=known.name if known else None,
+            transport=request.transport,
+            error_code=error.code if error else None,
+            duration_s=duration_ms / 1000,
+        )
+    except Exception:
+        logger.exception("could not count request %s for /metrics", request.request_id)
     try:
         audit = audit_fields(
             request_id=request.request_id,
@@ -307,10 +333,9 @@ def _record(
             duration_ms=duration_ms,
             idempotency_key=request.idempotency_key,
         )
-        if op is None:
-            # Refused before resolution (no valid key): still counted against the operation it
-            # named, if that exists; made-up names never create rollup rows.
-            op = get_registry().get_operation(request.service, request.operation)
+        # Refused before resolution (no valid key): still counted against the operation it
+        # named, if that exists; made-up names never create rollup rows.
+        op = known
         metric = None
         if op is not None:
             metric_tenant = tenant.pk if tenant else None

@@ -31,6 +31,7 @@ from askpro.models import Company, Plan
 from . import shared_state
 from .contracts import ErrorCode, MCPError, OperationContext
 from .pipeline import Guard
+from .prometheus import observe_rate_limit_refusal
 from .server import Operation
 
 logger = logging.getLogger(__name__)
@@ -267,6 +268,7 @@ class RateLimitGuard(Guard):
         }
         if decision.allowed:
             return (tenant.pk, slot)
+        observe_rate_limit_refusal(op.service, decision.reason or "rate")
         if decision.reason == "concurrency":
             raise MCPError(
                 ErrorCode.RATE_LIMITED,

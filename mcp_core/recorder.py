@@ -30,6 +30,7 @@ from django.core.signals import setting_changed
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
 
 from .metrics import record_call, record_calls
+from .prometheus import set_audit_pending
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class CallRecorder:
                     self._pending.append((audit, metric))
                     self._ensure_flusher()
                     self._full = False
+                    set_audit_pending(len(self._pending))
                     return
                 warn, self._full = not self._full, True
             # The queue is full (the database is slow or away): the caller writes its own row,
@@ -99,6 +101,7 @@ class CallRecorder:
                 with self._lock:
                     batch, self._pending = self._pending[:1000], self._pending[1000:]
                 if not batch:
+                    set_audit_pending(self.pending())
                     return written
                 try:
                     record_calls(batch)

@@ -48,7 +48,8 @@ def scrub_event(event: dict[str, Any], hint: dict[str, Any] | None = None) -> di
     return event
 
 
-def init_sentry(*, dsn: str, environment: str) -> None:
+def init_sentry(*, dsn: str, environment: str, traces_sample_rate: float = 0.0) -> None:
+    """Errors always; performance traces only when traces_sample_rate > 0 (SENTRY_TRACES_SAMPLE_RATE)."""
     import sentry_sdk
     from sentry_sdk.integrations.celery import CeleryIntegration
     from sentry_sdk.integrations.django import DjangoIntegration
@@ -59,5 +60,6 @@ def init_sentry(*, dsn: str, environment: str) -> None:
         integrations=[DjangoIntegration(), CeleryIntegration()],
         send_default_pii=False,
         before_send=scrub_event,
-        traces_sample_rate=0.0,
+        # None, not 0.0: with 0.0 the SDK still builds (unsampled) transactions on every request.
+        traces_sample_rate=traces_sample_rate or None,
     )

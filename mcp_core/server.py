@@ -94,6 +94,18 @@ def operation(
     return decorator
 
 
+@dataclass(frozen=True, slots=True)
+class ServerGauge:
+    """One value a server reports for /metrics, read at scrape time (askpro_<name>{labels}).
+
+    Every gauge of one name must carry the same label names."""
+
+    name: str
+    help: str
+    labels: dict[str, str]
+    value: float
+
+
 class MCPServer:
     """Base for every MCP server: a named set of operations plus a health check.
 
@@ -125,6 +137,11 @@ class MCPServer:
     def is_configured(self) -> bool:
         """False when the server lacks credentials; its health then says not_configured."""
         return True
+
+    def gauges(self) -> list[ServerGauge]:
+        """Figures for /metrics that live outside any one process (a backlog, a queue depth),
+        read at scrape time. Must be cheap; may raise (the scrape reports the source as down)."""
+        return []
 
     def health(self) -> HealthResult:
         """Check the server's dependencies cheaply. Must not raise; must honour short timeouts."""

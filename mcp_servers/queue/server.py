@@ -18,7 +18,7 @@ from kombu.exceptions import OperationalError
 from mcp_core.contracts import ErrorCode, MCPError, OperationContext
 from mcp_core.health import HealthResult, HealthStatus
 from mcp_core.schemas import NoParams, Params, Result
-from mcp_core.server import MCPServer, operation
+from mcp_core.server import MCPServer, ServerGauge, operation
 
 from . import services
 from .models import TaskFailure, TaskRunRollup
@@ -456,6 +456,21 @@ class QueueServer(MCPServer):
 
     def is_configured(self) -> bool:
         return services.broker_kind() != "eager"
+
+    def gauges(self) -> list[ServerGauge]:
+        """Queue depths for /metrics, read from the broker (none when tasks run eagerly)."""
+        if not self.is_configured():
+            return []
+        queues = services.known_queues()
+        depths, unacked = services.queue_depths(queues)
+        found = [
+            ServerGauge("queue_depth", "Messages waiting in each Celery queue.", {"queue": q}, depths[q])
+            for q in queues
+        ]
+        found.append(
+            ServerGauge("queue_unacked", "Messages held by workers, not yet acknowledged.", {}, unacked)
+        )
+        return found
 
     def health(self) -> HealthResult:
         try:

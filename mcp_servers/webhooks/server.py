@@ -21,7 +21,7 @@ from askpro.models import Company
 from mcp_core.contracts import ErrorCode, MCPError, OperationContext
 from mcp_core.health import HealthResult, HealthStatus
 from mcp_core.schemas import BIGINT_MAX, Params, Result
-from mcp_core.server import MCPServer, operation
+from mcp_core.server import MCPServer, ServerGauge, operation
 
 from .models import Provider, RejectedDelivery, WebhookEvent
 from .services import webhook_replay
@@ -343,6 +343,27 @@ class WebhookServer(MCPServer):
             if webhook_replay(event) == "queued":
                 ids.append(event.pk)
         return RetryFailedResult(queued=len(ids), ids=ids)
+
+    def gauges(self) -> list[ServerGauge]:
+        """The backlog for /metrics: events received and not yet processed, per provider and status."""
+        waiting = [WebhookEvent.Status.RECEIVED, WebhookEvent.Status.PROCESSING]
+        counts = {
+            (row["provider"], row["status"]): row["n"]
+            for row in WebhookEvent.objects.filter(status__in=waiting)
+            .values("provider", "status")
+            .annotate(n=Count("pk"))
+            .order_by()
+        }
+        return [
+            ServerGauge(
+                "webhook_backlog",
+                "Webhook events waiting to be processed (received or processing), by provider and status.",
+                {"provider": provider, "status": status},
+                counts.get((provider, status), 0),
+            )
+            for provider in Provider.values
+            for status in waiting
+        ]
 
     def health(self) -> HealthResult:
         """Unhealthy when events pile up unprocessed; degraded with recent dead letters."""
