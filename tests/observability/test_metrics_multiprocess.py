@@ -156,8 +156,19 @@ def test_it_counts_every_call_across_two_workers_as_the_audit_does(server, alice
         if s.name == "askpro_mcp_call_duration_seconds_count" and s.labels["operation"] == "get_call_stats"
     )
     assert durations == sum(n for (_, op, _), n in counted.items() if op == "get_call_stats")
-    # Live gauges are summed over the workers: each has a pool of at most 4 connections.
-    pools = {s.labels["state"]: s.value for s in families["askpro_db_pool_connections"].samples}
+    # Live gauges are summed over the workers: each has a pool of at most 4 connections. A worker
+    # publishes its pool figures when it serves a request at most every 5 s, so one that has not
+    # served since its first refresh may not show yet: keep calling (bounded) until both do.
+    deadline = time.monotonic() + 20
+    while True:
+        pools = {s.labels["state"]: s.value for s in families["askpro_db_pool_connections"].samples}
+        if pools["max"] == 2 * 4 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+        for _ in range(4):
+            api_call(server, alice_key, "database", "get_call_stats", {"days": 7})
+        scraped = scrape(server, Authorization=f"Bearer {TOKEN}").text
+        families = {f.name: f for f in text_string_to_metric_families(scraped)}
     assert pools["max"] == 2 * 4
     assert 0 <= pools["in_use"] <= pools["max"]
     http = families["askpro_http_requests"].samples
