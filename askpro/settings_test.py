@@ -25,3 +25,8 @@ MCP_AUTH_CACHE_SECONDS = 0
 # MCP_AUDIT_FLUSH_MS in a server process's environment, or override the setting).
 if "MCP_AUDIT_FLUSH_MS" not in os.environ:
     MCP_AUDIT_FLUSH_MS = 0
+# pytest-django runs with DEBUG off but the suite never runs collectstatic: WhiteNoise finds
+# static files through the app finders as in development, instead of warning that STATIC_ROOT
+# is empty (tests/production serves collectstatic's output with the production settings).
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True
