@@ -47,6 +47,11 @@ def mcp_call(base: str, key: str, name: str, arguments: dict) -> dict:
         return json.loads(response.read())
 
 
+def started_by_honcho(log) -> dict[str, int]:
+    """honcho's "web.1 started (pid=N)" lines: each process's pid, the leader of its group."""
+    return {m[0]: int(m[1]) for m in re.findall(r"(\w+)\.1 started \(pid=(\d+)\)", log.read_text())}
+
+
 def group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -89,13 +94,11 @@ def test_it_serves_the_procfile_with_honcho_and_stops_it(tmp_path):
             start_new_session=True,
         )
     base = f"http://127.0.0.1:{port}"
-    started: dict[str, int] = {}
     try:
         wait_http(base + "/health/ready", proc, log, timeout=300)
         wait_for(lambda: " ready." in (t := log.read_text()) and "beat: Starting" in t, timeout=90)
         text = log.read_text()
-        started = {m[0]: int(m[1]) for m in re.findall(r"(\w+)\.1 started \(pid=(\d+)\)", text)}
-        assert set(started) == {"web", "worker", "beat"}
+        assert set(started_by_honcho(log)) == {"web", "worker", "beat"}
         assert f"worker.1@{socket.gethostname()} ready." in text
         assert "Listening at: http://127.0.0.1:" in text and "Using worker: gthread" in text
         assert re.search(r"created: webhooks: sweep stuck and due events", text), "setup_periodic_tasks ran"
@@ -126,20 +129,22 @@ def test_it_serves_the_procfile_with_honcho_and_stops_it(tmp_path):
             (f"worker.1@{socket.gethostname()}", [f"{tag}-q"])
         ]
     finally:
+        # SIGTERM to make, the script and honcho; honcho stops the processes it started and exits.
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)  # make, the script and honcho: honcho stops the rest
-        try:
-            wait_for(lambda: not any(group_alive(pid) for pid in started.values()), timeout=60)
-        finally:
-            for pid in started.values():  # whatever did not stop, by the pids honcho reported
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGKILL)
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=60)
+        started = started_by_honcho(log)
+        with contextlib.suppress(AssertionError):
+            wait_for(lambda: not any(group_alive(pid) for pid in started.values()), timeout=30)
+        for pid in [*started.values(), proc.pid]:  # whatever did not stop, by the pids we know
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
-            _purge_own_keys(f"{tag}:", f"{tag}-q")
-            with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+                os.killpg(pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        _purge_own_keys(f"{tag}:", f"{tag}-q")
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    assert not any(group_alive(pid) for pid in started.values())
     stopped = log.read_text()
     for name in ("web", "worker", "beat"):
         assert f"{name}.1 stopped" in stopped
