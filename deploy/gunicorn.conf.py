@@ -79,3 +79,12 @@ loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 # on one host would share; only where asked for (GUNICORN_CONTROL_SOCKET=/run/askpro/web.ctl).
 control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET") or None
 control_socket_disable = control_socket is None
+
+
+def child_exit(server, worker):
+    """A worker left (a stop, a reload, max_requests): with Prometheus's multiprocess files
+    (PROMETHEUS_MULTIPROC_DIR, docs/observability.md), drop its live gauges from the sums."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -23,7 +23,11 @@ export CELERY_KEY_PREFIX="${CELERY_KEY_PREFIX:-askpro-serve-celery:}"
 export ALLOWED_HOSTS="${ALLOWED_HOSTS:-127.0.0.1,localhost}"
 export STATIC_ROOT="${STATIC_ROOT:-$PWD/var/staticfiles}"
 export PORT="${PORT:-8000}"
+# One metrics directory for the web and Celery processes (docs/observability.md), emptied below.
+export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-$PWD/var/prometheus}"
 export PATH="$PWD/$BIN:$PATH"  # the Procfile names gunicorn, celery and python
+
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 
 case "$DATABASE_URL" in
     postgres://* | postgresql://*) ;;
@@ -49,7 +53,7 @@ while IFS='=' read -r name value; do
     if [ -z "${!name:-}" ]; then export "$name=$value"; fi
 done <"$secrets"
 
-./scripts/ensure_services.sh
+SKIP_RABBITMQ=1 ./scripts/ensure_services.sh
 
 # The database, created on first use (by name, on the server DATABASE_URL points at).
 "$PY" - <<'EOF'
@@ -77,6 +81,9 @@ fi
 "$PY" manage.py migrate --noinput
 "$PY" manage.py setup_periodic_tasks
 "$PY" manage.py collectstatic --noinput -v0
+
+# A new start: the previous run's metric files would otherwise be summed in.
+find "$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -name '*.db' -type f -delete
 
 processes=(web worker beat)
 case "${SANDBOX:-0}" in

@@ -79,6 +79,7 @@ def test_it_serves_the_procfile_with_honcho_and_stops_it(tmp_path):
         CELERY_TASK_DEFAULT_QUEUE=f"{tag}-q",
         STATIC_ROOT=str(tmp_path / "static"),
         SERVE_SECRETS_FILE=str(tmp_path / "serve.env"),
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prometheus"),
         WEB_CONCURRENCY="1",
         CELERY_WORKER_CONCURRENCY="1",
         PYTHONUNBUFFERED="1",
@@ -104,6 +105,7 @@ def test_it_serves_the_procfile_with_honcho_and_stops_it(tmp_path):
         assert re.search(r"created: webhooks: sweep stuck and due events", text), "setup_periodic_tasks ran"
         assert (tmp_path / "static" / "staticfiles.json").exists(), "collectstatic ran"
         assert (tmp_path / "serve.env").stat().st_mode & 0o077 == 0, "the secrets file is private"
+        assert (tmp_path / "prometheus").is_dir(), "one metrics directory for every process"
 
         key = subprocess.run(
             [

@@ -87,9 +87,13 @@ def web(static_root, django_db_setup, django_db_blocker, tmp_path_factory):
             MCP_SERVERS=mcp_servers_with(SLOW_SERVER),
         )
     log = tmp_path_factory.mktemp("web") / "web.log"
+    metrics_dir = tmp_path_factory.mktemp("prometheus")
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     proc, base = start_web(env, log)
     try:
-        yield SimpleNamespace(proc=proc, base=base, proxy=proxy, log=log, static_root=static_root)
+        yield SimpleNamespace(
+            proc=proc, base=base, proxy=proxy, log=log, static_root=static_root, metrics_dir=metrics_dir
+        )
     finally:
         stop(proc)
         proxy.stop()
@@ -187,6 +191,12 @@ def test_it_reloads_on_sighup_without_dropping_a_request(web, platform_key):
     assert web.proc.poll() is None
     # Every answered call is audited, also those whose (old) worker wrote its queue when it left.
     wait_for(lambda: AuditEntry.objects.filter(request_id__in=answered).count() == len(answered), timeout=30)
+    # The old worker's live gauges left the Prometheus sums with it (child_exit in the config);
+    # its counters stay, as counters must.
+    files = {path.name for path in web.metrics_dir.iterdir()}
+    (old_pid,) = before
+    assert f"counter_{old_pid}.db" in files
+    assert not [name for name in files if name.startswith("gauge_live") and name.endswith(f"_{old_pid}.db")]
 
 
 @pytest.mark.django_db(transaction=True)
