@@ -83,7 +83,7 @@ def web(static_root, django_db_setup, django_db_blocker, tmp_path_factory):
             STATIC_ROOT=str(static_root),
             # One worker: every probe of a test reaches the same process (and its pool).
             WEB_CONCURRENCY="1",
-            DB_POOL_TIMEOUT="5",  # a pool waiting for a dead database gives up after 5 s
+            DB_POOL_TIMEOUT="3",  # a pool waiting for a dead database gives up after 3 s
             MCP_SERVERS=mcp_servers_with(SLOW_SERVER),
         )
     log = tmp_path_factory.mktemp("web") / "web.log"

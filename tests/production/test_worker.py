@@ -130,14 +130,15 @@ def test_it_finishes_the_running_task_when_a_worker_is_told_to_stop(broker):
     second, second_key = deliver(broker.redis, sleep=0)  # waits: a's one pool process is busy
 
     a.proc.send_signal(signal.SIGTERM)  # the main process only, as systemd's KillMode=mixed does
+    b = broker.worker("b")  # starts meanwhile; a takes nothing new once told to stop
     assert a.proc.wait(timeout=60) == 0
     first.refresh_from_db()
     assert (first.status, first.attempts) == (WebhookEvent.Status.PROCESSED, 1)
     assert int(broker.redis.get(f"{first_key}:completed")) == 1
     assert "Warm shutdown" in a.log.read_text()
 
-    # The task it had not started is still in the queue, for the next worker.
-    b = broker.worker("b").wait_ready()
+    # The task it had not started stayed in the queue, for the next worker.
+    b.wait_ready()
     assert processed(second).attempts == 1
     assert ran_by(broker.redis, second_key, 1) == b.proc.pid
 
