@@ -6,9 +6,10 @@ stops gunicorn at start-up with the variable's name. The file is not at the repo
 purpose: gunicorn reads ./gunicorn.conf.py on its own when no --config is given, which would
 silently change every test and benchmark server started from a checkout.
 
-Sizing (docs/deployment.md, "Sizing"): gthread workers, WEB_CONCURRENCY processes of
-GUNICORN_THREADS threads. A /mcp call mostly waits on PostgreSQL, Redis or an upstream API,
-so threads keep a core busy while one call waits; separate processes use every core.
+Sizing (docs/deployment.md, "Sizing"): sync workers, one process per core. A /mcp call spends
+most of its time in Python, and each sync worker takes a connection only when it is free, so the
+kernel spreads the load evenly; GUNICORN_THREADS > 1 switches to gthread workers (long-lived
+responses, many slow upstream calls) at the price measured there.
 """
 
 import os
@@ -38,22 +39,21 @@ bind = [os.environ.get("GUNICORN_BIND") or f"127.0.0.1:{_int('PORT', 8000, 1)}"]
 
 # WEB_CONCURRENCY is the variable gunicorn itself and most platforms use for the process count.
 workers = _int("WEB_CONCURRENCY", _cores, 1)
-threads = _int("GUNICORN_THREADS", 4, 1)
-# gthread also for one thread: the master's heartbeat is not tied to a request's length, so a
-# long-lived response (the admin's live event stream) does not get its worker killed.
-worker_class = "gthread"
+threads = _int("GUNICORN_THREADS", 1, 1)
+# gthread workers accept connections while their threads are busy and keep kept-alive ones for
+# good, so load can pile up on one worker (bench_production measured it); sync workers cannot
+# be unbalanced that way. gthread is for long-lived responses and many slow upstream calls.
+worker_class = "sync" if threads == 1 else "gthread"
 
-# A worker silent this long is killed and replaced. With gthread the heartbeat comes from the
-# worker's main loop, not from a request, so this bounds a hung worker, not a slow call.
-timeout = _int("GUNICORN_TIMEOUT", 30, 1)
-# SIGTERM / a reload: requests in flight get this long to finish. Longer than
-# MCP_DEFAULT_TIMEOUT (30 s), the deadline of one orchestrated call. The service manager's
-# stop timeout must be longer still (systemd: TimeoutStopSec).
+# A sync worker busy with one request this long is killed and replaced: longer than
+# MCP_DEFAULT_TIMEOUT (30 s), the deadline of one orchestrated call. (gthread: a hung worker.)
+timeout = _int("GUNICORN_TIMEOUT", 60, 1)
+# SIGTERM / a reload: requests in flight get this long to finish, again longer than
+# MCP_DEFAULT_TIMEOUT. The service manager's stop timeout must be longer still (systemd:
+# TimeoutStopSec).
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 35, 1)
-# Idle keep-alive connections from the proxy are kept this long; longer than the proxy's own
-# idle timeout for upstream connections (nginx: keepalive_timeout 60s in the upstream block),
-# so that gunicorn never closes a connection the proxy is about to reuse.
-keepalive = _int("GUNICORN_KEEPALIVE", 75, 0)
+# gthread only (sync workers close each connection after its answer).
+keepalive = _int("GUNICORN_KEEPALIVE", 5, 0)
 
 # Replace a worker after this many requests (plus up to 10 % at random, so that workers do not
 # restart together): a bound on slow memory growth. A restart costs one Django start-up in the
@@ -68,8 +68,10 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 # Trust X-Forwarded-* (scheme, client address) only from the proxy's address.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 
-# Logs go to stdout/stderr: journald (systemd) or honcho collect them.
-accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None
+# Logs go to stdout/stderr: journald (systemd) or honcho collect them. The access log is off
+# unless asked for (GUNICORN_ACCESS_LOG=-): the proxy logs every request already, and this one
+# cost about 8 % of /mcp throughput here.
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 # Client (as forwarded by the proxy), request line, status, bytes, duration in ms, user agent.
 access_log_format = '%({x-forwarded-for}i)s %(h)s "%(r)s" %(s)s %(B)s %(M)sms "%(a)s"'
 errorlog = "-"

@@ -1,17 +1,18 @@
 """The production layout's cost (issue 13, section 3): /mcp tools/call throughput with gunicorn
 started from deploy/gunicorn.conf.py on the production settings (askpro.settings plus the echo
-server, DEBUG off,
-WhiteNoise, collectstatic's output, access log on) against today's benchmark configuration
-(bench_mcp: `gunicorn -w 2` sync workers on the bench settings as they were before WhiteNoise).
-Target: the production layout costs at most 10 % of today's throughput.
+server, DEBUG off, WhiteNoise, collectstatic's output, pooled connections checked) against
+today's benchmark configuration (bench_mcp: `gunicorn -w 2` on the bench settings as they were
+before the production layout). Target: the production layout costs at most 10 % of today's
+throughput.
 
     .venv/bin/python -m tests.bench.bench_production [--seconds 24] [--rounds 6] [--connections 16]
 
 Both servers run side by side on one bench database; the load alternates between them in
 --rounds slices (wrk -t1 -c16), so that the other work on the machine falls on both alike.
-The production side runs with its defaults (WEB_CONCURRENCY = the cores, 4 threads each)
-unless --web-concurrency / --threads say otherwise. After the load, the bench checks that the
-database holds one audit row per answered call (batched recording on both sides).
+The production side runs with its defaults (sync workers, WEB_CONCURRENCY = the cores, no
+access log) unless --web-concurrency, --threads (gthread workers) or --access-log say
+otherwise. After the load, the bench checks that the database holds one audit row per answered
+call (batched recording on both sides).
 """
 
 from __future__ import annotations
@@ -61,8 +62,11 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--web-concurrency", default="", help="WEB_CONCURRENCY of the production side")
     parser.add_argument("--threads", default="", help="GUNICORN_THREADS of the production side")
+    parser.add_argument("--access-log", action="store_true", help="the production side logs each request")
     args = parser.parse_args()
     extra = {"GUNICORN_LOG_LEVEL": "warning"}
+    if args.access_log:
+        extra["GUNICORN_ACCESS_LOG"] = "-"
     if args.web_concurrency:
         extra["WEB_CONCURRENCY"] = args.web_concurrency
     if args.threads:
@@ -137,23 +141,26 @@ def main() -> None:
     per_round = [p["rps"] / t["rps"] for t, p in zip(sides["today"], sides["production"], strict=True)]
     cores = len(os.sched_getaffinity(0))
     workers = extra.get("WEB_CONCURRENCY", str(cores))
-    threads = extra.get("GUNICORN_THREADS", "4")
+    threads = extra.get("GUNICORN_THREADS", "1")
+    layout = f"sync -w {workers}" if threads == "1" else f"gthread {workers}x{threads}"
+    if args.access_log:
+        layout += ", access log"
     tool = "wrk -t1" if have_wrk() else "python keep-alive client"
     print(
         f"\n== /mcp tools/call echo_echo: production layout vs today's bench configuration; "
         f"{args.rounds} alternating slices of {slice_seconds}s each, {tool} -c{args.connections}, "
         f"{cores} cores =="
     )
-    print(f"{'configuration':64} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(f"{'configuration':76} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for label, result in (
-        ("today: gunicorn -w 2 (sync), bench settings, no access log", today_total),
+        ("today: gunicorn -w 2 (sync), bench settings", today_total),
         (
-            f"production: deploy/gunicorn.conf.py, gthread {workers}x{threads}, askpro.settings",
+            f"production: deploy/gunicorn.conf.py, {layout}, askpro.settings",
             production_total,
         ),
     ):
         print(
-            f"{label:64} {result['rps']:8.0f} {result['p50_ms']:8.2f} {result['p99_ms']:8.2f} "
+            f"{label:76} {result['rps']:8.0f} {result['p50_ms']:8.2f} {result['p99_ms']:8.2f} "
             f"{result['errors']:7.0f}"
         )
     print(

@@ -101,7 +101,7 @@ def test_it_serves_the_procfile_with_honcho_and_stops_it(tmp_path):
         text = log.read_text()
         assert set(started_by_honcho(log)) == {"web", "worker", "beat"}
         assert f"worker.1@{socket.gethostname()} ready." in text
-        assert "Listening at: http://127.0.0.1:" in text and "Using worker: gthread" in text
+        assert "Listening at: http://127.0.0.1:" in text and "Using worker: sync" in text
         assert re.search(r"created: webhooks: sweep stuck and due events", text), "setup_periodic_tasks ran"
         assert (tmp_path / "static" / "staticfiles.json").exists(), "collectstatic ran"
         assert (tmp_path / "serve.env").stat().st_mode & 0o077 == 0, "the secrets file is private"

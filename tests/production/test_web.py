@@ -204,16 +204,14 @@ def test_it_answers_and_audits_the_requests_in_flight_when_stopped(static_root, 
     # Batched audit rows with an interval no test waits for: only the stop can write them.
     env = production_env(
         STATIC_ROOT=str(static_root),
-        WEB_CONCURRENCY="2",
-        GUNICORN_THREADS="4",
+        WEB_CONCURRENCY="4",
         MCP_AUDIT_FLUSH_MS="600000",
         MCP_SERVERS=mcp_servers_with(SLOW_SERVER),
     )
     proc, base = start_web(env, tmp_path / "web.log")
     marker = f"inflight-{os.getpid()}-{time.monotonic_ns()}"
     r = redis.Redis.from_url(env["REDIS_URL"])
-    # As many as one worker has threads: gthread workers accept connections greedily, so all of
-    # them may land on one worker, and each must be running (not queued) when the stop begins.
+    # One per worker (sync workers: one request each), all running when the stop begins.
     ids = [f"{marker}-{n}" for n in range(4)]
     replies: dict[str, tuple[float, dict | Exception]] = {}
 
