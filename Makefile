@@ -1,5 +1,6 @@
 # Two commands matter: `make run` (embedded defaults, no services needed) and `make test`
-# (the whole suite against the machine's real PostgreSQL and Redis).
+# (the whole suite against the machine's real PostgreSQL and Redis); `make serve` runs the
+# production layout.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +8,7 @@ PORT ?= 8000
 export DATABASE_URL_TEST ?= postgres://postgres@127.0.0.1:5432/askpro
 export REDIS_URL_TEST ?= redis://127.0.0.1:6379/0
 
-.PHONY: install install-dev run test lint check bench clean
+.PHONY: install install-dev run serve test lint check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +36,11 @@ run: install
 	@echo "Serving on http://127.0.0.1:$(PORT)/  (admin: /admin/, API docs: /api/docs/)"
 	@if [ "$${SANDBOX:-0}" = "1" ]; then echo "SANDBOX=1: upstream sandboxes start too (manage.py run_sandbox)"; fi
 	PY=$(BIN)/python PORT=$(PORT) ./scripts/run_dev.sh
+
+# The production process layout on this machine (Procfile through honcho, PostgreSQL and Redis,
+# DEBUG off; docs/deployment.md). `scripts/serve.sh manage ...` runs manage.py against it.
+serve: install
+	BIN=$(BIN) PORT=$(PORT) ./scripts/serve.sh
 
 test: install-dev
 	DATABASE_URL=$${DATABASE_URL:-$(DATABASE_URL_TEST)} REDIS_URL=$${REDIS_URL:-$(REDIS_URL_TEST)} ./scripts/ensure_services.sh

@@ -70,6 +70,9 @@ MIDDLEWARE = [
     # Oversized bodies, over-deep JSON and malformed headers are refused as JSON before any
     # view or parser sees them (docs/input-limits.md).
     "mcp_core.limits.RequestLimitsMiddleware",
+    # Static files from the process itself (docs/deployment.md, "Static files"): before anything
+    # that reads a session or a database.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "askpro.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -116,6 +119,10 @@ else:
             "max_size": DB_POOL_MAX_SIZE,
             "timeout": env_float("DB_POOL_TIMEOUT", 10.0, minimum=0.1),
         }
+        # With the pool, Django checks each connection as it leaves the pool (one empty round
+        # trip): one cut while idle (a database restart or failover) is replaced instead of
+        # failing a request.
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("DB_POOL_CHECK", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and Redis ---
@@ -146,6 +153,8 @@ CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Pool processes per worker; 0 (unset): one per core, Celery's own default.
+CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 0, minimum=0) or None
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")
@@ -197,7 +206,18 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+# With DEBUG off, collectstatic writes every file under a content-hashed name plus a gzip copy,
+# and WhiteNoise serves the hashed names with a far-future, immutable Cache-Control. Pages link
+# the hashed names from collectstatic's manifest, so it is a release step (docs/deployment.md).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
 
 # --- DRF and OpenAPI ---
 REST_FRAMEWORK = {
