@@ -197,12 +197,29 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "askpro.beat:SingleBeatScheduler"
 CELERY_BEAT_SYNC_EVERY = 1
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")
+# RabbitMQ: "quorum" queues are replicated across the cluster's nodes (docs/high-availability.md).
+# Delayed tasks (countdown, the webhook retries) then use RabbitMQ's native delayed delivery,
+# which needs a topic exchange; publishes are confirmed by the broker.
+CELERY_TASK_DEFAULT_QUEUE_TYPE = env_str("CELERY_TASK_DEFAULT_QUEUE_TYPE", "classic")
+if CELERY_TASK_DEFAULT_QUEUE_TYPE not in {"classic", "quorum"}:
+    raise ImproperlyConfigured(
+        f"CELERY_TASK_DEFAULT_QUEUE_TYPE: expected classic or quorum, got {CELERY_TASK_DEFAULT_QUEUE_TYPE!r}"
+    )
+if CELERY_TASK_DEFAULT_QUEUE_TYPE == "quorum":
+    if not (CELERY_BROKER_URL or "").startswith(("amqp://", "amqps://", "pyamqp://")):
+        raise ImproperlyConfigured(
+            "CELERY_TASK_DEFAULT_QUEUE_TYPE: quorum queues need a RabbitMQ broker (amqp://)"
+        )
+    CELERY_TASK_DEFAULT_EXCHANGE_TYPE = "topic"
+    CELERY_TASK_CREATE_MISSING_QUEUE_TYPE = "quorum"
 # Redis broker: a key prefix isolates deployments (and test runs) sharing one Redis; unacked
 # messages of a dead worker come back after the visibility timeout.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1),
     **({"global_keyprefix": env_str("CELERY_KEY_PREFIX")} if env_str("CELERY_KEY_PREFIX") else {}),
 }
+if CELERY_TASK_DEFAULT_QUEUE_TYPE == "quorum":
+    CELERY_BROKER_TRANSPORT_OPTIONS["confirm_publish"] = True
 # sentinel://host:26379;sentinel://host:26379/<db>: the broker (and a sentinel:// result backend)
 # follow the master the sentinels name (REDIS_SENTINEL_MASTER).
 _sentinel_urls = [

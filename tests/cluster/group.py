@@ -331,11 +331,15 @@ def stop_all(procs: Iterable[Proc], timeout: float = 15.0) -> None:
         proc.kill()
 
 
-def call(base: str, key: str, *, operation: str = "fetch", timeout: float = 20) -> tuple[int, dict, dict]:
-    """POST /api/v1/mcp/call for the dummy server; (status, headers, body)."""
+DUMMY_FETCH = {"service": "dummy", "operation": "fetch", "params": {}}
+
+
+def call(base: str, key: str, *, body: dict | None = None, timeout: float = 20) -> tuple[int, dict, dict]:
+    """POST /api/v1/mcp/call (the dummy server's fetch unless `body` says otherwise);
+    (status, headers, body)."""
     request = urllib.request.Request(
         base + "/api/v1/mcp/call",
-        data=json.dumps({"service": "dummy", "operation": operation, "params": {}}).encode(),
+        data=json.dumps(body or DUMMY_FETCH).encode(),
         headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
         method="POST",
     )
@@ -356,8 +360,16 @@ class Load:
     """A bounded request loop against every instance from a few threads: (monotonic time, base,
     status, whether the limiter decided: the RateLimit header) for each answer."""
 
-    def __init__(self, bases: list[str], key: str, *, threads: int = 4, max_seconds: float = 60) -> None:
-        self.bases, self.key = bases, key
+    def __init__(
+        self,
+        bases: list[str],
+        key: str,
+        *,
+        body: dict | None = None,
+        threads: int = 4,
+        max_seconds: float = 60,
+    ) -> None:
+        self.bases, self.key, self.body = bases, key, body
         self.results: list[tuple[float, str, int, bool]] = []
         self.stop_at = time.monotonic() + max_seconds
         self.stopped = threading.Event()
@@ -368,7 +380,7 @@ class Load:
         i = index
         while not self.stopped.is_set() and time.monotonic() < self.stop_at:
             base = self.bases[i % len(self.bases)]
-            status, headers, _ = call(base, self.key, timeout=10)
+            status, headers, _ = call(base, self.key, body=self.body, timeout=10)
             with self.lock:
                 self.results.append((time.monotonic(), base, status, "RateLimit" in headers))
             i += 1

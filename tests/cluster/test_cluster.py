@@ -38,6 +38,7 @@ from .group import call, wait_for
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 AUTH_WINDOW = 2.0  # MCP_AUTH_CACHE_SECONDS of the web instances (the production default)
+RABBITMQ = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 BREAKERS = {"default": {**FAST_BREAKER, "open_duration": 30.0}}
 
 
@@ -200,6 +201,63 @@ def test_the_same_webhook_delivered_to_both_instances_at_once_is_processed_once(
     event = processed(call_id)
     assert (event.attempts, event.duplicate_count) == (1, 7)
     assert Call.objects.filter(retell_call_id=call_id).count() == 1
+
+
+def test_a_worker_runs_on_rabbitmq_with_quorum_queues(cluster):
+    """The broker for larger installations: a worker of this group on RabbitMQ with quorum
+    queues (CELERY_TASK_DEFAULT_QUEUE_TYPE=quorum), a task and a delayed one (countdown, as the
+    webhook retries use) recorded in the group's Redis. The test's queue and exchange are deleted
+    afterwards; Celery's shared delayed-delivery queues (celery_delayed_*) stay, as for any worker."""
+    from celery import Celery
+    from kombu import Connection
+
+    try:
+        with Connection(RABBITMQ, connect_timeout=5) as conn:
+            conn.ensure_connection(max_retries=1)
+    except Exception as exc:  # noqa: BLE001
+        pytest.fail(
+            f"RabbitMQ is not reachable (TEST_RABBITMQ_URL, {type(exc).__name__}); ensure_services.sh starts it"
+        )
+    queue = f"cluster-amqp-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    env = {
+        **cluster.env,
+        "CELERY_BROKER_URL": RABBITMQ,
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
+        "CELERY_TASK_DEFAULT_QUEUE_TYPE": "quorum",
+    }
+    worker = group.worker(f"{queue}-w", env, cluster.logs)
+    cluster.extra.append(worker)
+    # A producer configured as the settings configure one for quorum queues.
+    producer = Celery("cluster-probe", broker=RABBITMQ)
+    producer.conf.update(
+        task_default_queue=queue,
+        task_default_queue_type="quorum",
+        task_create_missing_queue_type="quorum",
+        task_default_exchange_type="topic",
+        broker_transport_options={"confirm_publish": True},
+    )
+    try:
+        group.start_all([worker])
+        runs_key = f"amqp-runs-{uuid.uuid4().hex[:8]}"
+        sent = time.time()
+        producer.send_task("cluster.record", args=[runs_key], queue=queue)
+        producer.send_task("cluster.record", args=[runs_key], queue=queue, countdown=2)
+        redis = cluster.redis.client()
+        wait_for(lambda: redis.llen(runs_key) == 2, 40, "both tasks run by the RabbitMQ worker")
+        runs = [json.loads(item) for item in redis.lrange(runs_key, 0, -1)]
+        assert all(run["worker"].startswith(f"{queue}-w@") for run in runs)
+        assert runs[1]["at"] - sent >= 2  # the delayed one waited in RabbitMQ, not in the worker
+        with Connection(RABBITMQ, connect_timeout=5) as conn, pytest.raises(Exception, match="x-queue-type"):
+            # The queue exists as a quorum queue: declaring it classic is refused.
+            conn.default_channel.queue_declare(
+                queue, durable=True, auto_delete=False, arguments={"x-queue-type": "classic"}
+            )
+    finally:
+        worker.stop()
+        producer.close()
+        with Connection(RABBITMQ, connect_timeout=5) as conn:
+            conn.default_channel.queue_delete(queue)
+            conn.default_channel.exchange_delete(queue)
 
 
 # --- parts failing: PostgreSQL connections, Redis ------------------------------------------------

@@ -1,6 +1,6 @@
-"""Redis Sentinel settings: what REDIS_SENTINELS and a sentinel:// broker turn into, and the
-combinations that stop start-up with a message naming the variable (the failover itself:
-tests/cluster/test_sentinel.py)."""
+"""High-availability settings: what REDIS_SENTINELS, a sentinel:// broker and quorum queues turn
+into, and the combinations that stop start-up with a message naming the variable (the failover
+and the RabbitMQ worker themselves: tests/cluster/)."""
 
 from __future__ import annotations
 
@@ -23,13 +23,21 @@ print(json.dumps({
     "caches": s.CACHES,
     "broker": s.CELERY_BROKER_TRANSPORT_OPTIONS,
     "backend": getattr(s, "CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS", None),
+    "exchange_type": getattr(s, "CELERY_TASK_DEFAULT_EXCHANGE_TYPE", None),
+    "queue_type": s.CELERY_TASK_DEFAULT_QUEUE_TYPE,
 }))
 """
 
 
 def settings_with(variables: dict[str, str], script: str = PRINT_SETTINGS) -> subprocess.Popen:
     environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "askpro.settings", "DEBUG": "1"}
-    for name in ("REDIS_URL", "REDIS_SENTINELS", "REDIS_SENTINEL_MASTER", "CELERY_BROKER_URL"):
+    for name in (
+        "REDIS_URL",
+        "REDIS_SENTINELS",
+        "REDIS_SENTINEL_MASTER",
+        "CELERY_BROKER_URL",
+        "CELERY_TASK_DEFAULT_QUEUE_TYPE",
+    ):
         environment.pop(name, None)
     environment.update(variables)
     return subprocess.Popen(
@@ -92,6 +100,14 @@ BAD = [
     ({"CELERY_BROKER_URL": "sentinel://10.0.0.1:26379"}, "REDIS_SENTINEL_MASTER"),
     ({"REDIS_URL": "redis://x/0", "REDIS_PASSWORD": "p"}, "REDIS_PASSWORD"),
     ({"REDIS_SENTINEL_PASSWORD": "p"}, "REDIS_SENTINEL_PASSWORD"),
+    (
+        {"CELERY_BROKER_URL": "amqp://h//", "CELERY_TASK_DEFAULT_QUEUE_TYPE": "stream"},
+        "CELERY_TASK_DEFAULT_QUEUE_TYPE",
+    ),
+    (
+        {"CELERY_BROKER_URL": "redis://h/1", "CELERY_TASK_DEFAULT_QUEUE_TYPE": "quorum"},
+        "CELERY_TASK_DEFAULT_QUEUE_TYPE",
+    ),
 ]
 
 
@@ -105,6 +121,17 @@ def test_it_stops_start_up_on_a_sentinel_setting_that_cannot_work():
         last = err.strip().splitlines()[-1]
         assert "ImproperlyConfigured" in last and variable in last, (variable, last)
         assert "secret" not in last
+
+
+def test_quorum_queues_take_a_topic_exchange_and_confirmed_publishes():
+    child = settings_with(
+        {"CELERY_BROKER_URL": "amqp://u:p@h:5672/v", "CELERY_TASK_DEFAULT_QUEUE_TYPE": "quorum"}
+    )
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    result = json.loads(out)
+    assert (result["queue_type"], result["exchange_type"]) == ("quorum", "topic")
+    assert result["broker"]["confirm_publish"] is True
 
 
 @pytest.mark.parametrize("value", ["h:1/x", "user@h:1", "h:99999", ":26379"])
