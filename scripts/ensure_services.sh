@@ -47,7 +47,8 @@ if ! listening "$redis_host" "$redis_port"; then
     exit 1
   fi
 fi
-# RabbitMQ: the runtime-install test runs a worker and beat on it (tests/install).
+# RabbitMQ: the runtime-install test runs a worker and beat on it (tests/install), tests/cluster a
+# worker with quorum queues.
 rabbit_url="${TEST_RABBITMQ_URL:-amqp://guest:guest@127.0.0.1:5672//}"
 read -r rabbit_host rabbit_port <<<"$(hostport "$rabbit_url" 5672)"
 if ! listening "$rabbit_host" "$rabbit_port"; then
