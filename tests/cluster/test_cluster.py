@@ -228,7 +228,8 @@ def test_a_worker_runs_on_rabbitmq_with_quorum_queues(cluster):
     worker = group.worker(f"{queue}-w", env, cluster.logs)
     cluster.extra.append(worker)
     # A producer configured as the settings configure one for quorum queues.
-    producer = Celery("cluster-probe", broker=RABBITMQ)
+    # Not the current app: the rest of the run keeps using askpro.celery.app.
+    producer = Celery("cluster-probe", broker=RABBITMQ, set_as_current=False)
     producer.conf.update(
         task_default_queue=queue,
         task_default_queue_type="quorum",
