@@ -126,6 +126,36 @@ def check_redis_url(name: str, url: str) -> str:
     return url
 
 
+_SENTINEL_MASTER = re.compile(r"[a-z0-9][a-z0-9._-]*")
+
+
+def check_sentinel_master(name: str, value: str) -> str:
+    # django-redis reads the master's name from a URL's host part, which is lower-cased.
+    if not _SENTINEL_MASTER.fullmatch(value):
+        raise ImproperlyConfigured(
+            f"{name}: use lower-case letters, digits, '.', '_' or '-' (got {value!r}); "
+            "rename the master in the sentinels' configuration if needed"
+        )
+    return value
+
+
+def parse_host_ports(name: str, raw: str | None, *, default_port: int) -> list[tuple[str, int]]:
+    """ "host:port, host:port" (comma- or whitespace-separated; [v6]:port) -> [(host, port)]."""
+    if raw is None:
+        return []
+    pairs = []
+    for item in raw.replace(",", " ").split():
+        try:
+            parts = urlsplit(f"//{item}")
+            host, port = parts.hostname, parts.port or default_port
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: invalid port in {item!r}; expected host:port") from None
+        if not host or parts.path or parts.query or "@" in item:
+            raise ImproperlyConfigured(f"{name}: expected host:port, got {item!r}")
+        pairs.append((host, port))
+    return pairs
+
+
 def load_env_file(path: Path) -> list[str]:
     """Put the file's NAME=value lines into os.environ for variables the environment leaves unset.
 

@@ -12,6 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from .env import (
     check_redis_url,
+    check_sentinel_master,
     env_bool,
     env_float,
     env_int,
@@ -19,6 +20,7 @@ from .env import (
     env_secret,
     env_str,
     parse_database_url,
+    parse_host_ports,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -119,26 +121,67 @@ else:
             "max_size": DB_POOL_MAX_SIZE,
             "timeout": env_float("DB_POOL_TIMEOUT", 10.0, minimum=0.1),
         }
-        # With the pool, Django checks each connection as it leaves the pool (one empty round
-        # trip): one cut while idle (a database restart or failover) is replaced instead of
-        # failing a request.
-        DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("DB_POOL_CHECK", True)
+        if env_bool("DB_POOL_CHECK", True):
+            # Each pooled connection is checked on checkout (one empty round trip); connections
+            # the server dropped (a restart, a failover, pg_terminate_backend) are replaced
+            # instead of failing requests (askpro/pgbackend, docs/high-availability.md#postgresql).
+            DATABASES["default"]["ENGINE"] = "askpro.pgbackend"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- Cache and Redis ---
+# --- Cache and Redis (Sentinel: docs/high-availability.md#redis-sentinel) ---
 REDIS_URL = env_str("REDIS_URL")
-if REDIS_URL:
+REDIS_SENTINELS = parse_host_ports("REDIS_SENTINELS", env_str("REDIS_SENTINELS"), default_port=26379)
+REDIS_SENTINEL_MASTER = env_str("REDIS_SENTINEL_MASTER")
+_redis_timeouts = {
+    "SOCKET_CONNECT_TIMEOUT": env_float("REDIS_CONNECT_TIMEOUT", 1.0, minimum=0.01),
+    "SOCKET_TIMEOUT": env_float("REDIS_SOCKET_TIMEOUT", 1.0, minimum=0.01),
+}
+_sentinel_password = env_secret("REDIS_SENTINEL_PASSWORD")  # the sentinels' own requirepass
+_redis_password = env_secret("REDIS_PASSWORD")  # the master's (with REDIS_URL: in the URL)
+_redis_db = env_int("REDIS_DB", 0, minimum=0)
+_sentinel_kwargs = {
+    "socket_connect_timeout": _redis_timeouts["SOCKET_CONNECT_TIMEOUT"],
+    "socket_timeout": _redis_timeouts["SOCKET_TIMEOUT"],
+    **({"password": _sentinel_password} if _sentinel_password else {}),
+}
+if not REDIS_SENTINELS and (_redis_password or env_str("REDIS_DB")):
+    raise ImproperlyConfigured(
+        "REDIS_PASSWORD and REDIS_DB apply with REDIS_SENTINELS only; with REDIS_URL put them in the URL"
+    )
+if _sentinel_password and not REDIS_SENTINEL_MASTER:
+    raise ImproperlyConfigured("REDIS_SENTINEL_PASSWORD: set REDIS_SENTINEL_MASTER too (and the sentinels)")
+if REDIS_SENTINELS:
+    if REDIS_URL:
+        raise ImproperlyConfigured("REDIS_URL and REDIS_SENTINELS are both set: set one of them")
+    if not REDIS_SENTINEL_MASTER:
+        raise ImproperlyConfigured(
+            "REDIS_SENTINEL_MASTER: required with REDIS_SENTINELS (the name in `sentinel monitor <name>`)"
+        )
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            # The master's name stands where a host would. One location, no replica: every read
+            # and write goes to the master the sentinels name (a replica may lag behind).
+            "LOCATION": [f"redis://{REDIS_SENTINEL_MASTER}/{_redis_db}"],
+            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "askpro"),
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.SentinelClient",
+                "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+                "SENTINELS": REDIS_SENTINELS,
+                "SENTINEL_KWARGS": _sentinel_kwargs,
+                **({"PASSWORD": _redis_password} if _redis_password else {}),
+                **_redis_timeouts,
+            },
+        }
+    }
+elif REDIS_URL:
     check_redis_url("REDIS_URL", REDIS_URL)
     CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "askpro"),
-            "OPTIONS": {
-                "CLIENT_CLASS": "django_redis.client.DefaultClient",
-                "SOCKET_CONNECT_TIMEOUT": env_float("REDIS_CONNECT_TIMEOUT", 1.0, minimum=0.01),
-                "SOCKET_TIMEOUT": env_float("REDIS_SOCKET_TIMEOUT", 1.0, minimum=0.01),
-            },
+            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient", **_redis_timeouts},
         }
     }
 else:
@@ -156,14 +199,58 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Pool processes per worker; 0 (unset): one per core, Celery's own default.
 CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 0, minimum=0) or None
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# DatabaseScheduler that dispatches only while it holds a database lock: one beat at a time
+# (askpro/beat.py). last_run_at is written after every dispatch, so a beat that takes over
+# continues where the other left off.
+CELERY_BEAT_SCHEDULER = "askpro.beat:SingleBeatScheduler"
+CELERY_BEAT_SYNC_EVERY = 1
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")
+# RabbitMQ: "quorum" queues are replicated across the cluster's nodes (docs/high-availability.md).
+# Delayed tasks (countdown, the webhook retries) then use RabbitMQ's native delayed delivery,
+# which needs a topic exchange; publishes are confirmed by the broker.
+CELERY_TASK_DEFAULT_QUEUE_TYPE = env_str("CELERY_TASK_DEFAULT_QUEUE_TYPE", "classic")
+if CELERY_TASK_DEFAULT_QUEUE_TYPE not in {"classic", "quorum"}:
+    raise ImproperlyConfigured(
+        f"CELERY_TASK_DEFAULT_QUEUE_TYPE: expected classic or quorum, got {CELERY_TASK_DEFAULT_QUEUE_TYPE!r}"
+    )
+if CELERY_TASK_DEFAULT_QUEUE_TYPE == "quorum":
+    if not (CELERY_BROKER_URL or "").startswith(("amqp://", "amqps://", "pyamqp://")):
+        raise ImproperlyConfigured(
+            "CELERY_TASK_DEFAULT_QUEUE_TYPE: quorum queues need a RabbitMQ broker (amqp://)"
+        )
+    CELERY_TASK_DEFAULT_EXCHANGE_TYPE = "topic"
+    CELERY_TASK_CREATE_MISSING_QUEUE_TYPE = "quorum"
 # Redis broker: a key prefix isolates deployments (and test runs) sharing one Redis; unacked
 # messages of a dead worker come back after the visibility timeout.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1),
     **({"global_keyprefix": env_str("CELERY_KEY_PREFIX")} if env_str("CELERY_KEY_PREFIX") else {}),
 }
+if CELERY_TASK_DEFAULT_QUEUE_TYPE == "quorum":
+    CELERY_BROKER_TRANSPORT_OPTIONS["confirm_publish"] = True
+# sentinel://host:26379;sentinel://host:26379/<db>: the broker (and a sentinel:// result backend)
+# follow the master the sentinels name (REDIS_SENTINEL_MASTER).
+_sentinel_urls = [
+    name
+    for name, url in (
+        ("CELERY_BROKER_URL", CELERY_BROKER_URL),
+        ("CELERY_RESULT_BACKEND", CELERY_RESULT_BACKEND),
+    )
+    if url and url.startswith("sentinel://")
+]
+if _sentinel_urls and not REDIS_SENTINEL_MASTER:
+    raise ImproperlyConfigured(f"REDIS_SENTINEL_MASTER: required with a sentinel:// {_sentinel_urls[0]}")
+if REDIS_SENTINEL_MASTER:
+    if not (REDIS_SENTINELS or _sentinel_urls):
+        raise ImproperlyConfigured(
+            "REDIS_SENTINEL_MASTER: set but unused; set REDIS_SENTINELS or a sentinel:// CELERY_BROKER_URL"
+        )
+    check_sentinel_master("REDIS_SENTINEL_MASTER", REDIS_SENTINEL_MASTER)
+    _sentinel_transport = {"master_name": REDIS_SENTINEL_MASTER, "sentinel_kwargs": _sentinel_kwargs}
+    if "CELERY_BROKER_URL" in _sentinel_urls:
+        CELERY_BROKER_TRANSPORT_OPTIONS.update(_sentinel_transport)
+    if "CELERY_RESULT_BACKEND" in _sentinel_urls:
+        CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = _sentinel_transport
 
 # --- Webhooks (mcp_servers.webhooks) ---
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 5, minimum=1, maximum=50)

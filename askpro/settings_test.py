@@ -16,10 +16,6 @@ from .settings import DATABASES  # noqa: E402
 # A per-process test database so that concurrent runs on one machine do not collide.
 DATABASES["default"].setdefault("TEST", {})
 DATABASES["default"]["TEST"]["NAME"] = os.environ.get("TEST_DATABASE_NAME", f"test_askpro_{os.getpid()}")
-# In this process the pool hands out connections unchecked, as before DB_POOL_CHECK: the recorder
-# tests end PostgreSQL backends to see the flusher fail and recover. The production tests
-# (tests/production) run askpro.settings in their own processes, with the check.
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_BROKER_URL = None

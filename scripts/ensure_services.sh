@@ -51,7 +51,8 @@ if [ "${SKIP_RABBITMQ:-0}" = "1" ]; then  # make serve: its broker is Redis
   echo "PostgreSQL ($pg_host:$pg_port) and Redis ($redis_host:$redis_port) are reachable." >&2
   exit 0
 fi
-# RabbitMQ: the runtime-install test runs a worker and beat on it (tests/install).
+# RabbitMQ: the runtime-install test runs a worker and beat on it (tests/install), tests/cluster a
+# worker with quorum queues.
 rabbit_url="${TEST_RABBITMQ_URL:-amqp://guest:guest@127.0.0.1:5672//}"
 read -r rabbit_host rabbit_port <<<"$(hostport "$rabbit_url" 5672)"
 if ! listening "$rabbit_host" "$rabbit_port"; then

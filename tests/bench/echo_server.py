@@ -31,5 +31,15 @@ class EchoServer(MCPServer):
     def echo(self, ctx: OperationContext, params: EchoParams) -> EchoResult:
         return EchoResult(text=params.text)
 
+    @operation(
+        description="Return the text unchanged, for the key's tenant (so the tenant's rate limit applies).",
+        params=EchoParams,
+        result=EchoResult,
+        scope="read",
+        read_only=True,
+    )
+    def tenant_echo(self, ctx: OperationContext, params: EchoParams) -> EchoResult:
+        return EchoResult(text=params.text)
+
     def health(self) -> HealthResult:
         return HealthResult(HealthStatus.HEALTHY, "always")

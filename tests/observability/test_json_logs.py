@@ -61,7 +61,7 @@ def test_it_writes_json_lines_with_context_and_no_secret(alice, alice_key):
     entries = [json.loads(line) for line in lines]  # every line is one JSON object
     for entry in entries:
         assert {"timestamp", "level", "logger", "message", *FIELDS} <= set(entry)
-    for secret in (alice_key, param_canary, credential_canary, alice_key.split("_")[2]):
+    for secret in (alice_key, param_canary, credential_canary, alice_key.split("_", 2)[2]):
         assert not [line for line in lines if secret in line], secret
 
     upstream = [e for e in entries if e["logger"] == "mcp_core.http" and "calcom" in e["message"]]

@@ -146,7 +146,7 @@ def test_it_replaces_connections_a_database_restart_cut_before_a_request_gets_on
     web.proxy.stop()  # the database restarts while nothing is asked of it
     web.proxy.start()
     # Every idle pooled connection is dead now. Each is checked as it leaves the pool
-    # (CONN_HEALTH_CHECKS) and replaced: the first request waits for a new one, none fails.
+    # (askpro/pgbackend) and replaced: the first request waits for a new one, none fails.
     assert [get(ready)[0] for _ in range(12)] == [200] * 12
 
 
