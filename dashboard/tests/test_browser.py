@@ -17,20 +17,10 @@ from dashboard.engine import ImprovementEngine
 from dashboard.engine.analyzers.metrics import SlowOperations
 from dashboard.models import HealthCheckResult, Recommendation
 from mcp_core.models import AuditEntry
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
 from .factories import audit, record_calls
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "dashboard"
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

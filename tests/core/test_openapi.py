@@ -18,6 +18,7 @@ from django.db import connections
 from mcp_core.contracts import HTTP_STATUS_FOR_ERROR
 from mcp_core.discovery import params_schema, result_schema
 from mcp_core.registry import get_registry
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
 COMPONENTS = "#/components/schemas/"
 
@@ -149,17 +150,6 @@ def test_it_serves_swagger_ui_from_this_host_only(client, db):
 
 # --- in a real browser, with every request off this host blocked ---
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "api-docs"
 
 
