@@ -1,5 +1,5 @@
-"""The webhook matrix (issue 11 §2): every webhook endpoint (one per provider in the
-verification registry) x every input class. Payload classes are sent *signed with the right
+"""The webhook matrix (issue 11 §2): every webhook endpoint (one per provider a server declares
+in the registry, mcp_core.webhooks) x every input class. Payload classes are sent *signed with the right
 secret*, so it is the body itself that is refused, not the signature. Each gets a 4xx JSON
 answer that says why (a `reason`, or the `field` refused at the door); nothing is stored
 (no WebhookEvent); refusals past the door are counted per reason (RejectedDelivery).
@@ -14,12 +14,18 @@ from dataclasses import dataclass
 import pytest
 from django.conf import settings
 
+from mcp_core.registry import get_registry
+from mcp_core.tenancy import forget_tenant_secrets
+from mcp_core.webhooks import SignatureError, verified_json
 from mcp_servers.calcom.sandbox import sign_webhook as calcom_sign
 from mcp_servers.retell.sandbox import sign_webhook as retell_sign
+from mcp_servers.retell.webhooks import verify_retell
 from mcp_servers.stripe.sandbox import sign_webhook as stripe_sign
 from mcp_servers.webhooks.models import RejectedDelivery, WebhookEvent
-from mcp_servers.webhooks.tenants import forget_tenant_secrets
-from mcp_servers.webhooks.verification import SIGNATURE_HEADERS, VERIFIERS, SignatureError, verify_retell
+
+WEBHOOKS = get_registry().webhooks
+VERIFIERS = {provider: hook.verify for provider, hook in WEBHOOKS.items()}
+SIGNATURE_HEADERS = {provider: hook.signature_header for provider, hook in WEBHOOKS.items()}
 
 SECRETS = {"stripe": "whsec_matrix_secret", "calcom": "calcom-matrix-secret", "retell": "key_matrix_retell"}
 TOLERANCE_S = {"stripe": 300, "retell": 300}  # Cal.com signs no timestamp
@@ -220,10 +226,8 @@ def test_it_refuses_a_4301_digit_timestamp_in_the_verifier_itself(provider):
 
 
 def test_it_parses_a_signed_payload_no_deeper_than_the_limit():
-    from mcp_servers.webhooks.verification import _json
-
     depth = settings.REQUEST_MAX_JSON_DEPTH
-    assert _json(json.dumps({"a": json.loads("[" * (depth - 1) + "]" * (depth - 1))}).encode())
+    assert verified_json(json.dumps({"a": json.loads("[" * (depth - 1) + "]" * (depth - 1))}).encode())
     with pytest.raises(SignatureError) as refused:
-        _json(("[" * 100_000).encode())
+        verified_json(("[" * 100_000).encode())
     assert refused.value.reason == "bad_payload" and "deeper" in refused.value.message
