@@ -13,22 +13,26 @@ from dataclasses import dataclass
 
 import pytest
 from django.conf import settings
+from django.utils.module_loading import import_string
 
 from mcp_core.registry import get_registry
 from mcp_core.tenancy import forget_tenant_secrets
 from mcp_core.webhooks import SignatureError, verified_json
-from mcp_servers.calcom.sandbox import sign_webhook as calcom_sign
 from mcp_servers.retell.sandbox import sign_webhook as retell_sign
 from mcp_servers.retell.webhooks import verify_retell
-from mcp_servers.stripe.sandbox import sign_webhook as stripe_sign
 from mcp_servers.webhooks.models import RejectedDelivery, WebhookEvent
 
 WEBHOOKS = get_registry().webhooks
 VERIFIERS = {provider: hook.verify for provider, hook in WEBHOOKS.items()}
 SIGNATURE_HEADERS = {provider: hook.signature_header for provider, hook in WEBHOOKS.items()}
 
-SECRETS = {"stripe": "whsec_matrix_secret", "calcom": "calcom-matrix-secret", "retell": "key_matrix_retell"}
+SECRETS = {provider: f"matrix-secret-{provider}" for provider in WEBHOOKS}
 TOLERANCE_S = {"stripe": 300, "retell": 300}  # Cal.com signs no timestamp
+# How each timestamped provider's sandbox signer takes the signing time.
+SIGNED_AT = {
+    "stripe": lambda at: {"timestamp": int(at)},
+    "retell": lambda at: {"timestamp_ms": int(at * 1000)},
+}
 # int() refuses more than 4,300 digits with a ValueError (it was a 500).
 HUGE_TIMESTAMP = {
     "stripe": f"t={'1' * 4301},v1=" + "a" * 64,
@@ -39,9 +43,8 @@ HUGE_TIMESTAMP = {
 
 @pytest.fixture(autouse=True)
 def _secrets(settings):
-    settings.STRIPE_WEBHOOK_SECRET = SECRETS["stripe"]
-    settings.CALCOM_WEBHOOK_SECRET = SECRETS["calcom"]
-    settings.RETELL_API_KEY = SECRETS["retell"]
+    for provider, hook in WEBHOOKS.items():
+        setattr(settings, hook.secret.platform_setting, SECRETS[provider])
     forget_tenant_secrets()
     yield
     forget_tenant_secrets()
@@ -49,13 +52,9 @@ def _secrets(settings):
 
 def sign(provider: str, body: bytes, *, at: float | None = None) -> dict[str, str]:
     """The provider's own signature headers for `body` (signed `at` a Unix time, where it has one)."""
-    secret = SECRETS[provider]
-    if provider == "stripe":
-        headers = stripe_sign(body, secret, timestamp=None if at is None else int(at))
-    elif provider == "retell":
-        headers = retell_sign(body, secret, timestamp_ms=None if at is None else int(at * 1000))
-    else:
-        headers = calcom_sign(body, secret)
+    signer = import_string(WEBHOOKS[provider].sandbox_signer)
+    at_kwargs = SIGNED_AT[provider](at) if at is not None and provider in SIGNED_AT else {}
+    headers = signer(body, SECRETS[provider], **at_kwargs)
     return {k: v for k, v in headers.items() if k.lower() == SIGNATURE_HEADERS[provider].lower()}
 
 
