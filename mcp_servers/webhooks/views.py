@@ -7,7 +7,7 @@ authentication, checked before anything else happens.
 
 import re
 
-from django.http import Http404, HttpRequest, HttpResponseNotAllowed, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from .services import webhook_provider, webhook_receive
@@ -27,7 +27,7 @@ def _bad_hint() -> JsonResponse:
 
 
 @csrf_exempt
-def receive_webhook(request: HttpRequest, provider: str) -> JsonResponse:
+def receive_webhook(request: HttpRequest, provider: str) -> HttpResponse:
     """POST /webhooks/<provider>: verify, persist, acknowledge (or answer at once)."""
     if webhook_provider(provider) is None:
         raise Http404("no such webhook provider")
