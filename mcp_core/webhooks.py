@@ -4,16 +4,16 @@ A server that receives webhooks keeps them in its own `webhooks.py` and names th
 its class (`webhooks = "mcp_servers.calcom.webhooks"`), the way it declares operations on it.
 In that module one handler per provider is declared with `@webhook(...)`:
 
-    CALCOM_SECRET = TenantCredentials(service="calcom", tenant_field="calcom_webhook_secret",
-                                      platform_setting="CALCOM_WEBHOOK_SECRET", what="...")
+    CALCOM_WEBHOOK_SECRET = TenantCredentials(service="calcom", tenant_field="calcom_webhook_secret",
+                                              platform_setting="CALCOM_WEBHOOK_SECRET", what="...")
 
     @webhook(
         provider="calcom",                       # POST /webhooks/calcom, WebhookEvent.provider
         signature_header="X-Cal-Signature-256",
-        verify=verify_calcom,                    # (raw body, signature header, secret) -> payload
-        secret=CALCOM_SECRET,                    # platform setting, else the tenant's own field
-        identify=identify,                       # (payload, raw) -> EventIdentity
-        claimed_tenant=claimed_tenant,           # (unverified payload) -> company id | None
+        verify=verify,                           # (WebhookDelivery, secret) -> payload
+        secret=CALCOM_WEBHOOK_SECRET,            # platform setting, else the tenant's own field
+        identify=identify,                       # (payload, raw body) -> EventIdentity
+        claimed_tenant=claimed_tenant,           # (unverified WebhookDelivery) -> company id | None
         sandbox_signer="mcp_servers.calcom.sandbox.sign_webhook",
     )
     def handle(event) -> str: ...               # a stored WebhookEvent -> a short note
@@ -22,12 +22,15 @@ The registry (`mcp_core.registry`) imports those modules and keeps every declara
 provider; the webhooks app (ingestion, queue, replay, admin) finds providers there only, so it
 imports no other server. What each part must do:
 
-- `verify` checks the signature exactly as the provider specifies, over the raw bytes, and
-  returns the body through `verified_json` (the stored payload); it raises `SignatureError`
-  with a reason from `REASONS` and never accepts a delivery without a secret, never logs one.
+- `verify(delivery, secret)` checks the signature exactly as the provider specifies, from the
+  `WebhookDelivery` (raw body, all headers, the URL the provider called, the declared
+  signature header's value), and returns the payload to store (a JSON body through
+  `verified_json`; a form-encoded one as a dict); it raises `SignatureError` with a reason
+  from `REASONS`, never accepts a delivery without a secret, never logs one.
 - `secret` (an `mcp_core.tenancy.TenantCredentials`) names the platform setting tried first
   and the Company field holding a tenant's own secret, tried when the platform's did not match.
-- `claimed_tenant` reads the *unverified* payload only to pick which tenant's secret to try.
+- `claimed_tenant(delivery)` reads the *unverified* delivery (`unverified_json` helps) only to
+  pick which tenant's secret to try.
 - `identify` gives the provider's event id, the event type and the idempotency key: a second
   delivery with the same key is a duplicate (counted, never processed twice).
 - `handle(event)` applies a stored event idempotently and may set `event.tenant_id`; raising
@@ -46,7 +49,7 @@ import datetime as dt
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, NamedTuple
@@ -99,15 +102,27 @@ class EventIdentity(NamedTuple):
 
 
 @dataclass(frozen=True)
+class WebhookDelivery:
+    """One delivery as it arrived: the raw body, the headers (case-insensitive, as Django's
+    request.headers), the absolute URL the provider called (with its query; Twilio signs it),
+    and the value of the declared signature header (None when absent)."""
+
+    body: bytes
+    headers: Mapping[str, str]
+    url: str = ""
+    signature: str | None = None
+
+
+@dataclass(frozen=True)
 class InboundWebhook:
     """One provider's inbound webhook, declared with `@webhook` (see the module docstring)."""
 
     provider: str
     signature_header: str
-    verify: Callable[[bytes, str | None, str], dict[str, Any]]
+    verify: Callable[[WebhookDelivery, str], dict[str, Any]]
     secret: TenantCredentials
     identify: Callable[[dict[str, Any], bytes], EventIdentity]
-    claimed_tenant: Callable[[dict[str, Any]], int | None]
+    claimed_tenant: Callable[[WebhookDelivery], int | None]
     handle: Callable[[Any], str]
     answer: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
     sandbox_signer: str = ""
@@ -120,10 +135,10 @@ def webhook(
     *,
     provider: str,
     signature_header: str,
-    verify: Callable[[bytes, str | None, str], dict[str, Any]],
+    verify: Callable[[WebhookDelivery, str], dict[str, Any]],
     secret: TenantCredentials,
     identify: Callable[[dict[str, Any], bytes], EventIdentity],
-    claimed_tenant: Callable[[dict[str, Any]], int | None],
+    claimed_tenant: Callable[[WebhookDelivery], int | None],
     answer: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
     sandbox_signer: str = "",
     signature_max_chars: int = 1024,
@@ -207,6 +222,15 @@ def verified_json(raw: bytes) -> dict[str, Any]:
             path, problem = found
             raise SignatureError("bad_payload", f"{shown(path, 200) or 'body'}: {problem}")
     return data
+
+
+def unverified_json(raw: bytes) -> dict[str, Any] | None:
+    """The body as a JSON object, not yet verified: only for choosing which secret to try."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _unstorable(data: Any) -> tuple[str, str] | None:

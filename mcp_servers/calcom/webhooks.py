@@ -23,7 +23,9 @@ from mcp_core.webhooks import (
     EventIdentity,
     HandlerError,
     SignatureError,
+    WebhookDelivery,
     parse_iso,
+    unverified_json,
     verified_json,
     webhook,
 )
@@ -55,6 +57,11 @@ def verify_calcom(raw: bytes, header: str | None, secret: str) -> dict[str, Any]
     return verified_json(raw)
 
 
+def verify(delivery: WebhookDelivery, secret: str) -> dict[str, Any]:
+    """The declared verifier: the signature header over the raw body."""
+    return verify_calcom(delivery.body, delivery.signature, secret)
+
+
 def identify(payload: dict[str, Any], raw: bytes) -> EventIdentity:
     """Cal.com has no event id; a redelivery repeats the same body (trigger, uid, createdAt)."""
     trigger = str(payload.get("triggerEvent") or "unknown")
@@ -75,8 +82,9 @@ def company_for_event_type(event_type_id: Any) -> int | None:
     return ids.pop() if len(ids) == 1 else None
 
 
-def claimed_tenant(payload: dict[str, Any]) -> int | None:
+def claimed_tenant(delivery: WebhookDelivery) -> int | None:
     """The tenant of the booking the (unverified) payload names, else of its event type."""
+    payload = unverified_json(delivery.body) or {}
     inner = payload.get("payload") or {}
     if not isinstance(inner, dict):
         return None
@@ -114,7 +122,7 @@ _FROM_PAYLOAD_STATUS = {
 @webhook(
     provider="calcom",
     signature_header="X-Cal-Signature-256",
-    verify=verify_calcom,
+    verify=verify,
     secret=CALCOM_WEBHOOK_SECRET,
     identify=identify,
     claimed_tenant=claimed_tenant,

@@ -30,9 +30,11 @@ from mcp_core.webhooks import (
     EventIdentity,
     HandlerError,
     SignatureError,
+    WebhookDelivery,
     check_tolerance,
     ms_to_datetime,
     parse_iso,
+    unverified_json,
     verified_json,
     webhook,
 )
@@ -65,6 +67,11 @@ def verify_retell(
     if not hmac.compare_digest(expected.encode(), digest.encode()):
         raise SignatureError("bad_signature")
     return verified_json(raw)
+
+
+def verify(delivery: WebhookDelivery, secret: str) -> dict[str, Any]:
+    """The declared verifier: the signature header over the raw body."""
+    return verify_retell(delivery.body, delivery.signature, secret)
 
 
 def identify(payload: dict[str, Any], raw: bytes) -> EventIdentity:
@@ -102,8 +109,9 @@ def retell_call_number(call: dict[str, Any]) -> str | None:
     return call.get("to_number")
 
 
-def claimed_tenant(payload: dict[str, Any]) -> int | None:
+def claimed_tenant(delivery: WebhookDelivery) -> int | None:
     """The tenant owning our side of the (unverified) call's numbers."""
+    payload = unverified_json(delivery.body) or {}
     call = payload.get("call") or payload.get("call_inbound") or {}
     found = company_for_number(retell_call_number(call)) if isinstance(call, dict) else None
     return found[0] if found else None
@@ -124,7 +132,7 @@ def answer(payload: dict[str, Any]) -> dict[str, Any] | None:
 @webhook(
     provider="retell",
     signature_header="X-Retell-Signature",
-    verify=verify_retell,
+    verify=verify,
     secret=RETELL_KEY,
     identify=identify,
     claimed_tenant=claimed_tenant,

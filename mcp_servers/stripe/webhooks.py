@@ -35,7 +35,9 @@ from mcp_core.webhooks import (
     EventIdentity,
     HandlerError,
     SignatureError,
+    WebhookDelivery,
     check_tolerance,
+    unverified_json,
     verified_json,
     webhook,
 )
@@ -94,6 +96,11 @@ def verify_stripe(raw: bytes, header: str | None, secret: str) -> dict[str, Any]
     return verified_json(raw)
 
 
+def verify(delivery: WebhookDelivery, secret: str) -> dict[str, Any]:
+    """The declared verifier: the signature header over the raw body."""
+    return verify_stripe(delivery.body, delivery.signature, secret)
+
+
 def identify(payload: dict[str, Any], raw: bytes) -> EventIdentity:
     """Stripe's event id; a body without one is keyed by its hash."""
     event_id = str(payload.get("id") or "")
@@ -101,8 +108,9 @@ def identify(payload: dict[str, Any], raw: bytes) -> EventIdentity:
     return EventIdentity(event_id, str(payload.get("type") or "unknown"), key)
 
 
-def claimed_tenant(payload: dict[str, Any]) -> int | None:
+def claimed_tenant(delivery: WebhookDelivery) -> int | None:
     """The company whose Stripe customer the (unverified) event's object names."""
+    payload = unverified_json(delivery.body) or {}
     data = payload.get("data") or {}
     obj = data.get("object") if isinstance(data, dict) else None
     if not isinstance(obj, dict):
@@ -146,7 +154,7 @@ _ZERO_DECIMAL = {
 @webhook(
     provider="stripe",
     signature_header="Stripe-Signature",
-    verify=verify_stripe,
+    verify=verify,
     secret=STRIPE_WEBHOOK_SECRET,
     identify=identify,
     claimed_tenant=claimed_tenant,

@@ -33,7 +33,7 @@ from django.utils.module_loading import import_string
 
 from askpro.models import Company
 from mcp_core.registry import get_registry
-from mcp_core.webhooks import InboundWebhook, SignatureError
+from mcp_core.webhooks import InboundWebhook, SignatureError, WebhookDelivery
 
 from .models import RejectedDelivery, WebhookEvent
 
@@ -64,16 +64,18 @@ class Receipt:
 
 
 # --- verification ---
-def webhook_verify(provider: str, raw: bytes, headers: Any, *, tenant_hint: str | None = None) -> Verified:
+def webhook_verify(
+    provider: str, raw: bytes, headers: Any, *, tenant_hint: str | None = None, url: str = ""
+) -> Verified:
     """Verify with the platform secret; if that does not match, with the secret of the tenant
     named by the URL (`?tenant=<slug>`, for a tenant's own account whose payloads name no
     tenant of ours) or else pointed at by the payload. Raises SignatureError. Neither hint is
     trusted until that tenant's secret has matched."""
     hook = _declared(provider)
-    signature = headers.get(hook.signature_header)
+    delivery = WebhookDelivery(raw, headers, url, headers.get(hook.signature_header))
     platform_secret = hook.secret.platform_secret()
     try:
-        payload = hook.verify(raw, signature, platform_secret)
+        payload = hook.verify(delivery, platform_secret)
         return Verified(payload, None, "platform")
     except SignatureError as exc:
         if exc.reason not in _TRY_TENANT_SECRET_ON:
@@ -81,12 +83,11 @@ def webhook_verify(provider: str, raw: bytes, headers: Any, *, tenant_hint: str 
         first = exc
     tenant_id = _tenant_for_hint(tenant_hint) if tenant_hint else None
     if tenant_id is None:
-        unverified = _loads(raw)
-        tenant_id = hook.claimed_tenant(unverified) if unverified is not None else None
+        tenant_id = hook.claimed_tenant(delivery)
     secret = hook.secret.tenant_secret(tenant_id) if tenant_id else ""
     if not secret:
         raise first
-    payload = hook.verify(raw, signature, secret)
+    payload = hook.verify(delivery, secret)
     return Verified(payload, tenant_id, "tenant")
 
 
@@ -100,16 +101,6 @@ def _declared(provider: str) -> InboundWebhook:
 def _tenant_for_hint(hint: str) -> int | None:
     hint = hint.strip()[:100]
     return Company.objects.filter(slug=hint, is_active=True).values_list("pk", flat=True).first()
-
-
-def _loads(raw: bytes) -> dict[str, Any] | None:
-    import json
-
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def webhook_refusal(provider: str, exc: SignatureError) -> Receipt:
@@ -142,12 +133,14 @@ def rejection_record(provider: str, reason: str) -> None:
 
 
 # --- ingestion ---
-def webhook_receive(provider: str, raw: bytes, headers: Any, *, tenant_hint: str | None = None) -> Receipt:
+def webhook_receive(
+    provider: str, raw: bytes, headers: Any, *, tenant_hint: str | None = None, url: str = ""
+) -> Receipt:
     """Verify, persist, acknowledge. Processing is enqueued after the commit. A delivery the
     provider's declaration answers at once (`answer`, e.g. Retell's call_inbound, which the
     caller waits on) is answered with 200 and that body, and not stored."""
     try:
-        verified = webhook_verify(provider, raw, headers, tenant_hint=tenant_hint)
+        verified = webhook_verify(provider, raw, headers, tenant_hint=tenant_hint, url=url)
     except SignatureError as exc:
         return webhook_refusal(provider, exc)
     answer = _declared(provider).answer

@@ -37,5 +37,7 @@ def receive_webhook(request: HttpRequest, provider: str) -> HttpResponse:
     hint = request.GET.get("tenant")
     if hint is not None and not _SLUG.fullmatch(hint):
         return _bad_hint()
-    receipt = webhook_receive(provider, request.body, request.headers, tenant_hint=hint)
+    receipt = webhook_receive(
+        provider, request.body, request.headers, tenant_hint=hint, url=request.build_absolute_uri()
+    )
     return JsonResponse(receipt.body, status=receipt.status)

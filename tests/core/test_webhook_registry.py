@@ -69,7 +69,7 @@ def test_it_takes_a_newly_declared_webhook_provider_through_the_one_ingestion_pa
     headers = sign_webhook(body, "echo-secret")
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
-            "/webhooks/echohook", data=body, content_type="application/json", headers=headers
+            "/webhooks/echohook?via=test", data=body, content_type="application/json", headers=headers
         )
     assert (response.status_code, response.json()["status"]) == (202, "received")
     event = WebhookEvent.objects.get()
@@ -79,6 +79,7 @@ def test_it_takes_a_newly_declared_webhook_provider_through_the_one_ingestion_pa
         "processed",
         "echoed",
     )
+    assert event.payload == {"id": "e1", "seen_url": "http://testserver/webhooks/echohook?via=test"}
     again = client.post("/webhooks/echohook", data=body, content_type="application/json", headers=headers)
     assert (again.status_code, again.json()) == (200, {"status": "duplicate"})
     forged = client.post(

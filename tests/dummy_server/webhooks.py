@@ -7,7 +7,7 @@ import hmac
 from typing import Any
 
 from mcp_core.tenancy import TenantCredentials
-from mcp_core.webhooks import EventIdentity, SignatureError, verified_json, webhook
+from mcp_core.webhooks import EventIdentity, SignatureError, WebhookDelivery, verified_json, webhook
 
 ECHO_SECRET = TenantCredentials(
     service="echo", tenant_field="stripe_webhook_secret", platform_setting="STRIPE_WEBHOOK_SECRET", what="x"
@@ -18,21 +18,23 @@ def sign_webhook(body: bytes, secret: str) -> dict[str, str]:
     return {"X-Echo-Signature": hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()}
 
 
-def verify(raw: bytes, header: str | None, secret: str) -> dict[str, Any]:
+def verify(delivery: WebhookDelivery, secret: str) -> dict[str, Any]:
+    raw, header = delivery.body, delivery.signature
     if not header:
         raise SignatureError("missing_signature")
     if not secret:
         raise SignatureError("no_secret")
     if not hmac.compare_digest(sign_webhook(raw, secret)["X-Echo-Signature"], header):
         raise SignatureError("bad_signature")
-    return verified_json(raw)
+    # What the verifier saw of the URL (a provider like Twilio signs it): kept for the test.
+    return {**verified_json(raw), "seen_url": delivery.url}
 
 
 def identify(payload: dict[str, Any], raw: bytes) -> EventIdentity:
     return EventIdentity(str(payload.get("id") or ""), "echo", str(payload.get("id") or ""))
 
 
-def no_tenant(payload: dict[str, Any]) -> int | None:
+def no_tenant(delivery: WebhookDelivery) -> int | None:
     return None
 
 

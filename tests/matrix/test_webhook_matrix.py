@@ -17,7 +17,7 @@ from django.utils.module_loading import import_string
 
 from mcp_core.registry import get_registry
 from mcp_core.tenancy import forget_tenant_secrets
-from mcp_core.webhooks import SignatureError, verified_json
+from mcp_core.webhooks import SignatureError, WebhookDelivery, verified_json
 from mcp_servers.retell.sandbox import sign_webhook as retell_sign
 from mcp_servers.retell.webhooks import verify_retell
 from mcp_servers.webhooks.models import RejectedDelivery, WebhookEvent
@@ -220,7 +220,7 @@ def test_it_refuses_retell_timestamps_outside_the_tolerance_in_either_direction(
 def test_it_refuses_a_4301_digit_timestamp_in_the_verifier_itself(provider):
     """In-process callers skip the middleware: the verifier bounds the shape before int()."""
     with pytest.raises(SignatureError) as refused:
-        VERIFIERS[provider](b"{}", HUGE_TIMESTAMP[provider], "secret")
+        VERIFIERS[provider](WebhookDelivery(b"{}", {}, "", HUGE_TIMESTAMP[provider]), "secret")
     assert refused.value.reason == "malformed_signature"
 
 
