@@ -261,7 +261,8 @@ WEBHOOK_LEASE_SECONDS = env_float("WEBHOOK_LEASE_SECONDS", 300.0, minimum=0.5)
 WEBHOOK_INBOUND_CACHE_SECONDS = env_int("WEBHOOK_INBOUND_CACHE_SECONDS", 3600, minimum=1)
 # Agent for inbound calls to a number we do not know (empty: Retell's own number config).
 RETELL_DEFAULT_AGENT_ID = env_str("RETELL_DEFAULT_AGENT_ID", "")
-# Per-provider handler overrides (dotted paths), merged over webhooks.handlers.DEFAULT_HANDLERS.
+# Per-provider handler overrides (dotted paths, tests), in place of the handler the provider's
+# server declares with @webhook (mcp_core.webhooks).
 WEBHOOK_HANDLERS: dict[str, str] = {}
 
 # --- Input limits (docs/input-limits.md): what a caller may send, on every entry point ---

@@ -17,7 +17,7 @@ import uuid
 import psycopg
 import pytest
 
-from mcp_servers.queue.tests.celery_worker import BROKER_DB, _purge_own_keys
+from tests.celery_worker import BROKER_DB, _purge_own_keys
 
 from .conftest import ROOT, free_port, wait_for, wait_http
 
