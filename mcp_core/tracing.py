@@ -19,6 +19,7 @@ tracing backend with one-span traces.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -114,7 +115,8 @@ def settings_exporters() -> list[SpanExporter]:
         elif name == "console":
             from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-            exporters.append(ConsoleSpanExporter())
+            # stderr, like the logs: stdout belongs to mcp_stdio's protocol.
+            exporters.append(ConsoleSpanExporter(out=sys.stderr))
     return exporters
 
 
