@@ -290,3 +290,25 @@ def test_it_switches_off_cleanly(alice, alice_key):
     assert not any("opentelemetry" in path for path in settings.MIDDLEWARE)
     call_operation("database", "get_call_stats", {"days": 7}, principal=api_key_authenticate(alice_key))
     assert exporter.get_finished_spans() == ()
+
+
+def test_it_shows_the_trace_id_in_the_audit_admin_read_only_and_finds_rows_by_it(spans, alice, alice_key):
+    from django.contrib.auth import get_user_model
+    from django.urls import reverse
+
+    response = call_operation(
+        "database", "get_call_stats", {"days": 7}, principal=api_key_authenticate(alice_key)
+    )
+    entry = AuditEntry.objects.get(request_id=response.metadata["request_id"])
+    call_operation("database", "get_call_stats", {"days": 7}, principal=api_key_authenticate(alice_key))
+    assert AuditEntry.objects.exclude(trace_id=entry.trace_id).exists()  # another trace, another row
+
+    user = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
+    client = Client()
+    client.force_login(user)
+    page = client.get(reverse("admin:mcp_core_auditentry_change", args=[entry.pk])).content.decode()
+    assert entry.trace_id in page
+    assert 'name="trace_id"' not in page  # shown, not editable
+    found = client.get(reverse("admin:mcp_core_auditentry_changelist"), {"q": entry.trace_id})
+    assert found.status_code == 200
+    assert list(found.context["cl"].result_list) == [entry]
