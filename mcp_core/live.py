@@ -169,8 +169,11 @@ def service_failed(service: str) -> int:
         return 0
     window = settings.LIVE_ERROR_SPIKE_WINDOW_SECONDS
     try:
-        body = encode("error_spike", service=_text(service), failures=threshold, window_seconds=window)
-    except Exception:  # noqa: BLE001
+        body = encode(
+            "error_spike", {"service": _text(service), "failures": threshold, "window_seconds": window}
+        )
+    except Exception:  # noqa: BLE001 - an event must never break the call that raised it
+        logger.exception("live event error_spike could not be encoded")
         return 0
     if body is None:
         return 0
