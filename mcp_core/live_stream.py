@@ -348,42 +348,47 @@ class LiveStreamApp:
     async def _pump(self, stream: Stream, receive, send) -> None:
         watcher = asyncio.get_running_loop().create_task(self._watch_disconnect(stream, receive))
         try:
-            try:
-                missed = await self.hub.backlog(stream.last_id)
-            except Exception as exc:  # noqa: BLE001 - Redis away: stream on, the page resyncs
-                logger.warning("live stream: backlog unreadable (%s)", type(exc).__name__)
-                missed = [_resync_frame(stream.last_id)] if stream.last_id else []
-            opening = f"retry: {RETRY_MS}\n: connected\n\n".encode() + b"".join(missed)
-            await send({"type": "http.response.body", "body": opening, "more_body": True})
-            for data in missed:
-                if data.startswith(b"id: "):
-                    stream.last_id = max(stream.last_id, int(data[4 : data.index(b"\n")]))
-            heartbeat = settings.LIVE_STREAM_HEARTBEAT_SECONDS
-            ends_at = time.monotonic() + settings.LIVE_STREAM_MAX_AGE_SECONDS
-            while True:
-                left = ends_at - time.monotonic()
-                if left <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(stream.queue.get(), timeout=min(heartbeat, left))
-                except TimeoutError:
-                    await send({"type": "http.response.body", "body": b": keep-alive\n\n", "more_body": True})
-                    continue
-                if item is _DISCONNECT:
-                    return
-                if item is _OVERFLOW:
-                    break
-                if item == "resync":
-                    body = _resync_frame(stream.last_id)
-                else:
-                    event_id, body = item
-                    if event_id <= stream.last_id:
-                        continue  # already sent from the backlog
-                    stream.last_id = event_id
-                await send({"type": "http.response.body", "body": body, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await self._send_events(stream, send)
+        except OSError:
+            pass  # the browser went away while we wrote (uvicorn's ClientDisconnected)
         finally:
             watcher.cancel()
+
+    async def _send_events(self, stream: Stream, send) -> None:
+        try:
+            missed = await self.hub.backlog(stream.last_id)
+        except Exception as exc:  # noqa: BLE001 - Redis away: stream on, the page resyncs
+            logger.warning("live stream: backlog unreadable (%s)", type(exc).__name__)
+            missed = [_resync_frame(stream.last_id)] if stream.last_id else []
+        opening = f"retry: {RETRY_MS}\n: connected\n\n".encode() + b"".join(missed)
+        await send({"type": "http.response.body", "body": opening, "more_body": True})
+        for data in missed:
+            if data.startswith(b"id: "):
+                stream.last_id = max(stream.last_id, int(data[4 : data.index(b"\n")]))
+        heartbeat = settings.LIVE_STREAM_HEARTBEAT_SECONDS
+        ends_at = time.monotonic() + settings.LIVE_STREAM_MAX_AGE_SECONDS
+        while True:
+            left = ends_at - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                item = await asyncio.wait_for(stream.queue.get(), timeout=min(heartbeat, left))
+            except TimeoutError:
+                await send({"type": "http.response.body", "body": b": keep-alive\n\n", "more_body": True})
+                continue
+            if item is _DISCONNECT:
+                return
+            if item is _OVERFLOW:
+                break
+            if item == "resync":
+                body = _resync_frame(stream.last_id)
+            else:
+                event_id, body = item
+                if event_id <= stream.last_id:
+                    continue  # already sent from the backlog
+                stream.last_id = event_id
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     @staticmethod
     async def _watch_disconnect(stream: Stream, receive) -> None:
