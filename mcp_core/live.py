@@ -196,6 +196,17 @@ def current_id() -> int:
         return 0
 
 
+def stream_not_here(request: Any) -> Any:
+    """The stream's path, reached on the web process: the proxy should have sent it to the stream
+    process (or none runs, as under `make run` or in tests). 204 is how Server-Sent Events say
+    "no stream here, do not reconnect": the page polls instead, and nothing is logged as an error."""
+    from django.http import HttpResponse
+
+    response = HttpResponse(status=204)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 def reset_for_tests() -> None:
     global _script
     _script = None

@@ -154,3 +154,10 @@ def test_it_answers_only_its_own_paths(stream_server):
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(stream_server.base + "/admin/", timeout=5)  # noqa: S310 - local
     assert refused.value.code == 404
+
+
+def test_it_answers_the_streams_path_on_the_web_process_with_no_stream_here(client):
+    # A page opening the stream without a stream process behind the path (make run, a proxy not
+    # yet routing it): 204 tells EventSource not to reconnect, and the page polls.
+    response = client.get("/admin/live/events")
+    assert response.status_code == 204
