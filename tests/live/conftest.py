@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import pytest
 from django.conf import settings
 
+import askpro.urls  # noqa: F401 - its patterns read LIVE_STREAM_URL once: before any test overrides it
 from tests.production.conftest import ROOT, free_port, kill_group, production_env, stop, wait_http
 
 
