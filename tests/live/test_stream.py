@@ -161,3 +161,22 @@ def test_it_answers_the_streams_path_on_the_web_process_with_no_stream_here(clie
     # yet routing it): 204 tells EventSource not to reconnect, and the page polls.
     response = client.get("/admin/live/events")
     assert response.status_code == 204
+
+
+def test_it_ends_a_stream_at_its_maximum_age_so_a_withdrawn_right_takes_effect(tmp_path, operator_session):
+    # The browser reconnects at once and the stream process checks the session and the
+    # permission again; here only the end of the old stream is checked.
+    from .conftest import start_stream, stop
+
+    server = start_stream(tmp_path / "stream.log", LIVE_STREAM_MAX_AGE_SECONDS="1")
+    try:
+        stream = SSE(server.port, cookie=operator_session)
+        assert stream.status == 200
+        started = time.monotonic()
+        with pytest.raises(EOFError):
+            while time.monotonic() - started < 15:
+                stream.next_event(skip_comments=False, timeout=5)
+        assert time.monotonic() - started < 15
+        stream.close()
+    finally:
+        stop(server.proc, timeout=15)
