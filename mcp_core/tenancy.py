@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import QuerySet
 
 from askpro.models import Company
@@ -39,7 +40,9 @@ class TenantCredentials:
     """How one server finds its credential: which Company field and which platform setting.
 
     `what` names the credential in messages ("Cal.com API key"); messages name the field and
-    the setting that are missing, never a secret.
+    the setting that are missing, never a secret. `tenant_field` may follow a one-to-one
+    relation in lookup syntax ("messaging_account__auth_token": a server's own settings row
+    of the company); an empty `platform_setting` means the service has no platform credential.
     """
 
     service: str
@@ -48,11 +51,25 @@ class TenantCredentials:
     what: str
 
     def platform_secret(self) -> str:
+        if not self.platform_setting:
+            return ""
         return getattr(settings, self.platform_setting) or ""
+
+    def own_secret(self, company: Company | None) -> str:
+        """The company's own credential ("" when it has none, or lacks the related row)."""
+        value: object = company
+        for part in self.tenant_field.split("__"):
+            if value is None:
+                return ""
+            try:
+                value = getattr(value, part)
+            except ObjectDoesNotExist:
+                return ""
+        return value or ""
 
     def find(self, company: Company | None) -> Credential | None:
         """The tenant's own credential, else the platform's, else None."""
-        own = getattr(company, self.tenant_field, "") if company is not None else ""
+        own = self.own_secret(company)
         if own:
             return Credential(own, TENANT, f"tenant {company.slug}")
         platform = self.platform_secret()
@@ -68,6 +85,10 @@ class TenantCredentials:
         return found
 
     def missing_message(self) -> str:
+        if not self.platform_setting:
+            return (
+                f"{self.service}: no {self.what} for this tenant; set the company's {self.what} in the admin"
+            )
         return (
             f"{self.service}: no {self.what} for this tenant and no platform {self.platform_setting}; "
             f"set the company's {self.what} in the admin"
@@ -94,7 +115,7 @@ class TenantCredentials:
         for company in self.tenants_with_own().order_by("pk")[: max(20, tenants * 5)]:
             if taken >= tenants:
                 break
-            secret = getattr(company, self.tenant_field)
+            secret = self.own_secret(company)
             if secret in seen:
                 continue
             seen.add(secret)
