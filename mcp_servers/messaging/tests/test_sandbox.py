@@ -144,7 +144,7 @@ def test_it_takes_the_librarys_form_post_and_answers_201_with_a_message_resource
     )
 
 
-def test_its_create_answer_matches_the_description(fresh, account):
+def test_it_answers_a_create_as_the_description_says(fresh, account):
     sid, token = account
     response = requests.post(
         url(fresh, sid), data={"To": CUSTOMER, "From": SENDER, "Body": "x"}, auth=(sid, token), timeout=5
@@ -209,7 +209,7 @@ def test_it_refuses_bad_messages_with_twilios_error_codes(fresh, account, form, 
     assert fresh.messages == {}
 
 
-def test_its_errors_reach_the_library_as_twilio_rest_exceptions(fresh, account):
+def test_it_raises_its_errors_in_the_library_as_twilio_rest_exceptions(fresh, account):
     sid, token = account
     with pytest.raises(TwilioRestException) as caught:
         library(fresh, sid, token).messages.create(to="12345", from_=SENDER, body="x")
