@@ -96,7 +96,12 @@ class TenantCredentials:
 
     def tenants_with_own(self) -> QuerySet[Company]:
         """Active companies with their own credential (an inactive one counts for nothing)."""
-        return Company.objects.filter(is_active=True).exclude(**{self.tenant_field: ""})
+        # isnull too: through a relation, a company without the related row has NULL there.
+        return (
+            Company.objects.filter(is_active=True)
+            .exclude(**{self.tenant_field: ""})
+            .exclude(**{f"{self.tenant_field}__isnull": True})
+        )
 
     def is_configured(self) -> bool:
         return bool(self.platform_secret()) or self.tenants_with_own().exists()

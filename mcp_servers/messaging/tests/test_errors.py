@@ -114,3 +114,13 @@ def test_it_keeps_secrets_out_of_reprs(world):
     account = account_for(world.alice)
     assert world.alice_account.auth_token not in repr(account.twilio)
     assert world.alice_account.auth_token not in repr(account)
+
+
+def test_it_reports_not_configured_health_without_any_tenant_account(twilio, alice, bob):
+    from mcp_core.registry import get_registry
+
+    server = get_registry().servers["messaging"]
+    assert server.is_configured() is False
+    assert server.health().status == "not_configured"
+    MessagingAccount.objects.create(company=alice, account_sid="", auth_token="token-without-sid")
+    assert server.health().status == "not_configured"
