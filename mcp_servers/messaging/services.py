@@ -156,7 +156,7 @@ def check_whatsapp(account: Account, out: Outgoing, now: dt.datetime) -> None:
 def status_callback_url(company: Company) -> str | None:
     if not settings.MESSAGING_PUBLIC_URL:
         return None
-    return f"{settings.MESSAGING_PUBLIC_URL}/webhooks/twilio/status?tenant={company.slug}"
+    return f"{settings.MESSAGING_PUBLIC_URL}/webhooks/twilio?tenant={company.slug}"
 
 
 def twilio_create(ctx: OperationContext | None, account: Account, out: Outgoing) -> Any:

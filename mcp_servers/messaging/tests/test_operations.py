@@ -42,7 +42,7 @@ def test_it_sends_an_sms_to_a_national_number_in_e164_from_the_tenants_sender(wo
     assert answer.data["deferred"] is False
     [form] = sent_forms(world.sandbox)
     assert form["To"] == CUSTOMER and form["From"] == ALICE_SENDER and form["Body"].startswith("Ihr Termin")
-    assert form["StatusCallback"] == "https://askpro.example.com/webhooks/twilio/status?tenant=alice-salon"
+    assert form["StatusCallback"] == "https://askpro.example.com/webhooks/twilio?tenant=alice-salon"
     row = Message.objects.get(pk=message["id"])
     assert row.company == world.alice and row.twilio_sid == message["twilio_sid"] and row.segments == 1
     assert world.sandbox.message(row.twilio_sid)["account_sid"] == world.alice_account.account_sid

@@ -247,7 +247,7 @@ def test_it_runs_the_lifecycle_and_posts_signed_status_callbacks(fresh, account)
     sid, token = account
     seen: list[tuple[str, dict[str, str], bytes]] = []
     fresh.sink = lambda u, h, b: seen.append((u, h, b))
-    callback = "https://askpro.example.com/webhooks/twilio/status?tenant=acme"
+    callback = "https://askpro.example.com/webhooks/twilio?tenant=acme"
     sent = library(fresh, sid, token).messages.create(
         to=CUSTOMER, from_=SENDER, body="x", status_callback=callback
     )
