@@ -66,6 +66,7 @@ def _fingerprint(params: CreateBookingParams) -> str:
 class CalcomServer(MCPServer):
     name = "calcom"
     description = "Cal.com: event types, availability and bookings of a tenant (API v2)."
+    webhooks = "mcp_servers.calcom.webhooks"  # its inbound webhooks (@webhook)
 
     # --- configuration and health ---
     def is_configured(self) -> bool:
