@@ -98,11 +98,27 @@ class TenantCredentials:
             hit = _secret_cache.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]
-        company = Company.objects.filter(pk=company_id, is_active=True).only(self.tenant_field).first()
-        secret = (getattr(company, self.tenant_field) if company else "") or ""
+        rows = Company.objects.filter(pk=company_id, is_active=True)
+        relation = self.tenant_field.rpartition("__")[0]
+        company = (rows.select_related(relation) if relation else rows.only(self.tenant_field)).first()
+        secret = self.own_secret(company)
         with _secret_lock:
             _secret_cache[key] = (now + _SECRET_TTL_S, secret)
         return secret
+
+    def store(self, company: Company, value: str) -> None:
+        """Set the company's own credential, creating the one-to-one row a path goes through
+        when the company has none yet (tests, commands)."""
+        *relations, name = self.tenant_field.split("__")
+        target: object = company
+        for relation in relations:
+            try:
+                target = getattr(target, relation)
+            except ObjectDoesNotExist:
+                link = type(target)._meta.get_field(relation)
+                target = link.related_model.objects.create(**{link.field.name: target})
+        setattr(target, name, value)
+        target.save()
 
     def resolve(self, company: Company | None) -> Credential:
         """Like find(), but neither credential raises not_configured."""

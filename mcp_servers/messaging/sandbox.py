@@ -429,7 +429,8 @@ class TwilioSandbox(SandboxServer):
 
 
 def parse_form(body: bytes) -> dict[str, str]:
-    return {k: v[-1] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
+    """A form body's fields (last value of each); undecodable bytes become U+FFFD."""
+    return {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
 
 
 # The sandbox class `manage.py run_sandbox` starts for this service (lifecycle steps every second).

@@ -66,6 +66,7 @@ class MessagingServer(MCPServer):
 
     name = "messaging"
     description = "SMS and WhatsApp messages to a tenant's customers through the tenant's Twilio account"
+    webhooks = "mcp_servers.messaging.webhooks"
 
     def is_configured(self) -> bool:
         return TWILIO_TOKEN.is_configured()

@@ -251,10 +251,33 @@ def send(
         _save_new(message)
         local = timezone.localtime(until, tenant_zone(company))
         return message, True, f"quiet hours: deferred until {local:%Y-%m-%d %H:%M %Z}"
-    sent = twilio_create(ctx, account, out)
-    _apply_sent(message, sent)
+    # The row first: it reserves the idempotency key, so two concurrent requests with one key
+    # cannot both reach Twilio (creating a message there has no idempotency of its own).
+    message.status, message.status_rank = "accepted", STATUS_RANK["accepted"]
     _save_new(message)
+    try:
+        sent = twilio_create(ctx, account, out)
+    except MCPError as exc:
+        if _uncertain(exc):
+            # Twilio may have taken it: keep the record (a retry with the key returns it
+            # instead of texting the customer twice), saying what is unknown.
+            Message.objects.filter(pk=message.pk).update(
+                error_message=f"no clear answer from Twilio ({exc.code}); it may have been sent"
+            )
+        else:
+            message.delete()  # refused: nothing was sent, nothing stays written
+        raise
+    _apply_sent(message, sent)
+    message.save()
     return message, False, "sent to Twilio"
+
+
+def _uncertain(exc: MCPError) -> bool:
+    """No answer, or Twilio failing on its side: the message may or may not exist there."""
+    status = exc.details.get("upstream_status")
+    return exc.code == ErrorCode.TIMEOUT or (
+        exc.code == ErrorCode.UPSTREAM_ERROR and (status is None or status >= 500)
+    )
 
 
 def _save_new(message: Message) -> None:
@@ -391,11 +414,11 @@ def handle_status_callback(company: Company, form: dict[str, str]) -> str:
     if _int(form.get("ErrorCode")) == 21610:
         consent.set_consent(company, message.customer_number, opted_out=True, keyword="", source="twilio",
                             note="Twilio: recipient unsubscribed (21610)")  # fmt: skip
-    note = (
-        f"message {message.pk} {status}"
-        if changed
-        else f"message {message.pk} kept {message.status} over {status}"
-    )
+    if changed:
+        note = f"message {message.pk} {status}"
+    else:  # what won, read now: another callback may have been applied meanwhile
+        message.refresh_from_db(fields=["status", "status_rank"])
+        note = f"message {message.pk} kept {message.status} over {status}"
     if status in FINAL_STATUSES and message.price is None:
         try:
             refreshed = refresh_from_twilio(_background_ctx(), account_for(company), message)

@@ -65,15 +65,26 @@ def test_it_maps_rejected_credentials_to_an_upstream_error_without_the_token(wor
     assert not Message.objects.exists()
 
 
-@pytest.mark.parametrize(
-    ("status", "code"), [(429, "rate_limited"), (500, "upstream_error"), (503, "upstream_error")]
-)
-def test_it_maps_twilio_failures_to_error_codes_and_writes_nothing(world, status, code):
-    world.sandbox.inject_fault(status=status, count=1)
+def test_it_maps_a_429_to_rate_limited_and_writes_nothing(world):
+    world.sandbox.inject_fault(status=429, count=1)
     answer = world.call("send_sms", {"to": CUSTOMER, "body": "x"})
-    assert answer.error["code"] == code
-    assert answer.error["details"]["twilio_code"] in (20429, 20500, 20503)
+    assert answer.error["code"] == "rate_limited" and answer.error["details"]["twilio_code"] == 20429
     assert not Message.objects.exists()
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_it_keeps_a_message_twilio_may_have_sent_and_does_not_send_it_twice(world, status):
+    world.sandbox.inject_fault(status=status, count=1)
+    answer = world.call("send_sms", {"to": CUSTOMER, "body": "x"}, idempotency_key="k1")
+    assert answer.error["code"] == "upstream_error" and answer.error["details"]["twilio_code"] in (
+        20500,
+        20503,
+    )
+    [kept] = Message.objects.all()
+    assert kept.status == "accepted" and "may have been sent" in kept.error_message
+    again = world.call("send_sms", {"to": CUSTOMER, "body": "x"}, idempotency_key="k1")
+    assert again.data["message"]["id"] == kept.pk
+    assert len([r for r in world.sandbox.request_log if r.method == "POST"]) == 1
 
 
 def test_it_times_out_within_the_calls_deadline(world, settings):
@@ -81,6 +92,28 @@ def test_it_times_out_within_the_calls_deadline(world, settings):
     world.sandbox.inject_fault(delay=2.0, count=1)
     answer = world.call("test_connection")
     assert answer.error["code"] == "timeout"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_sends_once_for_two_concurrent_requests_with_one_key(world):
+    import threading
+
+    from django.db import connection
+
+    world.sandbox.inject_fault(delay=0.5, count=1, path=r"/Messages\.json$")  # the first one waits at Twilio
+    answers = []
+
+    def send():
+        answers.append(world.call("send_sms", {"to": CUSTOMER, "body": "x"}, idempotency_key="same"))
+        connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len([r for r in world.sandbox.request_log if r.method == "POST"]) == 1
+    assert sorted(bool(a.success) for a in answers) in ([False, True], [True, True])
 
 
 def test_it_maps_twilios_recipient_errors_to_the_to_field(world):
