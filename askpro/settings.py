@@ -531,6 +531,36 @@ if os.environ.get("PROMETHEUS_MULTIPROC_DIR") and not os.access(
     raise ImproperlyConfigured(
         "PROMETHEUS_MULTIPROC_DIR: must be an existing directory this process can write"
     )
+# Live push (docs/observability.md#live-push): events on Redis pub/sub, streamed to the admin's
+# pages by the `stream` process (mcp_core.live_stream) as Server-Sent Events.
+LIVE_EVENTS = env_bool("LIVE_EVENTS", True)
+# This many upstream failures of one service within the window raise one error_spike event (0: off).
+LIVE_ERROR_SPIKE_THRESHOLD = env_int("LIVE_ERROR_SPIKE_THRESHOLD", 10, minimum=0)
+LIVE_ERROR_SPIKE_WINDOW_SECONDS = env_float("LIVE_ERROR_SPIKE_WINDOW_SECONDS", 60.0, minimum=1.0)
+# Where the pages open the stream: a path on the same site (the proxy routes it to the stream
+# process), or a full URL of the stream process (then list the pages' origin below).
+LIVE_STREAM_URL = env_str("LIVE_STREAM_URL", "/admin/live/events")
+if not LIVE_STREAM_URL.startswith(("/", "http://", "https://")) or LIVE_STREAM_URL.startswith("//"):
+    raise ImproperlyConfigured(
+        f"LIVE_STREAM_URL: expected a path (/admin/live/events) or an http(s):// URL, got {LIVE_STREAM_URL!r}"
+    )
+# Origins (scheme://host:port) of pages allowed to open the stream from another origin.
+LIVE_STREAM_ALLOWED_ORIGINS = env_list("LIVE_STREAM_ALLOWED_ORIGINS", [])
+for _origin in LIVE_STREAM_ALLOWED_ORIGINS:
+    if not _origin.startswith(("http://", "https://")) or _origin.count("/") != 2:
+        raise ImproperlyConfigured(
+            f"LIVE_STREAM_ALLOWED_ORIGINS: {_origin!r} is not an origin (scheme://host[:port], no path)"
+        )
+# The dashboard pages poll this often when the stream is unavailable (10 times less often while
+# it is up, for the figures that no event announces).
+DASHBOARD_POLL_SECONDS = env_float("DASHBOARD_POLL_SECONDS", 10.0, minimum=0.5)
+# Per stream process: open streams at most (more get 503 and the page polls instead).
+LIVE_STREAM_MAX_CLIENTS = env_int("LIVE_STREAM_MAX_CLIENTS", 1000, minimum=1)
+# A comment line this often keeps proxies and browsers from closing a quiet stream.
+LIVE_STREAM_HEARTBEAT_SECONDS = env_float("LIVE_STREAM_HEARTBEAT_SECONDS", 15.0, minimum=0.1)
+# A stream ends after this long and the browser reconnects at once (resuming by Last-Event-ID):
+# a signed-out user or a withdrawn permission loses the stream within this time.
+LIVE_STREAM_MAX_AGE_SECONDS = env_float("LIVE_STREAM_MAX_AGE_SECONDS", 300.0, minimum=1.0)
 # Sentry performance tracing: the share of transactions sent (0 = off).
 SENTRY_TRACES_SAMPLE_RATE = env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0, minimum=0.0)
 if SENTRY_TRACES_SAMPLE_RATE > 1:

@@ -1,12 +1,20 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from mcp_core.healthchecks import ControlPlaneHealthView, live_view, ready_view
+from mcp_core.live import stream_not_here
 from mcp_core.mcp.endpoint import mcp_view
 from mcp_core.prometheus import metrics_view
 
 urlpatterns = [
+    # Served by the stream process; the web process answers only "not here" (mcp_core.live).
+    *(
+        [path(settings.LIVE_STREAM_URL.lstrip("/"), stream_not_here, name="live-stream")]
+        if settings.LIVE_STREAM_URL.startswith("/")
+        else []
+    ),
     path("admin/", admin.site.urls),
     path("api/v1/mcp/", include("mcp_core.api.urls")),
     path("mcp", mcp_view, name="mcp"),

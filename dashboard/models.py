@@ -15,7 +15,11 @@ class HealthCheckResult(ServiceHealth):
     class Meta:
         proxy = True
         verbose_name = "health check result"
-        permissions = [("run_health_checks", "Can run the health checks now (dashboard)")]
+        permissions = [
+            ("run_health_checks", "Can run the health checks now (dashboard)"),
+            # mcp_core.live.LIVE_PERMISSION: the stream process checks it (mcp_core.live_stream).
+            ("view_live_events", "Can receive live events on the dashboard pages (stream)"),
+        ]
 
 
 class MetricHourly(models.Model):

@@ -205,6 +205,9 @@ def dashboard_overview(now: datetime | None = None) -> dict[str, Any]:
         "last_checked": max((c.checked_at for c in checks.values()), default=None),
         "breakers_available": breakers["available"],
         "breakers_reason": breakers.get("reason", ""),
+        "open_recommendations": Recommendation.objects.filter(
+            status__in=Recommendation.ACTIVE_STATUSES
+        ).count(),
         "legend": OUTCOME_LEGEND,
         "generated_at": now,
     }

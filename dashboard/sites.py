@@ -22,6 +22,7 @@ class AskproAdminSite(admin.AdminSite):
 
         return [
             path("dashboard/", page(views.dashboard_view), name="dashboard"),
+            path("dashboard/live.html", page(views.dashboard_live_view), name="dashboard_live"),
             path("monitoring/", page(views.monitoring_view), name="monitoring"),
             path("monitoring/data.json", page(views.monitoring_data_view), name="monitoring_data"),
             path("improvements/", page(views.improvements_view), name="improvements"),

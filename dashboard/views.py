@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
@@ -12,6 +13,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from mcp_core import live
 from mcp_core.discovery import operation_allowed
 from mcp_core.operators import CONSOLE_PERMISSION, OperatorRights
 from mcp_core.registry import get_registry
@@ -35,6 +37,19 @@ def _require(request: HttpRequest, permission: str) -> None:
 
 def _context(site, request: HttpRequest, title: str, **extra) -> dict:
     return {**site.each_context(request), "title": title, "dashboard_pages": _pages(request), **extra}
+
+
+def _live(request: HttpRequest) -> dict:
+    """What a page's live.js needs: where the stream is, the newest event the page has seen, and
+    whether to try the stream at all (without the permission or Redis the page just polls)."""
+    url = settings.LIVE_STREAM_URL
+    return {
+        "url": url,
+        "enabled": live.enabled() and request.user.has_perm(live.LIVE_PERMISSION),
+        "last_id": live.current_id(),
+        "cross_origin": url.startswith(("http://", "https://")),
+        "poll_ms": int(settings.DASHBOARD_POLL_SECONDS * 1000),
+    }
 
 
 def _pages(request: HttpRequest) -> list[tuple[str, str]]:
@@ -68,8 +83,20 @@ def dashboard_view(site, request: HttpRequest) -> HttpResponse:
             request,
             "MCP dashboard",
             can_run_checks=request.user.has_perm(RUN_CHECKS_PERMISSION),
+            live=_live(request),
+            live_url=reverse("admin:dashboard_live"),
             **overview,
         ),
+    )
+
+
+def dashboard_live_view(site, request: HttpRequest) -> HttpResponse:
+    """The dashboard's changing part (aggregate and cards) alone, which the page fetches when
+    an event arrives or, without the stream, on its poll."""
+    return TemplateResponse(
+        request,
+        "admin/dashboard/_dashboard_live.html",
+        {"request": request, **selectors.dashboard_overview()},
     )
 
 
@@ -89,6 +116,7 @@ def monitoring_view(site, request: HttpRequest) -> HttpResponse:
             windows=list(selectors.WINDOWS),
             window=window,
             data_url=reverse("admin:monitoring_data"),
+            live=_live(request),
         ),
     )
 

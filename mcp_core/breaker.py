@@ -33,7 +33,7 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 
-from . import shared_state
+from . import live, shared_state
 from .audit import audit_record
 from .contracts import BREAKER_FAILURE_CODES, ErrorCode, MCPError, OperationContext
 from .models import BreakerTransition
@@ -427,8 +427,8 @@ def _snapshot(
     current = state.get("state", CLOSED)
     since = int(float(state.get("since", 0) or 0))
     oldest = now_ms // cfg.bucket_ms - math.ceil(cfg.window_ms / cfg.bucket_ms) + 1
-    live = {n: v for n, v in window.items() if int(n[1:]) >= oldest}
-    calls, fails, slows = (sum(v for n, v in live.items() if n[0] == p) for p in "cfs")
+    recent = {n: v for n, v in window.items() if int(n[1:]) >= oldest}
+    calls, fails, slows = (sum(v for n, v in recent.items() if n[0] == p) for p in "cfs")
     retry_after = None
     if current == OPEN:
         retry_after = max(0.0, (since + cfg.open_duration * 1000 - now_ms) / 1000)
@@ -484,6 +484,8 @@ def record_transition(service: str, transition: str, reason: str) -> None:
         )
     except Exception:
         logger.exception("could not store the breaker transition of %s", service)
+    # After the row: a page that refetches on the event finds the transition stored.
+    live.breaker_changed(service, from_state, to_state, reason)
 
 
 # --- the pipeline guard ---

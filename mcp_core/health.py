@@ -31,6 +31,8 @@ from django.core.cache import caches
 from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.utils import timezone
 
+from . import live
+
 if TYPE_CHECKING:
     from .models import HealthRun
     from .server import MCPServer
@@ -386,7 +388,12 @@ def _store(snapshot: HealthSnapshot, *, trigger: str, duration_ms: float) -> Non
 
 
 def _run_and_store(
-    servers: dict[str, MCPServer], platform, *, trigger: str, timeout: float
+    servers: dict[str, MCPServer],
+    platform,
+    *,
+    trigger: str,
+    timeout: float,
+    previous: HealthRun | None = None,
 ) -> HealthSnapshot:
     started = time.perf_counter()
     checks: dict[tuple[str, str], Callable[[], HealthResult]] = {
@@ -405,6 +412,14 @@ def _run_and_store(
         _store(snapshot, trigger=trigger, duration_ms=(time.perf_counter() - started) * 1000)
     except DatabaseError:
         logger.exception("could not store the health run")
+    else:
+        # Open pages learn of a changed status at once (stored first, so a refetch finds it).
+        live.health_changed(
+            {name: r["status"] for name, r in previous.services.items()} if previous else None,
+            {name: str(r.status) for name, r in snapshot.services.items()},
+            snapshot.status,
+            previous.status if previous else None,
+        )
     return snapshot
 
 
@@ -425,7 +440,7 @@ def run_checks_coalesced(*, trigger: str, timeout: float = DEFAULT_TIMEOUT) -> H
         last = _latest_or_none()
         if _reusable(last, servers, platform):
             return _stored_snapshot(last)
-        return _run_and_store(servers, platform, trigger=trigger, timeout=timeout)
+        return _run_and_store(servers, platform, trigger=trigger, timeout=timeout, previous=last)
 
 
 # --- readiness ---------------------------------------------------------------------------------

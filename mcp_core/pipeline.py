@@ -17,9 +17,10 @@ from django.utils.module_loading import import_string
 
 from askpro.models import Company
 
-from . import logs, tracing
+from . import live, logs, tracing
 from .audit import audit_fields
 from .contracts import (
+    BREAKER_FAILURE_CODES,
     ErrorCode,
     MCPError,
     MCPRequest,
@@ -394,6 +395,10 @@ def _record(
         recorder.record(audit, metric, batched=batched)
     except Exception:
         logger.exception("could not record audit/metrics for request %s", request.request_id)
+    if error is not None and known is not None and error.code in BREAKER_FAILURE_CODES:
+        # The upstream failed (not the caller, not an open breaker): counted across processes
+        # for the live error-spike event. Never raises.
+        live.service_failed(known.service)
 
 
 def call_operation(

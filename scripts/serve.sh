@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make serve`: the production process layout (Procfile: web, worker, beat; the sandboxes too with
+# `make serve`: the production process layout (Procfile: web, stream, worker, beat; the sandboxes too with
 # SANDBOX=1) on this machine with honcho, against PostgreSQL and Redis, DEBUG off: the release steps
 # an operator runs (migrate, periodic tasks, collectstatic), then the processes (docs/deployment.md).
 #
@@ -23,6 +23,11 @@ export CELERY_KEY_PREFIX="${CELERY_KEY_PREFIX:-askpro-serve-celery:}"
 export ALLOWED_HOSTS="${ALLOWED_HOSTS:-127.0.0.1,localhost}"
 export STATIC_ROOT="${STATIC_ROOT:-$PWD/var/staticfiles}"
 export PORT="${PORT:-8000}"
+# The stream process (live events) on the next port. Without a reverse proxy routing its path, the
+# pages open it by its own URL, from the web port's origin (docs/deployment.md#make-serve).
+export STREAM_PORT="${STREAM_PORT:-$((PORT + 1))}"
+export LIVE_STREAM_URL="${LIVE_STREAM_URL:-http://127.0.0.1:${STREAM_PORT}/admin/live/events}"
+export LIVE_STREAM_ALLOWED_ORIGINS="${LIVE_STREAM_ALLOWED_ORIGINS:-http://127.0.0.1:${PORT}}"
 # One metrics directory for the web and Celery processes (docs/observability.md), emptied below.
 export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-$PWD/var/prometheus}"
 export PATH="$PWD/$BIN:$PATH"  # the Procfile names gunicorn, celery and python
@@ -85,11 +90,11 @@ fi
 # A new start: the previous run's metric files would otherwise be summed in.
 find "$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -name '*.db' -type f -delete
 
-processes=(web worker beat)
+processes=(web stream worker beat)
 case "${SANDBOX:-0}" in
     1 | true | yes | on) processes+=(sandbox) ;;
 esac
-echo "Serving on http://127.0.0.1:${PORT}/ with ${processes[*]} (DEBUG off). Admin user and API keys:" \
+echo "Serving on http://127.0.0.1:${PORT}/ (live events from :${STREAM_PORT}) with ${processes[*]} (DEBUG off). Admin user and API keys:" \
     "scripts/serve.sh manage createsuperuser | create_api_key ..." >&2
 # --env /dev/null: honcho would otherwise load ./.env over the environment set above.
 exec "$BIN/honcho" start --procfile Procfile --env /dev/null --port "$PORT" "${processes[@]}"

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from mcp_core import live
 from mcp_core.audit import audit_record
 
 from ..models import ImprovementRun, Recommendation
@@ -21,6 +22,8 @@ from .registry import get_analyzers
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[str, dict], None]
+# A first run may find hundreds of things at once; the pages refetch on any one event anyway.
+MAX_LIVE_EVENTS_PER_ANALYZER = 5
 
 
 def _upsert(analyzer: Analyzer, finding: Finding, now) -> tuple[str, Recommendation | None]:
@@ -130,6 +133,7 @@ class ImprovementEngine:
             if reason:
                 entry["skipped"] = reason
             else:
+                created: list[Recommendation] = []
                 # A savepoint per analyzer: a failing catalog query must not poison the others.
                 with transaction.atomic():
                     findings = analyzer.analyze(ctx)
@@ -137,12 +141,16 @@ class ImprovementEngine:
                         outcome, rec = _upsert(analyzer, finding, ctx.now)
                         if outcome == "created":
                             run.created += 1
+                            created.append(rec)
                         elif outcome == "updated":
                             run.updated += 1
                         if rec is not None and analyzer.healing_enabled:
                             run.healed.append(_heal(analyzer, finding, rec, ctx))
                 entry["findings"] = len(findings)
                 run.findings += len(findings)
+                # Stored (the analyzer's block has ended): open pages hear of each new one.
+                for rec in created[:MAX_LIVE_EVENTS_PER_ANALYZER]:
+                    live.recommendation_created(rec.pk, rec.analyzer, rec.severity, rec.title)
         except Exception as exc:
             logger.exception("analyzer %s failed", analyzer.name)
             entry["error"] = f"{type(exc).__name__}: {exc}"[:500]

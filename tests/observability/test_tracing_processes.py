@@ -20,10 +20,10 @@ from django.test import Client
 from opentelemetry.trace import SpanKind
 
 from mcp_core.models import AuditEntry
-from mcp_servers.queue.tests.celery_worker import celery_worker_factory, wait_for  # noqa: F401 - fixture
+from mcp_core.tenancy import forget_tenant_secrets
 from mcp_servers.webhooks.models import WebhookEvent
-from mcp_servers.webhooks.tenants import forget_tenant_secrets
 from mcp_servers.webhooks.tests.conftest import RETELL_KEY, post, retell_body, signed
+from tests.celery_worker import celery_worker_factory, wait_for  # noqa: F401 - fixture
 from tests.mcp.conftest import ROOT, child_env, free_port
 
 from .otlp_receiver import OtlpReceiver

@@ -1,5 +1,5 @@
 """`make serve` as an operator runs it: a database of its own created on first use, the release
-steps, then the Procfile's web, worker and beat through honcho, DEBUG off. A /mcp call reaches
+steps, then the Procfile's web, stream, worker and beat through honcho, DEBUG off. A /mcp call reaches
 the web process, which asks the worker over the broker; SIGTERM stops every process."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import re
 import signal
 import socket
 import subprocess
+import urllib.error
 import urllib.request
 import uuid
 
@@ -80,6 +81,7 @@ def test_it_serves_the_procfile_with_honcho_and_stops_it(tmp_path):
         STATIC_ROOT=str(tmp_path / "static"),
         SERVE_SECRETS_FILE=str(tmp_path / "serve.env"),
         PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prometheus"),
+        STREAM_PORT=str(stream_port := free_port()),
         WEB_CONCURRENCY="1",
         CELERY_WORKER_CONCURRENCY="1",
         PYTHONUNBUFFERED="1",
@@ -99,7 +101,13 @@ def test_it_serves_the_procfile_with_honcho_and_stops_it(tmp_path):
         wait_http(base + "/health/ready", proc, log, timeout=300)
         wait_for(lambda: " ready." in (t := log.read_text()) and "beat: Starting" in t, timeout=90)
         text = log.read_text()
-        assert set(started_by_honcho(log)) == {"web", "worker", "beat"}
+        assert set(started_by_honcho(log)) == {"web", "stream", "worker", "beat"}
+        wait_http(f"http://127.0.0.1:{stream_port}/health/live", proc, log)
+        # The pages name the stream process's own URL (no proxy here) and it checks the session.
+        page = urllib.request.Request(f"http://127.0.0.1:{stream_port}/admin/live/events")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(page, timeout=10)  # noqa: S310 - local test server
+        assert refused.value.code == 401
         assert f"worker.1@{socket.gethostname()} ready." in text
         assert "Listening at: http://127.0.0.1:" in text and "Using worker: sync" in text
         assert re.search(r"created: webhooks: sweep stuck and due events", text), "setup_periodic_tasks ran"
@@ -150,6 +158,6 @@ def test_it_serves_the_procfile_with_honcho_and_stops_it(tmp_path):
             conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     assert not any(group_alive(pid) for pid in started.values())
     stopped = log.read_text()
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "stream", "worker", "beat"):
         assert f"{name}.1 stopped" in stopped
     assert "Handling signal: term" in stopped and "Warm shutdown" in stopped

@@ -1,4 +1,5 @@
-/* The monitoring page: draws the initial data, then polls the JSON endpoint every 10 s. */
+/* The monitoring page: draws the initial data, then re-reads the JSON endpoint on every live
+   event (live.js), or on its poll when the stream is unavailable. */
 (function () {
   "use strict";
   var script = document.getElementById("monitoring-script");
@@ -40,7 +41,7 @@
     text("total-caller-error-rate", pct(data.totals.caller_error_pct));
     text("total-not-configured", data.totals.not_configured);
     text("total-not-configured-rate", pct(data.totals.not_configured_pct));
-    text("updated", "Updated " + new Date(data.generated_at).toLocaleTimeString([], { timeZoneName: "short" }) + " · refreshes every 10 s · times in your browser's time zone");
+    text("updated", "Updated " + new Date(data.generated_at).toLocaleTimeString([], { timeZoneName: "short" }) + " · times in your browser's time zone");
     charts.line(document.getElementById("chart-calls"), data.series.map(function (p) { return { t: p.t, value: p.calls_per_min }; }), { withDate: hourly });
     charts.line(document.getElementById("chart-failures"), data.series.map(function (p) { return { t: p.t, value: p.service_failure_rate * 100 }; }), { color: "#d62728", withDate: hourly });
     charts.line(document.getElementById("chart-caller-errors"), data.series.map(function (p) { return { t: p.t, value: p.caller_error_rate * 100 }; }), { color: "#9467bd", withDate: hourly });
@@ -109,15 +110,23 @@
     }
   }
 
+  var pending = null;
+  function soon() {
+    // A burst of events (a breaker and a health run) is one read.
+    if (pending) return;
+    pending = setTimeout(function () { pending = null; poll(); }, 150);
+  }
+
   function poll() {
     fetch(url + "?window=" + encodeURIComponent(windowName), { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
       .then(render)
-      .catch(function (err) { text("updated", "Update failed (" + err.message + "); retrying in 10 s"); });
+      .catch(function (err) { text("updated", "Update failed (" + err.message + "); trying again at the next event or poll"); });
   }
 
   render(JSON.parse(document.getElementById("monitoring-initial").textContent));
   window.addEventListener("resize", function () { if (latest) render(latest); });
-  setInterval(poll, 10000);
+  // The figures (calls per minute, latency) change without an event: read them each minute.
+  window.DashLive.start({ onEvent: soon, refresh: poll, livePollMs: 60000 });
   window.DashMonitoring = { poll: poll };
 })();
