@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "mcp_servers.ui_audit",
     "mcp_servers.retell",
     "mcp_servers.stripe",
+    "mcp_servers.messaging",
     "dashboard",
 ]
 
@@ -352,6 +353,7 @@ MCP_SERVERS = env_list(
         "mcp_servers.ui_audit.server.UIAuditServer",
         "mcp_servers.retell.server.RetellServer",
         "mcp_servers.stripe.server.StripeServer",
+        "mcp_servers.messaging.server.MessagingServer",
     ],
 )
 MCP_DEFAULT_TIMEOUT = env_float("MCP_DEFAULT_TIMEOUT", 30.0, minimum=0.1)
@@ -465,6 +467,7 @@ SANDBOX_PORTS = {
     "retell": env_int("SANDBOX_RETELL_PORT", 8702, minimum=1, maximum=65535),
     "stripe": env_int("SANDBOX_STRIPE_PORT", 8703, minimum=1, maximum=65535),
     "sentry": env_int("SANDBOX_SENTRY_PORT", 8704, minimum=1, maximum=65535),
+    "messaging": env_int("SANDBOX_MESSAGING_PORT", 8705, minimum=1, maximum=65535),
 }
 
 
@@ -478,6 +481,8 @@ CALCOM_BASE_URL = _upstream("CALCOM_BASE_URL", "https://api.cal.com", "calcom")
 RETELL_BASE_URL = _upstream("RETELL_BASE_URL", "https://api.retellai.com", "retell")
 STRIPE_API_BASE = _upstream("STRIPE_API_BASE", "https://api.stripe.com", "stripe")
 SENTRY_BASE_URL = _upstream("SENTRY_BASE_URL", "https://sentry.io", "sentry")
+# Twilio (the messaging server): the twilio library's requests to api.twilio.com go here instead.
+TWILIO_API_BASE = _upstream("TWILIO_API_BASE", "https://api.twilio.com", "messaging")
 SENTRY_ORG = env_str("SENTRY_ORG", "askpro")
 SENTRY_PROJECT = env_str("SENTRY_PROJECT", "control-plane")
 # Optional numeric project id: narrows the Sentry server's issue lists to that project.
@@ -490,6 +495,20 @@ STRIPE_WEBHOOK_SECRET = env_secret("STRIPE_WEBHOOK_SECRET", "whsec_sandbox_demo"
 CALCOM_WEBHOOK_SECRET = env_secret(
     "CALCOM_WEBHOOK_SECRET", "calcom_sandbox_webhook_secret" if SANDBOX else None
 )
+
+# --- Messaging (mcp_servers.messaging): SMS and WhatsApp through each tenant's Twilio account ---
+# The address Twilio reaches this deployment at (scheme and host, as the proxy in front shows
+# it), e.g. https://askpro.example.com. Status callbacks are asked for at this address, and
+# X-Twilio-Signature is checked over it: Twilio signs the URL it called, not the one a proxy
+# forwarded to. Empty: no status callbacks are requested; signatures are checked over the URL
+# of the request as it arrived.
+MESSAGING_PUBLIC_URL = (env_str("MESSAGING_PUBLIC_URL", "") or "").rstrip("/")
+if MESSAGING_PUBLIC_URL and not MESSAGING_PUBLIC_URL.startswith(("https://", "http://")):
+    raise ImproperlyConfigured(
+        f"MESSAGING_PUBLIC_URL: expected an http(s):// address, got {MESSAGING_PUBLIC_URL!r}"
+    )
+# Deferred messages (quiet hours) due for sending are picked up this many at a time per run.
+MESSAGING_DEFERRED_BATCH = env_int("MESSAGING_DEFERRED_BATCH", 100, minimum=1, maximum=10_000)
 
 # --- Sentry ---
 SENTRY_DSN = env_secret("SENTRY_DSN")

@@ -41,4 +41,10 @@ SCHEDULE = [
         minute="*",
         description="Re-queues received events whose task may have been lost and events whose worker lease expired.",
     ),
+    Periodic(
+        "messaging: send messages deferred by quiet hours",
+        "messaging.send_deferred",
+        minute="*",
+        description="Sends the SMS and WhatsApp messages whose tenant's quiet hours have ended.",
+    ),
 ]

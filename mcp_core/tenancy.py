@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import QuerySet
 
 from askpro.models import Company
@@ -52,7 +53,9 @@ class TenantCredentials:
     """How one server finds its credential: which Company field and which platform setting.
 
     `what` names the credential in messages ("Cal.com API key"); messages name the field and
-    the setting that are missing, never a secret.
+    the setting that are missing, never a secret. `tenant_field` may follow a one-to-one
+    relation in lookup syntax ("messaging_account__auth_token": a server's own settings row
+    of the company); an empty `platform_setting` means the service has no platform credential.
     """
 
     service: str
@@ -61,11 +64,25 @@ class TenantCredentials:
     what: str
 
     def platform_secret(self) -> str:
+        if not self.platform_setting:
+            return ""
         return getattr(settings, self.platform_setting) or ""
+
+    def own_secret(self, company: Company | None) -> str:
+        """The company's own credential ("" when it has none, or lacks the related row)."""
+        value: object = company
+        for part in self.tenant_field.split("__"):
+            if value is None:
+                return ""
+            try:
+                value = getattr(value, part)
+            except ObjectDoesNotExist:
+                return ""
+        return value or ""
 
     def find(self, company: Company | None) -> Credential | None:
         """The tenant's own credential, else the platform's, else None."""
-        own = getattr(company, self.tenant_field, "") if company is not None else ""
+        own = self.own_secret(company)
         if own:
             return Credential(own, TENANT, f"tenant {company.slug}")
         platform = self.platform_secret()
@@ -81,11 +98,27 @@ class TenantCredentials:
             hit = _secret_cache.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]
-        company = Company.objects.filter(pk=company_id, is_active=True).only(self.tenant_field).first()
-        secret = (getattr(company, self.tenant_field) if company else "") or ""
+        rows = Company.objects.filter(pk=company_id, is_active=True)
+        relation = self.tenant_field.rpartition("__")[0]
+        company = (rows.select_related(relation) if relation else rows.only(self.tenant_field)).first()
+        secret = self.own_secret(company)
         with _secret_lock:
             _secret_cache[key] = (now + _SECRET_TTL_S, secret)
         return secret
+
+    def store(self, company: Company, value: str) -> None:
+        """Set the company's own credential, creating the one-to-one row a path goes through
+        when the company has none yet (tests, commands)."""
+        *relations, name = self.tenant_field.split("__")
+        target: object = company
+        for relation in relations:
+            try:
+                target = getattr(target, relation)
+            except ObjectDoesNotExist:
+                link = type(target)._meta.get_field(relation)
+                target = link.related_model.objects.create(**{link.field.name: target})
+        setattr(target, name, value)
+        target.save()
 
     def resolve(self, company: Company | None) -> Credential:
         """Like find(), but neither credential raises not_configured."""
@@ -95,6 +128,10 @@ class TenantCredentials:
         return found
 
     def missing_message(self) -> str:
+        if not self.platform_setting:
+            return (
+                f"{self.service}: no {self.what} for this tenant; set the company's {self.what} in the admin"
+            )
         return (
             f"{self.service}: no {self.what} for this tenant and no platform {self.platform_setting}; "
             f"set the company's {self.what} in the admin"
@@ -102,7 +139,12 @@ class TenantCredentials:
 
     def tenants_with_own(self) -> QuerySet[Company]:
         """Active companies with their own credential (an inactive one counts for nothing)."""
-        return Company.objects.filter(is_active=True).exclude(**{self.tenant_field: ""})
+        # isnull too: through a relation, a company without the related row has NULL there.
+        return (
+            Company.objects.filter(is_active=True)
+            .exclude(**{self.tenant_field: ""})
+            .exclude(**{f"{self.tenant_field}__isnull": True})
+        )
 
     def is_configured(self) -> bool:
         return bool(self.platform_secret()) or self.tenants_with_own().exists()
@@ -121,7 +163,7 @@ class TenantCredentials:
         for company in self.tenants_with_own().order_by("pk")[: max(20, tenants * 5)]:
             if taken >= tenants:
                 break
-            secret = getattr(company, self.tenant_field)
+            secret = self.own_secret(company)
             if secret in seen:
                 continue
             seen.add(secret)

@@ -39,6 +39,8 @@ imports no other server. What each part must do:
   returns a dict (Retell's call_inbound); None means "store and acknowledge as usual".
 - `signature_max_chars` bounds the signature header; the request-limits middleware refuses a
   longer one with 400 before the view runs.
+- `body_format` says what the provider POSTs: "json" (the default) or "form"
+  (application/x-www-form-urlencoded, Twilio); the webhook matrix sends each its own classes.
 - `sandbox_signer` is the dotted path of the provider sandbox's `sign_webhook(body, secret)`,
   which tests and `run_sandbox` use to send signed deliveries.
 """
@@ -128,6 +130,8 @@ class InboundWebhook:
     sandbox_signer: str = ""
     # The longest signature header taken; a longer one is refused at the door (mcp_core.limits).
     signature_max_chars: int = 1024
+    # What the provider POSTs: "json" or "form" (application/x-www-form-urlencoded, Twilio).
+    body_format: str = "json"
     service: str = ""  # the server that declared it, filled in by the registry
 
 
@@ -142,6 +146,7 @@ def webhook(
     answer: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
     sandbox_signer: str = "",
     signature_max_chars: int = 1024,
+    body_format: str = "json",
 ) -> Callable[[Callable[[Any], str]], Callable[[Any], str]]:
     """Declare `handle(event) -> str` as the handler of `provider`'s inbound webhooks."""
 
@@ -157,6 +162,7 @@ def webhook(
             answer=answer,
             sandbox_signer=sandbox_signer,
             signature_max_chars=signature_max_chars,
+            body_format=body_format,
         )
         return func
 

@@ -51,6 +51,7 @@ def every_model_row(alice, bob):
     )
 
     from dashboard.models import HealthCheckResult, ImprovementRun, Recommendation
+    from mcp_servers.messaging.models import Message, MessagingAccount, OptOut
     from mcp_servers.queue.models import TaskFailure
     from mcp_servers.webhooks.models import RejectedDelivery, WebhookEvent
 
@@ -95,6 +96,13 @@ def every_model_row(alice, bob):
         last_seen_at=now,
     )
     TaskFailure.objects.create(task_id="t-1", task_name="webhooks.process", exception_type="ValueError")
+    MessagingAccount.objects.create(
+        company=alice, account_sid="AC" + "1" * 32, auth_token="twilio-token", sender="+4930111111"
+    )
+    Message.objects.create(
+        company=alice, channel="sms", direction="outbound", customer_number="+4915112345678", body="Hallo"
+    )
+    OptOut.objects.create(company=alice, number="+4915112345678", keyword="STOP")
     Recommendation.objects.create(
         analyzer="slow_operations",
         fingerprint="database.search",

@@ -72,3 +72,28 @@ def test_it_checks_the_platform_and_a_few_distinct_tenant_credentials_for_health
         (TENANT, "cal_e"),
     ]
     assert [c.label for c in found][:2] == ["platform key", "tenant b"]
+
+
+def test_it_follows_a_one_to_one_field_path_and_has_no_platform_fallback_when_none_is_named():
+    from mcp_servers.messaging.models import MessagingAccount
+
+    rule = TenantCredentials(
+        service="messaging",
+        tenant_field="messaging_account__auth_token",
+        platform_setting="",
+        what="Twilio auth token",
+    )
+    bare = company("bare")
+    assert rule.find(bare) is None  # no related row at all
+    with pytest.raises(MCPError) as caught:
+        rule.resolve(bare)
+    assert caught.value.code == ErrorCode.NOT_CONFIGURED
+    assert "Twilio auth token" in caught.value.message and "platform" not in caught.value.message
+    assert rule.is_configured() is False
+    own = company("acme")
+    MessagingAccount.objects.create(company=own, auth_token="twilio_acme_token")
+    own.refresh_from_db()
+    found = rule.resolve(own)
+    assert (found.secret, found.source) == ("twilio_acme_token", TENANT)
+    assert rule.is_configured() is True
+    assert [c.secret for c in rule.health_credentials()] == ["twilio_acme_token"]

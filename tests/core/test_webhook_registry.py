@@ -105,6 +105,6 @@ def test_it_bounds_a_declared_webhook_signature_header_at_the_door(echo_registry
 
 @pytest.mark.django_db
 def test_it_answers_404_for_a_webhook_provider_no_server_declares(client):
-    for path in ("/webhooks/echohook", "/webhooks/twilio", "/webhooks/handlers"):
+    for path in ("/webhooks/echohook", "/webhooks/sendgrid", "/webhooks/handlers"):
         assert client.post(path, data=b"{}", content_type="application/json").status_code == 404
     assert not WebhookEvent.objects.exists() and not RejectedDelivery.objects.exists()

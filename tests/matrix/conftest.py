@@ -39,6 +39,10 @@ def tenant_markers(company: Company) -> list[str]:
         markers.add(number.number)
     for appointment in Appointment.objects.filter(company=company):
         markers |= {appointment.error_message, appointment.calcom_booking_uid or ""}
+    from mcp_servers.messaging.models import Message
+
+    for message in Message.objects.filter(company=company):
+        markers |= {message.body, message.twilio_sid or ""}
     return sorted(m for m in markers if m and len(m) >= 5)
 
 
@@ -74,6 +78,8 @@ def record_ids(company: Company) -> dict[str, Any]:
         "email": customer.email,
         "customer_email": customer.email,
         "agent_id": company.retell_agent_id,
+        "customer_number": customer.phone,
+        "message_id": _first_message_id(company),
         "booking_uid": Appointment.objects.filter(company=company)
         .exclude(calcom_booking_uid=None)
         .first()
@@ -85,6 +91,12 @@ def record_ids(company: Company) -> dict[str, Any]:
             if row is not None:
                 ids.setdefault(f"{model._meta.model_name}_id", row.pk)
     return ids
+
+
+def _first_message_id(company: Company) -> int | None:
+    from mcp_servers.messaging.models import Message
+
+    return Message.objects.filter(company=company).order_by("pk").values_list("pk", flat=True).first()
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +116,22 @@ def _tenants(django_db_setup, django_db_blocker):
             Appointment.objects.filter(company=company).update(calcom_booking_uid=None)
             first = Appointment.objects.filter(company=company).order_by("pk").first()
             Appointment.objects.filter(pk=first.pk).update(calcom_booking_uid=f"bk_{word}_0001")
+            # A message each (messaging server), with text only that tenant has.
+            from mcp_servers.messaging.models import Message
+
+            customer = Customer.objects.filter(company=company).first()
+            Message.objects.create(
+                company=company,
+                channel="sms",
+                direction="outbound",
+                customer_number=customer.phone,
+                body=f"{word} reminder: your appointment tomorrow",
+                twilio_sid=f"SM{word:0>32}"[:34],
+                status="delivered",
+                status_rank=5,
+                price="0.079",
+                price_unit="USD",
+            )
         a.refresh_from_db()
         b.refresh_from_db()
     yield a, b

@@ -174,6 +174,9 @@ def _string_for_pattern(schema: dict[str, Any]) -> str:
         "pi_sample",
         "sub_sample",
         "price_sample",
+        # Twilio content template ids (HX + 32 hex), a month (YYYY-MM)
+        "HX" + "0" * 32,
+        "2026-01",
     )
     for candidate in candidates:
         if re.search(pattern, candidate):

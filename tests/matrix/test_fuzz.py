@@ -193,7 +193,7 @@ HEADERS = [
     "Mcp-Method",
     "Mcp-Name",
 ]
-HEADERS += ["Stripe-Signature", "X-Cal-Signature-256", "X-Retell-Signature"]
+HEADERS += sorted({hook.signature_header for hook in get_registry().webhooks.values()})
 
 
 @FUZZ

@@ -1,12 +1,15 @@
 """The webhook matrix (issue 11 §2): every webhook endpoint (one per provider a server declares
 in the registry, mcp_core.webhooks) x every input class. Payload classes are sent *signed with the right
-secret*, so it is the body itself that is refused, not the signature. Each gets a 4xx JSON
+secret*, so it is the body itself that is refused, not the signature. JSON providers get the JSON
+classes, form-encoded ones (Twilio) the form classes; a provider without a platform secret is
+signed with a tenant's own, named by `?tenant=`, and one whose signer takes the URL over it. Each gets a 4xx JSON
 answer that says why (a `reason`, or the `field` refused at the door); nothing is stored
 (no WebhookEvent); refusals past the door are counted per reason (RejectedDelivery).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from dataclasses import dataclass
@@ -15,6 +18,7 @@ import pytest
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from askpro.models import Company
 from mcp_core.registry import get_registry
 from mcp_core.tenancy import forget_tenant_secrets
 from mcp_core.webhooks import SignatureError, WebhookDelivery, verified_json
@@ -37,24 +41,59 @@ SIGNED_AT = {
 HUGE_TIMESTAMP = {
     "stripe": f"t={'1' * 4301},v1=" + "a" * 64,
     "retell": f"v={'1' * 4301},d=" + "a" * 64,
-    "calcom": "1" * 4301,
+}
+# Providers with no platform secret: their deliveries name this tenant, which holds the secret.
+MATRIX_TENANT = "matrix-tenant"
+TENANT_ONLY = {provider for provider, hook in WEBHOOKS.items() if not hook.secret.platform_setting}
+CONTENT_TYPES = {"json": "application/json", "form": "application/x-www-form-urlencoded"}
+GOOD_BODY = {
+    "json": b'{"event": "x", "id": "evt_1", "triggerEvent": "PING"}',
+    "form": b"MessageSid=SM00000000000000000000000000000001&MessageStatus=sent&AccountSid=AC0",
 }
 
 
+def content_type(provider: str) -> str:
+    return CONTENT_TYPES[WEBHOOKS[provider].body_format]
+
+
+def tenant_query(provider: str, query: str = "") -> str:
+    """The query a delivery carries: the matrix tenant for tenant-only providers."""
+    if provider in TENANT_ONLY and "tenant=" not in query:
+        return "&".join(filter(None, [f"tenant={MATRIX_TENANT}", query]))
+    return query
+
+
+def huge_signature(provider: str) -> str:
+    """A signature header whose number part has 4,301 digits (in each provider's shape)."""
+    return HUGE_TIMESTAMP.get(provider, "1" * 4301)
+
+
 @pytest.fixture(autouse=True)
-def _secrets(settings):
+def _secrets(settings, request):
     for provider, hook in WEBHOOKS.items():
-        setattr(settings, hook.secret.platform_setting, SECRETS[provider])
+        if hook.secret.platform_setting:
+            setattr(settings, hook.secret.platform_setting, SECRETS[provider])
+    if TENANT_ONLY and request.node.get_closest_marker("django_db"):
+        request.getfixturevalue("db")
+        company = Company.objects.filter(slug=MATRIX_TENANT).first() or Company.objects.create(
+            name="Matrix", slug=MATRIX_TENANT
+        )
+        for provider in TENANT_ONLY:
+            WEBHOOKS[provider].secret.store(company, SECRETS[provider])
     forget_tenant_secrets()
     yield
     forget_tenant_secrets()
 
 
-def sign(provider: str, body: bytes, *, at: float | None = None) -> dict[str, str]:
-    """The provider's own signature headers for `body` (signed `at` a Unix time, where it has one)."""
+def sign(provider: str, body: bytes, *, at: float | None = None, query: str = "") -> dict[str, str]:
+    """The provider's own signature headers for `body` (signed `at` a Unix time, where it has
+    one; over the URL the test client calls, where the provider signs the URL)."""
     signer = import_string(WEBHOOKS[provider].sandbox_signer)
-    at_kwargs = SIGNED_AT[provider](at) if at is not None and provider in SIGNED_AT else {}
-    headers = signer(body, SECRETS[provider], **at_kwargs)
+    kwargs = SIGNED_AT[provider](at) if at is not None and provider in SIGNED_AT else {}
+    if "url" in inspect.signature(signer).parameters:
+        query = tenant_query(provider, query)
+        kwargs["url"] = f"http://testserver/webhooks/{provider}" + (f"?{query}" if query else "")
+    headers = signer(body, SECRETS[provider], **kwargs)
     return {k: v for k, v in headers.items() if k.lower() == SIGNATURE_HEADERS[provider].lower()}
 
 
@@ -73,7 +112,7 @@ class Case:
     def headers_now(self) -> dict[str, str]:
         if self.headers is not None:
             return self.headers
-        return sign(self.provider, self.body, at=time.time() + self.sign_offset)
+        return sign(self.provider, self.body, at=time.time() + self.sign_offset, query=self.query)
 
     @property
     def id(self) -> str:
@@ -90,7 +129,7 @@ def _cases() -> list[Case]:
     limit = settings.WEBHOOK_MAX_BODY_BYTES
     for provider in VERIFIERS:
         header = SIGNATURE_HEADERS[provider]
-        good = b'{"event": "x", "id": "evt_1", "triggerEvent": "PING"}'
+        good = GOOD_BODY[WEBHOOKS[provider].body_format]
 
         def add(
             klass,
@@ -106,17 +145,26 @@ def _cases() -> list[Case]:
         ):
             cases.append(Case(provider, klass, body, headers, status, reason, field, query, offset))
 
-        # Payloads, correctly signed: authentic, but not a JSON object that can be stored as it is.
-        add("not UTF-8", b'{"event": "\xff\xfe"}', 400, reason="bad_payload")
-        add("lone surrogate in a string", b'{"event": "\\ud800"}', 400, reason="bad_payload")
-        add("lone surrogate in a key", b'{"\\udfff": 1}', 400, reason="bad_payload")
-        add("NUL in a string", b'{"event": "a\\u0000b"}', 400, reason="bad_payload")
-        add("NUL in a key", b'{"a\\u0000": 1}', 400, reason="bad_payload")
-        add("number out of range", b'{"event": "x", "amount": 1e400}', 400, reason="bad_payload")
-        add("NaN", b'{"event": "x", "amount": NaN}', 400, reason="bad_payload")
-        add("not JSON", b"event=x", 400, reason="bad_payload")
-        for kind, text in (("array", b"[]"), ("string", b'"x"'), ("number", b"1"), ("null", b"null")):
-            add(f"top level {kind}", text, 400, reason="bad_payload")
+        if WEBHOOKS[provider].body_format == "form":
+            # Form fields, correctly signed: authentic, but not text that can be stored as it is.
+            add("not UTF-8", b"Body=%ff%fe", 400, reason="bad_payload")
+            add("raw bytes that are no form", b"\xff\xfe=1", 400, reason="bad_payload")
+            add("lone surrogate in a value", b"Body=%ed%a0%80", 400, reason="bad_payload")
+            add("NUL in a value", b"Body=a%00b", 400, reason="bad_payload")
+            add("NUL in a name", b"a%00=1", 400, reason="bad_payload")
+            add("too many fields", b"&".join(b"f%d=v" % i for i in range(1000)), 400, reason="bad_payload")
+        else:
+            # Payloads, correctly signed: authentic, but not a JSON object that can be stored as it is.
+            add("not UTF-8", b'{"event": "\xff\xfe"}', 400, reason="bad_payload")
+            add("lone surrogate in a string", b'{"event": "\\ud800"}', 400, reason="bad_payload")
+            add("lone surrogate in a key", b'{"\\udfff": 1}', 400, reason="bad_payload")
+            add("NUL in a string", b'{"event": "a\\u0000b"}', 400, reason="bad_payload")
+            add("NUL in a key", b'{"a\\u0000": 1}', 400, reason="bad_payload")
+            add("number out of range", b'{"event": "x", "amount": 1e400}', 400, reason="bad_payload")
+            add("NaN", b'{"event": "x", "amount": NaN}', 400, reason="bad_payload")
+            add("not JSON", b"event=x", 400, reason="bad_payload")
+            for kind, text in (("array", b"[]"), ("string", b'"x"'), ("number", b"1"), ("null", b"null")):
+                add(f"top level {kind}", text, 400, reason="bad_payload")
         # At the door (signed or not, the body is never parsed).
         add("nesting too deep", f'{{"event": {_deep(depth)}}}'.encode(), 400, field="body")
         add("over the size limit", b'{"event": "' + b"e" * limit + b'"}', 413, field="body")
@@ -128,7 +176,7 @@ def _cases() -> list[Case]:
             "stripe": "t=" + "1" * 900 + ",v1=" + "a" * 64,
             "retell": "v=" + "1" * 150 + ",d=" + "a" * 64,
             "calcom": "sha256:" + "z" * 57,
-        }[provider]
+        }.get(provider, "!" * 40)
         add(
             "signature header of absurd shape",
             good,
@@ -136,7 +184,7 @@ def _cases() -> list[Case]:
             reason="malformed_signature",
             headers={header: absurd},
         )
-        add("4,301-digit timestamp", good, 400, field=header, headers={header: HUGE_TIMESTAMP[provider]})
+        add("4,301-digit timestamp", good, 400, field=header, headers={header: huge_signature(provider)})
         add("no signature", good, 401, reason="missing_signature", headers={})
         # Timestamps outside the tolerance, in both directions.
         if provider in TOLERANCE_S:
@@ -171,8 +219,11 @@ CASES = _cases()
 @pytest.mark.django_db
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_it_refuses_hostile_deliveries_saying_why_and_stores_nothing(case, client):
-    path = f"/webhooks/{case.provider}" + (f"?{case.query}" if case.query else "")
-    response = client.post(path, data=case.body, content_type="application/json", headers=case.headers_now())
+    query = tenant_query(case.provider, case.query)
+    path = f"/webhooks/{case.provider}" + (f"?{query}" if query else "")
+    response = client.post(
+        path, data=case.body, content_type=content_type(case.provider), headers=case.headers_now()
+    )
     assert response.status_code == case.status, response.content[:300]
     assert response["Content-Type"].startswith("application/json")
     answer = response.json()
@@ -195,9 +246,13 @@ def test_it_refuses_hostile_deliveries_saying_why_and_stores_nothing(case, clien
 def test_it_accepts_the_matrix_baseline(provider, client):
     """A well-formed, signed delivery of the same shape is stored: the refusals above are the
     hostile part's doing."""
-    body = b'{"event": "x", "id": "evt_1", "triggerEvent": "PING"}'
+    body = GOOD_BODY[WEBHOOKS[provider].body_format]
+    query = tenant_query(provider)
     response = client.post(
-        f"/webhooks/{provider}", data=body, content_type="application/json", headers=sign(provider, body)
+        f"/webhooks/{provider}" + (f"?{query}" if query else ""),
+        data=body,
+        content_type=content_type(provider),
+        headers=sign(provider, body),
     )
     assert response.status_code in (200, 202), response.content
     assert WebhookEvent.objects.filter(provider=provider).count() == 1
@@ -220,7 +275,7 @@ def test_it_refuses_retell_timestamps_outside_the_tolerance_in_either_direction(
 def test_it_refuses_a_4301_digit_timestamp_in_the_verifier_itself(provider):
     """In-process callers skip the middleware: the verifier bounds the shape before int()."""
     with pytest.raises(SignatureError) as refused:
-        VERIFIERS[provider](WebhookDelivery(b"{}", {}, "", HUGE_TIMESTAMP[provider]), "secret")
+        VERIFIERS[provider](WebhookDelivery(b"{}", {}, "", huge_signature(provider)), "secret")
     assert refused.value.reason == "malformed_signature"
 
 

@@ -1,0 +1,333 @@
+"""The messaging server: SMS and WhatsApp through each tenant's own Twilio account.
+
+Every message, sent or received, is recorded per tenant (models.Message); reads come from those
+records, so one tenant never sees another's messages and a Twilio outage does not hide the
+history. Consent, the WhatsApp 24-hour window and quiet hours are checked before Twilio is asked.
+"""
+
+from __future__ import annotations
+
+import time
+
+from mcp_core.contracts import ErrorCode, MCPError, OperationContext
+from mcp_core.health import HealthResult, HealthStatus
+from mcp_core.schemas import NoParams
+from mcp_core.server import MCPServer, operation
+
+from . import client as twilio_api
+from . import consent, services
+from .client import TwilioAccount, twilio_client
+from .models import FINAL_STATUSES, Message, MessagingAccount, OptOut
+from .numbers import to_e164
+from .schemas import (
+    ConversationParams,
+    ConversationResult,
+    CostsParams,
+    CostsResult,
+    CurrencyCost,
+    ListMessagesParams,
+    ListOptOutsParams,
+    MessageList,
+    MessageParams,
+    MessageResult,
+    OptOutList,
+    OptOutResult,
+    SendResult,
+    SendSmsParams,
+    SendWhatsAppParams,
+    SetOptOutParams,
+    TestConnectionResult,
+    WhatsAppWindow,
+    message_info,
+    opt_out_info,
+)
+from .services import TWILIO_TOKEN, Outgoing
+
+HEALTH_SLOW_SECONDS = 1.0
+
+
+def _page(rows, limit: int, cursor: str | None):
+    """Keyset paging on the primary key, newest first: (rows, next_cursor)."""
+    if cursor:
+        rows = rows.filter(pk__lt=int(cursor))
+    found = list(rows.order_by("-pk")[: limit + 1])
+    more = len(found) > limit
+    found = found[:limit]
+    return found, (str(found[-1].pk) if more and found else None)
+
+
+def _country(company) -> str:
+    row = MessagingAccount.objects.filter(company=company).only("country").first()
+    return row.country if row else "DE"
+
+
+class MessagingServer(MCPServer):
+    """SMS and WhatsApp of a tenant through its Twilio account, with consent and quiet hours."""
+
+    name = "messaging"
+    description = "SMS and WhatsApp messages to a tenant's customers through the tenant's Twilio account"
+    webhooks = "mcp_servers.messaging.webhooks"
+
+    def is_configured(self) -> bool:
+        return TWILIO_TOKEN.is_configured()
+
+    def health(self) -> HealthResult:
+        """GET the Account resource with a few tenants' credentials (distinct auth tokens)."""
+        rows = list(
+            MessagingAccount.objects.filter(company__is_active=True)
+            .exclude(auth_token="")
+            .select_related("company")
+            .order_by("pk")[:20]
+        )
+        checks, seen = [], set()
+        for row in rows:
+            if row.account_sid and row.auth_token not in seen:
+                seen.add(row.auth_token)
+                checks.append(row)
+            if len(checks) >= 3:
+                break
+        if not checks:
+            return HealthResult(
+                HealthStatus.NOT_CONFIGURED, "no tenant has a Twilio account SID and auth token"
+            )
+        started = time.perf_counter()
+        failures, slowest = [], 0.0
+        for row in checks:
+            one = time.perf_counter()
+            account = TwilioAccount(row.account_sid, row.auth_token, row.sender, row.whatsapp_sender)
+            try:
+                with twilio_api.deadline_at(time.monotonic() + 2.0):
+                    api = twilio_client(account)
+                    twilio_api.call(None, "fetch account", api.api.v2010.accounts(row.account_sid).fetch)
+            except MCPError as exc:
+                failures.append(f"tenant {row.company.slug}: {exc.message}")
+            slowest = max(slowest, time.perf_counter() - one)
+        latency = (time.perf_counter() - started) * 1000
+        if failures:
+            status = HealthStatus.UNHEALTHY if len(failures) == len(checks) else HealthStatus.DEGRADED
+            return HealthResult(status, "; ".join(failures), latency_ms=latency)
+        if slowest >= HEALTH_SLOW_SECONDS:
+            return HealthResult(
+                HealthStatus.DEGRADED, f"answers, but slowly ({slowest * 1000:.0f} ms)", latency_ms=latency
+            )
+        return HealthResult(HealthStatus.HEALTHY, f"{len(checks)} account(s) answered", latency_ms=latency)
+
+    # --- sending ---
+    @operation(
+        description="""Send an SMS to one of the tenant's customers from the tenant's Twilio sender.
+        The number is normalised to E.164 (national numbers in the tenant's country). Refused, saying
+        why, when the customer opted out. During the tenant's quiet hours a message that is not urgent
+        is deferred to their end (status "deferred") and sent then. Idempotent with an Idempotency-Key.""",
+        params=SendSmsParams,
+        result=SendResult,
+        scope="write",
+        open_world=True,
+    )
+    def send_sms(self, ctx: OperationContext, params: SendSmsParams) -> SendResult:
+        company = ctx.require_tenant()
+        services.account_for(company)
+        out = Outgoing(
+            channel="sms", to=to_e164(params.to, _country(company)), body=params.body, urgent=params.urgent
+        )
+        message, deferred, note = services.send(
+            ctx, company, out, idempotency_key=ctx.request.idempotency_key or ""
+        )
+        return SendResult(message=message_info(message), deferred=deferred, note=note)
+
+    @operation(
+        description="""Send a WhatsApp message to one of the tenant's customers. Free text (body) only
+        inside the 24-hour customer-service window (the customer wrote on WhatsApp in the last 24 hours);
+        outside it an approved content template (content_sid, content_variables); otherwise refused with
+        reason whatsapp_window_closed. Consent, quiet hours and idempotency as for send_sms.""",
+        params=SendWhatsAppParams,
+        result=SendResult,
+        scope="write",
+        open_world=True,
+    )
+    def send_whatsapp(self, ctx: OperationContext, params: SendWhatsAppParams) -> SendResult:
+        company = ctx.require_tenant()
+        services.account_for(company)
+        if params.body is None and params.content_sid is None:
+            raise MCPError(
+                ErrorCode.VALIDATION_ERROR,
+                "body: give a text (inside the 24-hour window) or content_sid (an approved template)",
+                details={"field": "body"},
+            )
+        if params.content_variables and not params.content_sid:
+            raise MCPError(
+                ErrorCode.VALIDATION_ERROR,
+                "content_variables: only with content_sid",
+                details={"field": "content_variables"},
+            )
+        out = Outgoing(
+            channel="whatsapp",
+            to=to_e164(params.to, _country(company)),
+            body="" if params.content_sid else (params.body or ""),
+            content_sid=params.content_sid or "",
+            content_variables=dict(params.content_variables or {}),
+            urgent=params.urgent,
+        )
+        message, deferred, note = services.send(
+            ctx, company, out, idempotency_key=ctx.request.idempotency_key or ""
+        )
+        return SendResult(message=message_info(message), deferred=deferred, note=note)
+
+    # --- reading ---
+    @operation(
+        description="""One message of this tenant with its status, error and price. Unless refresh is
+        false, a message not yet final (or without a price) is first fetched from Twilio; a status never
+        moves backwards (a late "sent" does not replace "delivered").""",
+        params=MessageParams,
+        result=MessageResult,
+        scope="read",
+        read_only=True,
+        open_world=True,
+    )
+    def get_message_status(self, ctx: OperationContext, params: MessageParams) -> MessageResult:
+        company = ctx.require_tenant()
+        message = Message.objects.filter(company=company, pk=params.message_id).first()
+        if message is None:
+            raise MCPError(
+                ErrorCode.NOT_FOUND,
+                f"message_id: no message {params.message_id}",
+                details={"field": "message_id"},
+            )
+        stale = message.status not in FINAL_STATUSES or message.price is None
+        if params.refresh and message.twilio_sid and message.direction == "outbound" and stale:
+            message = services.refresh_from_twilio(ctx, services.account_for(company), message)
+        return MessageResult(message=message_info(message))
+
+    @operation(
+        description="""This tenant's messages, newest first, filtered by direction, channel, status,
+        customer number and time; limit per page (at most 200) and next_cursor for the next page.""",
+        params=ListMessagesParams,
+        result=MessageList,
+        scope="read",
+        read_only=True,
+    )
+    def list_messages(self, ctx: OperationContext, params: ListMessagesParams) -> MessageList:
+        company = ctx.require_tenant()
+        rows = Message.objects.filter(company=company)
+        if params.since and params.until and params.since >= params.until:
+            raise MCPError(
+                ErrorCode.VALIDATION_ERROR, "until: must be after since", details={"field": "until"}
+            )
+        for name in ("direction", "channel", "status"):
+            value = getattr(params, name)
+            if value is not None:
+                rows = rows.filter(**{name: value})
+        if params.customer_number is not None:
+            rows = rows.filter(
+                customer_number=to_e164(params.customer_number, _country(company), field="customer_number")
+            )
+        if params.since is not None:
+            rows = rows.filter(created_at__gte=params.since)
+        if params.until is not None:
+            rows = rows.filter(created_at__lt=params.until)
+        found, cursor = _page(rows, params.limit, params.cursor)
+        return MessageList(messages=[message_info(m) for m in found], next_cursor=cursor)
+
+    @operation(
+        description="""One customer's thread with this tenant: messages in both directions on both
+        channels, oldest first (next_cursor pages to older ones), whether the customer opted out and
+        whether the WhatsApp 24-hour window is open.""",
+        params=ConversationParams,
+        result=ConversationResult,
+        scope="read",
+        read_only=True,
+    )
+    def get_conversation(self, ctx: OperationContext, params: ConversationParams) -> ConversationResult:
+        company = ctx.require_tenant()
+        number = to_e164(params.customer_number, _country(company), field="customer_number")
+        found, cursor = _page(
+            Message.objects.filter(company=company, customer_number=number), params.limit, params.cursor
+        )
+        closes = services.whatsapp_window(company, number)
+        return ConversationResult(
+            customer_number=number,
+            opted_out=consent.opt_out_of(company, number) is not None,
+            whatsapp_window=WhatsAppWindow(open=closes is not None, closes_at=closes),
+            messages=[message_info(m) for m in reversed(found)],
+            next_cursor=cursor,
+        )
+
+    # --- consent ---
+    @operation(
+        description="""Customers who opted out of this tenant's messages (STOP, STOPP, an operator or
+        Twilio), newest change first; include_opted_in also lists those who opted back in.""",
+        params=ListOptOutsParams,
+        result=OptOutList,
+        scope="read",
+        read_only=True,
+    )
+    def list_opt_outs(self, ctx: OperationContext, params: ListOptOutsParams) -> OptOutList:
+        company = ctx.require_tenant()
+        rows = OptOut.objects.filter(company=company)
+        if not params.include_opted_in:
+            rows = rows.filter(opted_out=True)
+        found, cursor = _page(rows, params.limit, params.cursor)
+        return OptOutList(opt_outs=[opt_out_info(r) for r in found], next_cursor=cursor)
+
+    @operation(
+        description="""Record that a customer opted out (opted_out true: no message is sent to them
+        any more) or back in (false), e.g. after a request by phone. Idempotent.""",
+        params=SetOptOutParams,
+        result=OptOutResult,
+        scope="write",
+        idempotent=True,
+    )
+    def set_opt_out(self, ctx: OperationContext, params: SetOptOutParams) -> OptOutResult:
+        company = ctx.require_tenant()
+        number = to_e164(params.number, _country(company), field="number")
+        current = OptOut.objects.filter(company=company, number=number).first()
+        if current is not None and current.opted_out == params.opted_out and current.note == params.note:
+            return OptOutResult(opt_out=opt_out_info(current))
+        row = consent.set_consent(
+            company, number, opted_out=params.opted_out, keyword="", source="operator", note=params.note
+        )
+        return OptOutResult(opt_out=opt_out_info(row))
+
+    # --- costs and connection ---
+    @operation(
+        description="""What this tenant's messages cost in one month (YYYY-MM in the tenant's time
+        zone, default this month): the prices Twilio reported, summed per currency, and how many
+        sent messages have no price yet.""",
+        params=CostsParams,
+        result=CostsResult,
+        scope="read",
+        read_only=True,
+    )
+    def get_costs(self, ctx: OperationContext, params: CostsParams) -> CostsResult:
+        company = ctx.require_tenant()
+        month, costs, priced, unpriced = services.monthly_costs(company, params.month)
+        return CostsResult(
+            month=month,
+            costs=[CurrencyCost(**c) for c in costs],
+            priced_messages=priced,
+            unpriced_messages=unpriced,
+        )
+
+    @operation(
+        description="""Check the tenant's Twilio credentials: fetch its Account (status, name) and
+        show which senders are set (never the auth token).""",
+        params=NoParams,
+        result=TestConnectionResult,
+        scope="read",
+        read_only=True,
+        open_world=True,
+    )
+    def test_connection(self, ctx: OperationContext, params: NoParams) -> TestConnectionResult:
+        account = services.account_for(ctx.require_tenant())
+        started = time.perf_counter()
+        api = twilio_client(account.twilio)
+        fetched = twilio_api.call(
+            ctx, "fetch account", api.api.v2010.accounts(account.twilio.account_sid).fetch
+        )
+        return TestConnectionResult(
+            ok=fetched.status == "active",
+            account_status=str(fetched.status),
+            friendly_name=fetched.friendly_name or "",
+            sms_sender=account.twilio.sender,
+            whatsapp_sender=account.twilio.whatsapp_sender or None,
+            latency_ms=round((time.perf_counter() - started) * 1000, 1),
+        )
