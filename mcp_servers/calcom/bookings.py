@@ -17,7 +17,7 @@ from django.utils import timezone
 from askpro.models import Appointment, Branch, Company, Customer, Service
 from mcp_core.contracts import ErrorCode, MCPError, OperationContext
 
-from .client import utc_iso
+from .client import MAX_TAKE, utc_iso
 from .models import BookingRequest
 from .schemas import (
     BookingInfo,
@@ -236,7 +236,7 @@ def _find_earlier_booking(
             "attendeeEmail": params.email,
             "eventTypeId": params.event_type_id,
             "afterStart": utc_iso(start - dt.timedelta(minutes=1)),
-            "take": 250,
+            "take": MAX_TAKE,
         },
         ctx,
     )

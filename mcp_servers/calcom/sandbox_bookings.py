@@ -10,7 +10,7 @@ from typing import Any
 
 from mcp_core.sandbox import SandboxRequest, SandboxResponse, route
 
-from .client import VERSION_BOOKINGS
+from .client import MAX_TAKE, VERSION_BOOKINGS
 from .sandbox_api import CalcomApi
 from .sandbox_state import CalcomError, iso, public, zone
 
@@ -26,7 +26,7 @@ class BookingRoutes(CalcomApi):
     @route("GET", "/v2/bookings")
     def list_bookings(self, request: SandboxRequest) -> SandboxResponse:
         def handler(user):
-            take = _int_arg(request, "take", 100, 1, 250)
+            take = _int_arg(request, "take", 100, 1, MAX_TAKE)
             skip = _int_arg(request, "skip", 0, 0, None)
             items = self._filter_bookings(user, request)
             total = len(items)

@@ -10,6 +10,7 @@ from typing import Any
 
 from mcp_core.sandbox import SandboxRequest, SandboxResponse
 
+from .client import MAX_PAGE_SIZE
 from .sandbox_state import RetellState
 
 
@@ -55,7 +56,7 @@ def int_arg(value: Any, name: str, *, default: int, low: int, high: int) -> int:
 
 def list_args(limit: Any, order: Any) -> tuple[int, str]:
     """A list call's page size (1 to 1000, default 50) and sort order."""
-    return int_arg(limit, "limit", default=50, low=1, high=1000), sort_order(order)
+    return int_arg(limit, "limit", default=50, low=1, high=MAX_PAGE_SIZE), sort_order(order)
 
 
 def sort_order(order: Any) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 from mcp_core.sandbox import SandboxRequest, SandboxResponse, route
 
+from .client import MAX_PAGE_SIZE
 from .sandbox_api import (
     BadRequest,
     RetellApi,
@@ -170,7 +171,7 @@ class CallRoutes(RetellApi):
         )
         if unknown:
             raise BadRequest(f"{unknown[0]} is not a known parameter")
-        limit = int_arg(body.get("limit"), "limit", default=50, low=1, high=1000)
+        limit = int_arg(body.get("limit"), "limit", default=50, low=1, high=MAX_PAGE_SIZE)
         skip = int_arg(body.get("skip"), "skip", default=0, low=0, high=1_000_000)
         order = sort_order(body.get("sort_order", "descending"))
         criteria = _criteria(body)

@@ -15,6 +15,7 @@ import msgspec
 
 from mcp_core.schemas import BIGINT_MAX, Params, Result
 
+from .client import MAX_PAGE_SIZE
 from .prompt_rules import MAX_LENGTH
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ class RetellCall(Result):
 
 
 class ListCallsParams(Params):
-    limit: Annotated[int, Meta(ge=1, le=1000)] = 50
+    limit: Annotated[int, Meta(ge=1, le=MAX_PAGE_SIZE)] = 50
     pagination_key: (
         Annotated[str, Meta(min_length=1, max_length=500, description="From the previous page's answer")]
         | None

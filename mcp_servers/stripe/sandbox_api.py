@@ -10,6 +10,7 @@ with Stripe's cursors and `_render`.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import time
@@ -37,6 +38,17 @@ _VERSION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$")
 _KEY_RE = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9_]{6,}$")
 
 Handler = Callable[[Account, dict[str, Any], SandboxRequest], tuple[int, Any]]
+
+
+def stripe_call(func: Callable[..., tuple[int, Any]]) -> Callable[[Any, SandboxRequest], SandboxResponse]:
+    """Declare a /v1 route by its handler `(self, account, params, request) -> (status, body)`:
+    the route runs it behind the front door (StripeApi._api), under the sandbox's lock."""
+
+    @functools.wraps(func)
+    def serve(self: StripeApi, request: SandboxRequest) -> SandboxResponse:
+        return self._api(request, functools.partial(func, self))
+
+    return serve
 
 
 class StripeApi(SandboxServer):

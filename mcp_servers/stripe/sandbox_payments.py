@@ -7,7 +7,7 @@ from typing import Any
 
 from mcp_core.sandbox import SandboxRequest, SandboxResponse, route
 
-from .sandbox_api import StripeApi
+from .sandbox_api import StripeApi, stripe_call
 from .sandbox_state import (
     Account,
     StripeFail,
@@ -26,30 +26,26 @@ class PaymentRoutes(StripeApi):
 
     # --- balance ---
     @route("GET", "/v1/balance")
-    def balance(self, request: SandboxRequest) -> SandboxResponse:
-        def handler(account: Account, params: dict[str, Any], _: SandboxRequest) -> tuple[int, Any]:
-            check_known(params, set())
-            totals: dict[str, int] = {}
-            for charge in account.table("charge").values():
-                if charge["status"] == "succeeded":
-                    net = charge["amount"] - charge["amount_refunded"]
-                    totals[charge["currency"]] = totals.get(charge["currency"], 0) + net
-            available = [
-                {"amount": amount, "currency": currency, "source_types": {"card": amount}}
-                for currency, amount in sorted(totals.items())
-            ] or [{"amount": 0, "currency": "usd", "source_types": {"card": 0}}]
-            pending = [
-                {"amount": 0, "currency": a["currency"], "source_types": {"card": 0}} for a in available
-            ]
-            return 200, {
-                "object": "balance",
-                "available": available,
-                "pending": pending,
-                "connect_reserved": [],
-                "livemode": account.livemode,
-            }
-
-        return self._api(request, handler)
+    @stripe_call
+    def balance(self, account: Account, params: dict[str, Any], _: SandboxRequest) -> tuple[int, Any]:
+        check_known(params, set())
+        totals: dict[str, int] = {}
+        for charge in account.table("charge").values():
+            if charge["status"] == "succeeded":
+                net = charge["amount"] - charge["amount_refunded"]
+                totals[charge["currency"]] = totals.get(charge["currency"], 0) + net
+        available = [
+            {"amount": amount, "currency": currency, "source_types": {"card": amount}}
+            for currency, amount in sorted(totals.items())
+        ] or [{"amount": 0, "currency": "usd", "source_types": {"card": 0}}]
+        pending = [{"amount": 0, "currency": a["currency"], "source_types": {"card": 0}} for a in available]
+        return 200, {
+            "object": "balance",
+            "available": available,
+            "pending": pending,
+            "connect_reserved": [],
+            "livemode": account.livemode,
+        }
 
     # --- payment intents and charges ---
     def _create_charge(
@@ -90,45 +86,45 @@ class PaymentRoutes(StripeApi):
         return charge
 
     @route("POST", "/v1/payment_intents")
-    def payment_intent_create(self, request: SandboxRequest) -> SandboxResponse:
-        def handler(account: Account, params: dict[str, Any], _: SandboxRequest) -> tuple[int, Any]:
-            check_known(
-                params,
-                {"amount", "currency", "customer", "payment_method", "confirm", "automatic_payment_methods",
-                 "description", "metadata", "receipt_email", "off_session", "capture_method", "payment_method_types"},
-            )  # fmt: skip
-            amount = int_param(params, "amount", minimum=1)
-            if amount is None:
-                raise required_error("amount")
-            currency = currency_param(params)
-            customer = self._customer_id(account, params, required=False)
-            intent = self._store(
-                account,
-                "payment_intent",
-                {
-                    "id": new_id("pi"),
-                    "object": "payment_intent",
-                    "amount": amount,
-                    "amount_received": 0,
-                    "currency": currency,
-                    "customer": customer,
-                    "description": params.get("description"),
-                    "metadata": metadata_param(params),
-                    "payment_method": params.get("payment_method"),
-                    "status": "requires_confirmation"
-                    if params.get("payment_method")
-                    else "requires_payment_method",
-                    "latest_charge": None,
-                    "client_secret": None,
-                    "capture_method": params.get("capture_method", "automatic"),
-                },
-            )
-            intent["client_secret"] = f"{intent['id']}_secret_{secrets.token_hex(8)}"
-            if bool_param(params, "confirm", False):
-                self._confirm(account, intent, params.get("payment_method"))
-            return 200, self._render(account, intent)
-
-        return self._api(request, handler)
+    @stripe_call
+    def payment_intent_create(
+        self, account: Account, params: dict[str, Any], _: SandboxRequest
+    ) -> tuple[int, Any]:
+        check_known(
+            params,
+            {"amount", "currency", "customer", "payment_method", "confirm", "automatic_payment_methods",
+             "description", "metadata", "receipt_email", "off_session", "capture_method", "payment_method_types"},
+        )  # fmt: skip
+        amount = int_param(params, "amount", minimum=1)
+        if amount is None:
+            raise required_error("amount")
+        currency = currency_param(params)
+        customer = self._customer_id(account, params, required=False)
+        intent = self._store(
+            account,
+            "payment_intent",
+            {
+                "id": new_id("pi"),
+                "object": "payment_intent",
+                "amount": amount,
+                "amount_received": 0,
+                "currency": currency,
+                "customer": customer,
+                "description": params.get("description"),
+                "metadata": metadata_param(params),
+                "payment_method": params.get("payment_method"),
+                "status": "requires_confirmation"
+                if params.get("payment_method")
+                else "requires_payment_method",
+                "latest_charge": None,
+                "client_secret": None,
+                "capture_method": params.get("capture_method", "automatic"),
+            },
+        )
+        intent["client_secret"] = f"{intent['id']}_secret_{secrets.token_hex(8)}"
+        if bool_param(params, "confirm", False):
+            self._confirm(account, intent, params.get("payment_method"))
+        return 200, self._render(account, intent)
 
     def _confirm(self, account: Account, intent: dict[str, Any], payment_method: str | None) -> None:
         payment_method = payment_method or intent.get("payment_method")
@@ -156,123 +152,115 @@ class PaymentRoutes(StripeApi):
         self._emit(account, "payment_intent.succeeded", self._render(account, intent))
 
     @route("POST", "/v1/payment_intents/(?P<id>pi_[^/]+)/confirm")
-    def payment_intent_confirm(self, request: SandboxRequest) -> SandboxResponse:
-        def handler(account: Account, params: dict[str, Any], req: SandboxRequest) -> tuple[int, Any]:
-            check_known(params, {"payment_method", "off_session", "return_url"})
-            intent = self._get(account, "payment_intent", req.params["id"])
-            if intent["status"] not in ("requires_payment_method", "requires_confirmation"):
-                raise StripeFail(
-                    400, f"This PaymentIntent's status is {intent['status']}; it cannot be confirmed.",
-                    code="payment_intent_unexpected_state",
-                )  # fmt: skip
-            self._confirm(account, intent, params.get("payment_method"))
-            return 200, self._render(account, intent)
-
-        return self._api(request, handler)
+    @stripe_call
+    def payment_intent_confirm(
+        self, account: Account, params: dict[str, Any], req: SandboxRequest
+    ) -> tuple[int, Any]:
+        check_known(params, {"payment_method", "off_session", "return_url"})
+        intent = self._get(account, "payment_intent", req.params["id"])
+        if intent["status"] not in ("requires_payment_method", "requires_confirmation"):
+            raise StripeFail(
+                400, f"This PaymentIntent's status is {intent['status']}; it cannot be confirmed.",
+                code="payment_intent_unexpected_state",
+            )  # fmt: skip
+        self._confirm(account, intent, params.get("payment_method"))
+        return 200, self._render(account, intent)
 
     @route("GET", "/v1/payment_intents/(?P<id>pi_[^/]+)")
     def payment_intent_retrieve(self, request: SandboxRequest) -> SandboxResponse:
         return self._retrieve(request, "payment_intent")
 
     @route("GET", "/v1/payment_intents")
-    def payment_intent_list(self, request: SandboxRequest) -> SandboxResponse:
-        def handler(account: Account, params: dict[str, Any], _: SandboxRequest) -> tuple[int, Any]:
-            customer = params.get("customer")
-            return self._list(
-                account, "payment_intent", params, "/v1/payment_intents", {"customer"},
-                lambda o: not customer or o["customer"] == customer,
-            )  # fmt: skip
-
-        return self._api(request, handler)
+    @stripe_call
+    def payment_intent_list(
+        self, account: Account, params: dict[str, Any], _: SandboxRequest
+    ) -> tuple[int, Any]:
+        customer = params.get("customer")
+        return self._list(
+            account, "payment_intent", params, "/v1/payment_intents", {"customer"},
+            lambda o: not customer or o["customer"] == customer,
+        )  # fmt: skip
 
     @route("GET", "/v1/charges/(?P<id>(ch|py)_[^/]+)")
     def charge_retrieve(self, request: SandboxRequest) -> SandboxResponse:
         return self._retrieve(request, "charge")
 
     @route("GET", "/v1/charges")
-    def charge_list(self, request: SandboxRequest) -> SandboxResponse:
-        def handler(account: Account, params: dict[str, Any], _: SandboxRequest) -> tuple[int, Any]:
-            customer, intent = params.get("customer"), params.get("payment_intent")
-            return self._list(
-                account, "charge", params, "/v1/charges", {"customer", "payment_intent"},
-                lambda o: (not customer or o["customer"] == customer)
-                and (not intent or o["payment_intent"] == intent),
-            )  # fmt: skip
-
-        return self._api(request, handler)
+    @stripe_call
+    def charge_list(self, account: Account, params: dict[str, Any], _: SandboxRequest) -> tuple[int, Any]:
+        customer, intent = params.get("customer"), params.get("payment_intent")
+        return self._list(
+            account, "charge", params, "/v1/charges", {"customer", "payment_intent"},
+            lambda o: (not customer or o["customer"] == customer)
+            and (not intent or o["payment_intent"] == intent),
+        )  # fmt: skip
 
     # --- refunds ---
     @route("POST", "/v1/refunds")
-    def refund_create(self, request: SandboxRequest) -> SandboxResponse:
-        def handler(account: Account, params: dict[str, Any], _: SandboxRequest) -> tuple[int, Any]:
-            check_known(params, {"charge", "payment_intent", "amount", "reason", "metadata"})
-            if params.get("charge"):
-                charge = self._get(account, "charge", params["charge"], param="charge")
-            elif params.get("payment_intent"):
-                intent = self._get(
-                    account, "payment_intent", params["payment_intent"], param="payment_intent"
-                )
-                if not intent["latest_charge"]:
-                    raise StripeFail(
-                        400, f"PaymentIntent {intent['id']} does not have a successful charge to refund.",
-                        code="charge_not_refundable", param="payment_intent",
-                    )  # fmt: skip
-                charge = account.table("charge")[intent["latest_charge"]]
-            else:
-                raise StripeFail(400, "One of the following params should be provided for this request: "
-                                 "charge or payment_intent.", code="parameter_missing")  # fmt: skip
-            reason = params.get("reason")
-            if reason is not None and reason not in ("duplicate", "fraudulent", "requested_by_customer"):
+    @stripe_call
+    def refund_create(self, account: Account, params: dict[str, Any], _: SandboxRequest) -> tuple[int, Any]:
+        check_known(params, {"charge", "payment_intent", "amount", "reason", "metadata"})
+        if params.get("charge"):
+            charge = self._get(account, "charge", params["charge"], param="charge")
+        elif params.get("payment_intent"):
+            intent = self._get(account, "payment_intent", params["payment_intent"], param="payment_intent")
+            if not intent["latest_charge"]:
                 raise StripeFail(
-                    400, f"Invalid reason: {reason}", code="parameter_invalid_string", param="reason"
-                )
-            remaining = charge["amount"] - charge["amount_refunded"]
-            amount = int_param(params, "amount", minimum=1)
-            amount = remaining if amount is None else amount
-            if remaining == 0:
-                raise StripeFail(
-                    400, f"Charge {charge['id']} has already been refunded.", code="charge_already_refunded"
-                )
-            if amount > remaining:
-                raise StripeFail(
-                    400,
-                    f"Refund amount ({amount}) is greater than unrefunded amount on charge ({remaining})",
-                    code="amount_too_large",
-                    param="amount",
-                )
-            refund = self._store(
-                account,
-                "refund",
-                {
-                    "id": new_id("re"),
-                    "object": "refund",
-                    "amount": amount,
-                    "charge": charge["id"],
-                    "payment_intent": charge["payment_intent"],
-                    "currency": charge["currency"],
-                    "reason": reason,
-                    "status": "succeeded",
-                    "metadata": metadata_param(params),
-                },
+                    400, f"PaymentIntent {intent['id']} does not have a successful charge to refund.",
+                    code="charge_not_refundable", param="payment_intent",
+                )  # fmt: skip
+            charge = account.table("charge")[intent["latest_charge"]]
+        else:
+            raise StripeFail(400, "One of the following params should be provided for this request: "
+                             "charge or payment_intent.", code="parameter_missing")  # fmt: skip
+        reason = params.get("reason")
+        if reason is not None and reason not in ("duplicate", "fraudulent", "requested_by_customer"):
+            raise StripeFail(
+                400, f"Invalid reason: {reason}", code="parameter_invalid_string", param="reason"
             )
-            charge["amount_refunded"] += amount
-            charge["refunded"] = charge["amount_refunded"] == charge["amount"]
-            self._emit(account, "charge.refunded", self._render(account, charge))
-            return 200, self._render(account, refund)
-
-        return self._api(request, handler)
+        remaining = charge["amount"] - charge["amount_refunded"]
+        amount = int_param(params, "amount", minimum=1)
+        amount = remaining if amount is None else amount
+        if remaining == 0:
+            raise StripeFail(
+                400, f"Charge {charge['id']} has already been refunded.", code="charge_already_refunded"
+            )
+        if amount > remaining:
+            raise StripeFail(
+                400,
+                f"Refund amount ({amount}) is greater than unrefunded amount on charge ({remaining})",
+                code="amount_too_large",
+                param="amount",
+            )
+        refund = self._store(
+            account,
+            "refund",
+            {
+                "id": new_id("re"),
+                "object": "refund",
+                "amount": amount,
+                "charge": charge["id"],
+                "payment_intent": charge["payment_intent"],
+                "currency": charge["currency"],
+                "reason": reason,
+                "status": "succeeded",
+                "metadata": metadata_param(params),
+            },
+        )
+        charge["amount_refunded"] += amount
+        charge["refunded"] = charge["amount_refunded"] == charge["amount"]
+        self._emit(account, "charge.refunded", self._render(account, charge))
+        return 200, self._render(account, refund)
 
     @route("GET", "/v1/refunds/(?P<id>re_[^/]+)")
     def refund_retrieve(self, request: SandboxRequest) -> SandboxResponse:
         return self._retrieve(request, "refund")
 
     @route("GET", "/v1/refunds")
-    def refund_list(self, request: SandboxRequest) -> SandboxResponse:
-        def handler(account: Account, params: dict[str, Any], _: SandboxRequest) -> tuple[int, Any]:
-            charge = params.get("charge")
-            return self._list(
-                account, "refund", params, "/v1/refunds", {"charge", "payment_intent"},
-                lambda o: not charge or o["charge"] == charge,
-            )  # fmt: skip
-
-        return self._api(request, handler)
+    @stripe_call
+    def refund_list(self, account: Account, params: dict[str, Any], _: SandboxRequest) -> tuple[int, Any]:
+        charge = params.get("charge")
+        return self._list(
+            account, "refund", params, "/v1/refunds", {"charge", "payment_intent"},
+            lambda o: not charge or o["charge"] == charge,
+        )  # fmt: skip

@@ -15,7 +15,7 @@ import requests
 
 from mcp_core.sandbox import SandboxRequest, SandboxResponse, route
 
-from .sandbox_api import StripeApi
+from .sandbox_api import StripeApi, stripe_call
 from .sandbox_state import API_VERSION, Account, new_id, seq
 
 __all__ = ["API_VERSION", "StripeWebhooks", "make_event", "sign_webhook"]
@@ -99,16 +99,14 @@ class StripeWebhooks(StripeApi):
         return self._retrieve(request, "event")
 
     @route("GET", "/v1/events")
-    def event_list(self, request: SandboxRequest) -> SandboxResponse:
-        def handler(account: Account, params: dict[str, Any], _: SandboxRequest) -> tuple[int, Any]:
-            kind = params.get("type")
-            return self._list(
-                account,
-                "event",
-                params,
-                "/v1/events",
-                {"type", "types"},
-                lambda o: not kind or o["type"] == kind,
-            )
-
-        return self._api(request, handler)
+    @stripe_call
+    def event_list(self, account: Account, params: dict[str, Any], _: SandboxRequest) -> tuple[int, Any]:
+        kind = params.get("type")
+        return self._list(
+            account,
+            "event",
+            params,
+            "/v1/events",
+            {"type", "types"},
+            lambda o: not kind or o["type"] == kind,
+        )
