@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from mcp_core.sandbox import SandboxRequest, SandboxResponse, SandboxServer
+from mcp_core.sandbox import SandboxRequest, SandboxResponse, SandboxServer, route
 
 from .sandbox_state import (
     API_VERSION,
@@ -49,6 +49,19 @@ def stripe_call(func: Callable[..., tuple[int, Any]]) -> Callable[[Any, SandboxR
         return self._api(request, functools.partial(func, self))
 
     return serve
+
+
+def retrieve_route(pattern: str, kind: str) -> Callable[[Any, SandboxRequest], SandboxResponse]:
+    """GET /v1/<objects>/<id>: one object of the account, as Stripe renders it."""
+
+    @route("GET", pattern)
+    @stripe_call
+    def retrieve(
+        self: StripeApi, account: Account, params: dict[str, Any], req: SandboxRequest
+    ) -> tuple[int, Any]:
+        return 200, self._render(account, self._get(account, kind, req.params["id"]))
+
+    return retrieve
 
 
 class StripeApi(SandboxServer):
@@ -271,14 +284,6 @@ class StripeApi(SandboxServer):
                 account.in_flight.discard(key)
 
     # --- object helpers ---
-    def _retrieve(self, request: SandboxRequest, kind: str) -> SandboxResponse:
-        """GET /v1/<objects>/<id>: one object of the account, as Stripe renders it."""
-
-        def handler(account: Account, params: dict[str, Any], req: SandboxRequest) -> tuple[int, Any]:
-            return 200, self._render(account, self._get(account, kind, req.params["id"]))
-
-        return self._api(request, handler)
-
     def _public(self, obj: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in obj.items() if not k.startswith("_")}
 

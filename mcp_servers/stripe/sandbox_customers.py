@@ -5,9 +5,9 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from mcp_core.sandbox import SandboxRequest, SandboxResponse, route
+from mcp_core.sandbox import SandboxRequest, route
 
-from .sandbox_api import StripeApi, stripe_call
+from .sandbox_api import StripeApi, retrieve_route, stripe_call
 from .sandbox_state import Account, check_known, metadata_param, new_id
 
 
@@ -43,9 +43,7 @@ class CustomerRoutes(StripeApi):
         self._emit(account, "customer.created", self._render(account, customer))
         return 200, self._render(account, customer)
 
-    @route("GET", "/v1/customers/(?P<id>[^/]+)")
-    def customer_retrieve(self, request: SandboxRequest) -> SandboxResponse:
-        return self._retrieve(request, "customer")
+    customer_retrieve = retrieve_route("/v1/customers/(?P<id>[^/]+)", "customer")
 
     @route("POST", "/v1/customers/(?P<id>[^/]+)")
     @stripe_call

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from mcp_core.sandbox import SandboxRequest, SandboxResponse, route
+from mcp_core.sandbox import SandboxRequest, route
 
-from .sandbox_api import StripeApi, stripe_call
+from .sandbox_api import StripeApi, retrieve_route, stripe_call
 from .sandbox_state import (
     Account,
     StripeFail,
@@ -202,9 +202,7 @@ class InvoiceRoutes(StripeApi):
         self._emit(account, "invoice.created", self._render(account, invoice))
         return 200, self._render(account, invoice)
 
-    @route("GET", "/v1/invoices/(?P<id>in_[^/]+)")
-    def invoice_retrieve(self, request: SandboxRequest) -> SandboxResponse:
-        return self._retrieve(request, "invoice")
+    invoice_retrieve = retrieve_route("/v1/invoices/(?P<id>in_[^/]+)", "invoice")
 
     @route("GET", "/v1/invoices")
     @stripe_call

@@ -5,9 +5,9 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from mcp_core.sandbox import SandboxRequest, SandboxResponse, route
+from mcp_core.sandbox import SandboxRequest, route
 
-from .sandbox_api import StripeApi, stripe_call
+from .sandbox_api import StripeApi, retrieve_route, stripe_call
 from .sandbox_state import (
     Account,
     StripeFail,
@@ -166,9 +166,7 @@ class PaymentRoutes(StripeApi):
         self._confirm(account, intent, params.get("payment_method"))
         return 200, self._render(account, intent)
 
-    @route("GET", "/v1/payment_intents/(?P<id>pi_[^/]+)")
-    def payment_intent_retrieve(self, request: SandboxRequest) -> SandboxResponse:
-        return self._retrieve(request, "payment_intent")
+    payment_intent_retrieve = retrieve_route("/v1/payment_intents/(?P<id>pi_[^/]+)", "payment_intent")
 
     @route("GET", "/v1/payment_intents")
     @stripe_call
@@ -181,9 +179,7 @@ class PaymentRoutes(StripeApi):
             lambda o: not customer or o["customer"] == customer,
         )  # fmt: skip
 
-    @route("GET", "/v1/charges/(?P<id>(ch|py)_[^/]+)")
-    def charge_retrieve(self, request: SandboxRequest) -> SandboxResponse:
-        return self._retrieve(request, "charge")
+    charge_retrieve = retrieve_route("/v1/charges/(?P<id>(ch|py)_[^/]+)", "charge")
 
     @route("GET", "/v1/charges")
     @stripe_call
@@ -252,9 +248,7 @@ class PaymentRoutes(StripeApi):
         self._emit(account, "charge.refunded", self._render(account, charge))
         return 200, self._render(account, refund)
 
-    @route("GET", "/v1/refunds/(?P<id>re_[^/]+)")
-    def refund_retrieve(self, request: SandboxRequest) -> SandboxResponse:
-        return self._retrieve(request, "refund")
+    refund_retrieve = retrieve_route("/v1/refunds/(?P<id>re_[^/]+)", "refund")
 
     @route("GET", "/v1/refunds")
     @stripe_call

@@ -6,9 +6,9 @@ import json
 import time
 from typing import Any
 
-from mcp_core.sandbox import SandboxRequest, SandboxResponse, route
+from mcp_core.sandbox import SandboxRequest, route
 
-from .sandbox_api import StripeApi, stripe_call
+from .sandbox_api import StripeApi, retrieve_route, stripe_call
 from .sandbox_state import (
     Account,
     StripeFail,
@@ -107,9 +107,7 @@ class SubscriptionRoutes(StripeApi):
         )
         return 200, self._render(account, price)
 
-    @route("GET", "/v1/prices/(?P<id>[^/]+)")
-    def price_retrieve(self, request: SandboxRequest) -> SandboxResponse:
-        return self._retrieve(request, "price")
+    price_retrieve = retrieve_route("/v1/prices/(?P<id>[^/]+)", "price")
 
     # --- subscriptions ---
     def _subscription_item(
@@ -182,9 +180,7 @@ class SubscriptionRoutes(StripeApi):
         self._emit(account, "customer.subscription.created", self._render(account, subscription))
         return 200, self._render(account, subscription)
 
-    @route("GET", "/v1/subscriptions/(?P<id>sub_[^/]+)")
-    def subscription_retrieve(self, request: SandboxRequest) -> SandboxResponse:
-        return self._retrieve(request, "subscription")
+    subscription_retrieve = retrieve_route("/v1/subscriptions/(?P<id>sub_[^/]+)", "subscription")
 
     @route("GET", "/v1/subscriptions")
     @stripe_call

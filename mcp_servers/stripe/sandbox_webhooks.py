@@ -13,9 +13,9 @@ from typing import Any
 
 import requests
 
-from mcp_core.sandbox import SandboxRequest, SandboxResponse, route
+from mcp_core.sandbox import SandboxRequest, route
 
-from .sandbox_api import StripeApi, stripe_call
+from .sandbox_api import StripeApi, retrieve_route, stripe_call
 from .sandbox_state import API_VERSION, Account, new_id, seq
 
 __all__ = ["API_VERSION", "StripeWebhooks", "make_event", "sign_webhook"]
@@ -94,9 +94,7 @@ class StripeWebhooks(StripeApi):
                 self.sent_webhooks.append({"url": url, "event": event, "status": None})
 
     # --- events ---
-    @route("GET", "/v1/events/(?P<id>evt_[^/]+)")
-    def event_retrieve(self, request: SandboxRequest) -> SandboxResponse:
-        return self._retrieve(request, "event")
+    event_retrieve = retrieve_route("/v1/events/(?P<id>evt_[^/]+)", "event")
 
     @route("GET", "/v1/events")
     @stripe_call
