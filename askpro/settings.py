@@ -7,6 +7,7 @@ cache and eager Celery, so that `make run` works on a bare machine.
 import ipaddress
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -261,7 +262,8 @@ WEBHOOK_LEASE_SECONDS = env_float("WEBHOOK_LEASE_SECONDS", 300.0, minimum=0.5)
 WEBHOOK_INBOUND_CACHE_SECONDS = env_int("WEBHOOK_INBOUND_CACHE_SECONDS", 3600, minimum=1)
 # Agent for inbound calls to a number we do not know (empty: Retell's own number config).
 RETELL_DEFAULT_AGENT_ID = env_str("RETELL_DEFAULT_AGENT_ID", "")
-# Per-provider handler overrides (dotted paths), merged over webhooks.handlers.DEFAULT_HANDLERS.
+# Per-provider handler overrides (dotted paths, tests), in place of the handler the provider's
+# server declares with @webhook (mcp_core.webhooks).
 WEBHOOK_HANDLERS: dict[str, str] = {}
 
 # --- Input limits (docs/input-limits.md): what a caller may send, on every entry point ---
@@ -523,6 +525,52 @@ if LOG_FORMAT not in {"text", "json"}:
 # A Celery worker otherwise replaces the root handler with its own text format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"
 
+# OpenTelemetry traces (docs/observability.md#opentelemetry-traces): on when OTEL_TRACES_EXPORTER
+# names an exporter and OTEL_SDK_DISABLED is not true. Unlike the SDK's own default (otlp), the
+# project's default is none: nothing is traced until an operator asks.
+OTEL_SDK_DISABLED = env_bool("OTEL_SDK_DISABLED", False)
+OTEL_TRACES_EXPORTER = [name.lower() for name in env_list("OTEL_TRACES_EXPORTER", ["none"])]
+for _exporter in OTEL_TRACES_EXPORTER:
+    if _exporter not in {"otlp", "console", "none"}:
+        raise ImproperlyConfigured(
+            f"OTEL_TRACES_EXPORTER: expected otlp, console or none (comma-separated), got {_exporter!r}"
+        )
+if "none" in OTEL_TRACES_EXPORTER and len(OTEL_TRACES_EXPORTER) > 1:
+    raise ImproperlyConfigured("OTEL_TRACES_EXPORTER: none cannot be combined with an exporter")
+OTEL_TRACING = not OTEL_SDK_DISABLED and OTEL_TRACES_EXPORTER != ["none"]
+OTEL_SERVICE_NAME = env_str("OTEL_SERVICE_NAME", "askpro")
+OTEL_TRACES_SAMPLER = (env_str("OTEL_TRACES_SAMPLER", "parentbased_always_on") or "").lower()
+if OTEL_TRACES_SAMPLER not in {
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+}:
+    raise ImproperlyConfigured(
+        "OTEL_TRACES_SAMPLER: expected always_on, always_off, traceidratio, parentbased_always_on, "
+        f"parentbased_always_off or parentbased_traceidratio, got {OTEL_TRACES_SAMPLER!r}"
+    )
+OTEL_TRACES_SAMPLER_ARG = env_float("OTEL_TRACES_SAMPLER_ARG", 1.0, minimum=0.0)
+if OTEL_TRACES_SAMPLER_ARG > 1:
+    raise ImproperlyConfigured(
+        f"OTEL_TRACES_SAMPLER_ARG: must be between 0 and 1, got {OTEL_TRACES_SAMPLER_ARG}"
+    )
+# The OTLP exporter reads these itself; they are checked here so that a typo stops start-up
+# instead of losing every span. Only OTLP over HTTP (protobuf) is installed.
+for _name in ("OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"):
+    if env_str(_name, "http/protobuf") != "http/protobuf":
+        raise ImproperlyConfigured(f"{_name}: only http/protobuf is supported, got {env_str(_name)!r}")
+for _name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+    _endpoint = env_str(_name)
+    if _endpoint is not None and urlsplit(_endpoint).scheme not in {"http", "https"}:
+        raise ImproperlyConfigured(f"{_name}: expected an http:// or https:// URL, got {_endpoint!r}")
+# Requests to these URLs (comma-separated regular expressions) get no span: scrapes and probes.
+OTEL_PYTHON_DJANGO_EXCLUDED_URLS = env_str(
+    "OTEL_PYTHON_DJANGO_EXCLUDED_URLS", r"/metrics$,/health/live/?$,/health/ready/?$"
+)
+
 # --- Logging: everything to stderr, so stdout stays clean for commands like mcp_stdio ---
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -532,7 +580,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"context": {"()": "mcp_core.logs.ContextFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {"()": "mcp_core.logs.PlainFormatter"},
         "json": {"()": "mcp_core.logs.JsonFormatter"},
     },
     "handlers": {

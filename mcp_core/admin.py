@@ -195,7 +195,9 @@ class AuditEntryAdmin(ReadOnlyAdmin):
         "duration_ms",
     )
     list_filter = ("outcome", "service", "transport", "error_code")
-    search_fields = ("request_id", "principal", "operation")
+    # =trace_id: an exact match, so that the partial index serves a trace id pasted from the
+    # tracing backend.
+    search_fields = ("request_id", "principal", "operation", "=trace_id")
     list_select_related = ("tenant",)
     date_hierarchy = "created_at"
     paginator = CappedPaginator

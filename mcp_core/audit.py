@@ -31,6 +31,7 @@ def audit_fields(
     error_message: str,
     duration_ms: float,
     idempotency_key: str | None,
+    trace_id: str | None = None,
 ) -> dict[str, Any]:
     """The column values of one audit row: secrets redacted, every text cut to its column."""
     return {
@@ -49,6 +50,7 @@ def audit_fields(
         "error_message": storable_text(error_message[:2000]),
         "duration_ms": round(duration_ms, 3),
         "idempotency_key": (idempotency_key or "")[:255],
+        "trace_id": trace_id or "",
     }
 
 

@@ -44,11 +44,10 @@ _HEADER_LIMITS = {
     "MCP-Protocol-Version": 64,
     "Mcp-Method": 256,
     "Mcp-Name": 1024,
-    "Stripe-Signature": 1024,
-    "X-Cal-Signature-256": 256,
-    "X-Retell-Signature": 256,
 }
-_HEADER_META = {name: "HTTP_" + name.upper().replace("-", "_") for name in _HEADER_LIMITS}
+# Plus the signature header of every inbound webhook, with the limit its server declares
+# (mcp_core.webhooks): read from the registry once it exists (see _header_limits).
+_registry_limits: tuple[object, dict[str, int | None], dict[str, str]] | None = None
 _VISIBLE_ASCII = re.compile(r"[\x20-\x7e]*")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -125,9 +124,26 @@ def json_too_deep(body: bytes | str, limit: int) -> bool:
     return max(itertools.accumulate(steps), default=0) > limit
 
 
+def _header_limits() -> tuple[dict[str, int | None], dict[str, str]]:
+    """Every header the project reads with its limit, and its META key. Computed once per
+    registry (the registry is frozen, and the limits module is imported before it exists)."""
+    global _registry_limits
+    from .registry import get_registry
+
+    registry = get_registry()
+    known = _registry_limits
+    if known is None or known[0] is not registry:
+        limits = dict(_HEADER_LIMITS)
+        for hook in registry.webhooks.values():
+            limits[hook.signature_header] = hook.signature_max_chars
+        meta = {name: "HTTP_" + name.upper().replace("-", "_") for name in limits}
+        known = _registry_limits = (registry, limits, meta)
+    return known[1], known[2]
+
+
 def header_refusal(name: str, value: str) -> Refusal | None:
     """Length and shape of one header the project reads."""
-    limit = _HEADER_LIMITS.get(name) or settings.REQUEST_MAX_HEADER_CHARS
+    limit = _header_limits()[0].get(name) or settings.REQUEST_MAX_HEADER_CHARS
     if len(value) > limit:
         return Refusal(name, "too_long", f"{name}: longer than {limit} characters", limit=limit, status=400)
     if not _VISIBLE_ASCII.fullmatch(value):
@@ -167,7 +183,7 @@ def check_request(request: HttpRequest) -> Refusal | None:
     """Headers, body size and JSON depth of one request. Leaves the body read (bounded) on the
     request, so views read it as usual."""
     meta = request.META
-    for name, key in _HEADER_META.items():
+    for name, key in _header_limits()[1].items():
         value = meta.get(key)
         if value is None or (value == "" and name == "X-Request-ID"):
             continue  # an empty X-Request-ID counts as absent: the server makes one up

@@ -71,6 +71,23 @@ class ContextFilter(logging.Filter):
         return True
 
 
+class PlainFormatter(logging.Formatter):
+    """The plain `time level logger message` line, with ` trace_id=<32 hex>` appended while a
+    trace is active (OpenTelemetry on, docs/observability.md)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        trace_id = getattr(record, "trace_id", None)
+        if not trace_id:
+            return line
+        # After the first line: a traceback stays below the line that names the trace.
+        first, newline, rest = line.partition("\n")
+        return f"{first} trace_id={trace_id}{newline}{rest}"
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: timestamp, level, logger, message, the context fields and,
     for an exception, its traceback; message and traceback redacted."""

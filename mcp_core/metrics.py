@@ -148,6 +148,7 @@ _AUDIT_BATCH_COLUMNS = {
     "error_message": "text",
     "duration_ms": "float8",
     "idempotency_key": "text",
+    "trace_id": "text",
 }
 # Per row, what the rollup counts (m_counted false: a refused made-up operation, audit only).
 _METRIC_BATCH_COLUMNS = {

@@ -76,6 +76,12 @@ class AuditEntry(models.Model):
     error_message = models.TextField(blank=True, default="")
     duration_ms = models.FloatField()
     idempotency_key = models.CharField(max_length=255, blank=True, default="")
+    trace_id = models.CharField(
+        max_length=32,
+        blank=True,
+        default="",
+        help_text="The call's OpenTelemetry trace id (32 hex digits); empty while tracing is off.",
+    )
 
     class Meta:
         verbose_name_plural = "audit entries"
@@ -85,6 +91,9 @@ class AuditEntry(models.Model):
             models.Index(fields=["service", "operation", "created_at"], name="audit_op_created"),
             # Exact lookups of one request; a plain btree, without the LIKE index db_index adds.
             models.Index(fields=["request_id"], name="audit_request_id"),
+            # From a trace in the tracing backend to its audit rows. Partial: with tracing off
+            # (every row '') the index costs the inserts nothing.
+            models.Index(fields=["trace_id"], name="audit_trace_id", condition=~models.Q(trace_id="")),
         ]
 
     def __str__(self) -> str:

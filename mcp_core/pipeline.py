@@ -17,7 +17,7 @@ from django.utils.module_loading import import_string
 
 from askpro.models import Company
 
-from . import logs
+from . import logs, tracing
 from .audit import audit_fields
 from .contracts import (
     ErrorCode,
@@ -25,7 +25,9 @@ from .contracts import (
     MCPRequest,
     MCPResponse,
     OperationContext,
+    OutcomeClass,
     Principal,
+    outcome_class,
 )
 from .limits import INT64_MAX, string_problem
 from .prometheus import observe_call
@@ -180,9 +182,44 @@ def route(request: MCPRequest) -> MCPResponse:
         request_id=request.request_id, service=request.service, operation=request.operation, tenant=None
     )
     try:
-        return _route(request)
+        if tracing.tracer is None:  # tracing off: no span, nothing of OpenTelemetry touched
+            return _route(request)
+        return _traced_route(request, tracing.tracer)
     finally:
         logs.unbind(token)
+
+
+def _traced_route(request: MCPRequest, tracer: Any) -> MCPResponse:
+    """_route() inside a span of its own: the child of the HTTP request's or the task's span,
+    the parent of the call's SQL statements and upstream requests; its trace id goes into the
+    audit row and the log lines written meanwhile."""
+    from opentelemetry.trace import SpanKind, Status, StatusCode
+
+    known = get_registry().get_operation(request.service, request.operation) is not None
+    # Made-up names stay out of the span's name (backends group by it) but not its attributes.
+    name = f"route {request.service}.{request.operation}" if known else "route _unknown"
+    with tracer.start_as_current_span(name, kind=SpanKind.INTERNAL, record_exception=False) as span:
+        response = _route(request)
+        if span.is_recording():
+            code = response.error["code"] if response.error else None
+            kind = outcome_class(code)
+            bound = logs.current()  # the tenant's slug, once the pipeline has resolved it
+            span.set_attributes(
+                {
+                    "askpro.service": bound.get("service") or "",
+                    "askpro.operation": bound.get("operation") or "",
+                    "askpro.transport": request.transport,
+                    "askpro.request_id": bound.get("request_id") or "",
+                    "askpro.outcome": str(kind),
+                }
+            )
+            if bound.get("tenant"):
+                span.set_attribute("askpro.tenant", bound["tenant"])
+            if code:
+                span.set_attribute("askpro.error_code", code)
+            if kind is OutcomeClass.SERVICE_FAILURE:
+                span.set_status(Status(StatusCode.ERROR, code))
+        return response
 
 
 def _route(request: MCPRequest) -> MCPResponse:
@@ -332,6 +369,7 @@ def _record(
             error_message=error.message if error else "",
             duration_ms=duration_ms,
             idempotency_key=request.idempotency_key,
+            trace_id=logs.current_trace_id() if tracing.tracer is not None else None,
         )
         # Refused before resolution (no valid key): still counted against the operation it
         # named, if that exists; made-up names never create rollup rows.

@@ -110,12 +110,15 @@ class MCPServer:
     """Base for every MCP server: a named set of operations plus a health check.
 
     Subclasses set `name` and `description`, declare operations with @operation and
-    override `health()`. A server is instantiated once per process by the registry, so it
+    override `health()`; a server whose provider sends webhooks names its `webhooks` module. A server is instantiated once per process by the registry, so it
     must not keep per-request state.
     """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    # Dotted path of the module declaring this server's inbound webhooks with @webhook
+    # (mcp_core.webhooks), e.g. "mcp_servers.calcom.webhooks"; "" when it receives none.
+    webhooks: ClassVar[str] = ""
     # Read-only, filled from the @operation declarations when the subclass is defined.
     operations: ClassVar[Mapping[str, Operation]] = MappingProxyType({})
 

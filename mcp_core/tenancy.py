@@ -9,6 +9,8 @@ shows up even while the platform key works.
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -20,6 +22,17 @@ from .contracts import ErrorCode, MCPError
 
 TENANT = "tenant"
 PLATFORM = "platform"
+# Decrypted tenant secrets looked up by company id (webhook verification) live in this
+# process's memory only (never in Redis), for a minute, so a hot path needs no query.
+_SECRET_TTL_S = 60.0
+_secret_cache: dict[tuple[int, str], tuple[float, str]] = {}
+_secret_lock = threading.Lock()
+
+
+def forget_tenant_secrets() -> None:
+    """Drop the in-process cache of tenant secrets (tests that change a tenant's secret)."""
+    with _secret_lock:
+        _secret_cache.clear()
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,20 @@ class TenantCredentials:
         if platform:
             return Credential(platform, PLATFORM, "platform key")
         return None
+
+    def tenant_secret(self, company_id: int) -> str:
+        """The active tenant's own secret ("" when it has none), cached in memory for a minute."""
+        key = (company_id, self.tenant_field)
+        now = time.monotonic()
+        with _secret_lock:
+            hit = _secret_cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        company = Company.objects.filter(pk=company_id, is_active=True).only(self.tenant_field).first()
+        secret = (getattr(company, self.tenant_field) if company else "") or ""
+        with _secret_lock:
+            _secret_cache[key] = (now + _SECRET_TTL_S, secret)
+        return secret
 
     def resolve(self, company: Company | None) -> Credential:
         """Like find(), but neither credential raises not_configured."""

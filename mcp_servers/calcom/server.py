@@ -52,6 +52,7 @@ from .tenancy import CALCOM_KEY, Access
 class CalcomServer(MCPServer):
     name = "calcom"
     description = "Cal.com: event types, availability and bookings of a tenant (API v2)."
+    webhooks = "mcp_servers.calcom.webhooks"  # its inbound webhooks (@webhook)
 
     # --- configuration and health ---
     def is_configured(self) -> bool:

@@ -58,6 +58,7 @@ class RetellServer(MCPServer):
 
     name = "retell"
     description = "Retell AI phone agents: agents, prompts, phone numbers, calls (live and imported)."
+    webhooks = "mcp_servers.retell.webhooks"  # its inbound webhooks (@webhook)
 
     # --- agents ---
     @operation(

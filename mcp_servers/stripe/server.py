@@ -54,6 +54,7 @@ class StripeServer(MCPServer):
 
     name = "stripe"
     description = "Stripe billing of a tenant: payments, invoices, refunds and subscriptions"
+    webhooks = "mcp_servers.stripe.webhooks"  # its inbound webhooks (@webhook)
 
     def is_configured(self) -> bool:
         return STRIPE_KEY.is_configured()

@@ -9,12 +9,6 @@ from django.db import models
 from django.db.models import Q
 
 
-class Provider(models.TextChoices):
-    STRIPE = "stripe"
-    CALCOM = "calcom"
-    RETELL = "retell"
-
-
 class WebhookEvent(models.Model):
     """One verified provider event. `failed` is the dead letter: retries are exhausted."""
 
@@ -24,7 +18,9 @@ class WebhookEvent(models.Model):
         PROCESSED = "processed"
         FAILED = "failed", "failed (dead letter)"
 
-    provider = models.CharField(max_length=10, choices=Provider.choices)
+    # A provider some server declares (mcp_core.webhooks); not a fixed choice, so that a new
+    # provider needs no migration here.
+    provider = models.CharField(max_length=10)
     event_id = models.CharField(max_length=200, help_text="The provider's id for the event, if any.")
     idempotency_key = models.CharField(max_length=200)
     type = models.CharField(max_length=100)
@@ -78,7 +74,7 @@ class RejectedDelivery(models.Model):
     """Deliveries refused at the door (bad or missing signature), counted per provider,
     reason and hour. The payload is deliberately not stored: it is unauthenticated input."""
 
-    provider = models.CharField(max_length=10, choices=Provider.choices)
+    provider = models.CharField(max_length=10)
     reason = models.CharField(max_length=40)
     hour = models.DateTimeField()
     count = models.PositiveIntegerField(default=0)

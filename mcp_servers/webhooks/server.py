@@ -20,14 +20,18 @@ from django.utils import timezone
 from askpro.models import Company
 from mcp_core.contracts import ErrorCode, MCPError, OperationContext
 from mcp_core.health import HealthResult, HealthStatus
+from mcp_core.registry import get_registry
 from mcp_core.schemas import BIGINT_MAX, Params, Result
 from mcp_core.server import MCPServer, ServerGauge, operation
 
-from .models import Provider, RejectedDelivery, WebhookEvent
+from .models import RejectedDelivery, WebhookEvent
 from .services import webhook_replay
 
 Meta = msgspec.Meta
-ProviderName = Literal["stripe", "calcom", "retell"]
+# Any provider a server declares (mcp_core.webhooks); an unknown one is refused by _provider().
+ProviderName = Annotated[
+    str, Meta(pattern="^[a-z][a-z0-9_]{0,9}$", description="A webhook provider, e.g. stripe, calcom, retell")
+]
 StatusName = Literal["received", "processing", "processed", "failed"]
 TenantParam = (
     Annotated[str, Meta(max_length=100, description="Platform keys: only this tenant's events (slug or id)")]
@@ -147,6 +151,21 @@ def _visible(ctx: OperationContext, tenant: str | None = None) -> QuerySet[Webho
     return events.filter(tenant_id=company_id)
 
 
+def _providers() -> list[str]:
+    """Every provider some server declares inbound webhooks for."""
+    return sorted(get_registry().webhooks)
+
+
+def _provider(name: str) -> str:
+    if name not in get_registry().webhooks:
+        raise MCPError(
+            ErrorCode.VALIDATION_ERROR,
+            f"provider: no webhook provider {name!r} (one of {', '.join(_providers())})",
+            details={"field": "provider"},
+        )
+    return name
+
+
 def _own_identifiers(tenant_id: int) -> set[str]:
     slug = Company.objects.filter(pk=tenant_id).values_list("slug", flat=True).first()
     return {str(tenant_id), slug or ""}
@@ -208,7 +227,7 @@ class WebhookServer(MCPServer):
             )
         events = _visible(ctx, params.tenant).select_related("tenant").order_by("-pk")
         if params.provider:
-            events = events.filter(provider=params.provider)
+            events = events.filter(provider=_provider(params.provider))
         if params.type:
             events = events.filter(type=params.type)
         if params.status:
@@ -280,7 +299,7 @@ class WebhookServer(MCPServer):
             ):
                 refused[row["provider"]] = row["total"]
         providers = []
-        for provider in Provider.values:
+        for provider in _providers():
             row = counts.get(provider, {})
             # Latency from the newest 5000 processed events: enough for percentiles, bounded.
             latencies = [
@@ -335,7 +354,7 @@ class WebhookServer(MCPServer):
     def retry_failed(self, ctx: OperationContext, params: RetryFailedParams) -> RetryFailedResult:
         events = _visible(ctx, params.tenant).filter(status=WebhookEvent.Status.FAILED)
         if params.provider:
-            events = events.filter(provider=params.provider)
+            events = events.filter(provider=_provider(params.provider))
         if params.since:
             events = events.filter(received_at__gte=params.since)
         ids = []
@@ -361,7 +380,7 @@ class WebhookServer(MCPServer):
                 {"provider": provider, "status": status},
                 counts.get((provider, status), 0),
             )
-            for provider in Provider.values
+            for provider in _providers()
             for status in waiting
         ]
 

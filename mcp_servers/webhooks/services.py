@@ -19,7 +19,6 @@ anything whose lease ran out or whose message was lost.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 from dataclasses import dataclass
@@ -33,25 +32,20 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from askpro.models import Company
+from mcp_core.registry import get_registry
+from mcp_core.webhooks import InboundWebhook, SignatureError, WebhookDelivery
 
 from .models import RejectedDelivery, WebhookEvent
-from .tenants import claimed_tenant_id, tenant_secret
-from .verification import SIGNATURE_HEADERS, VERIFIERS, SignatureError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_HANDLERS = {
-    "stripe": "mcp_servers.webhooks.handlers.stripe.handle",
-    "calcom": "mcp_servers.webhooks.handlers.calcom.handle",
-    "retell": "mcp_servers.webhooks.handlers.retell.handle",
-}
-_PLATFORM_SECRETS = {
-    "stripe": "STRIPE_WEBHOOK_SECRET",
-    "calcom": "CALCOM_WEBHOOK_SECRET",
-    "retell": "RETELL_API_KEY",
-}
 # A tenant's own secret can only help when the platform secret simply did not match.
 _TRY_TENANT_SECRET_ON = frozenset({"bad_signature", "no_secret"})
+
+
+def webhook_provider(provider: str) -> InboundWebhook | None:
+    """The provider's inbound webhook as its server declared it (None when no server does)."""
+    return get_registry().get_webhook(provider)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,16 +64,18 @@ class Receipt:
 
 
 # --- verification ---
-def webhook_verify(provider: str, raw: bytes, headers: Any, *, tenant_hint: str | None = None) -> Verified:
+def webhook_verify(
+    provider: str, raw: bytes, headers: Any, *, tenant_hint: str | None = None, url: str = ""
+) -> Verified:
     """Verify with the platform secret; if that does not match, with the secret of the tenant
     named by the URL (`?tenant=<slug>`, for a tenant's own account whose payloads name no
     tenant of ours) or else pointed at by the payload. Raises SignatureError. Neither hint is
     trusted until that tenant's secret has matched."""
-    verify = VERIFIERS[provider]
-    signature = headers.get(SIGNATURE_HEADERS[provider])
-    platform_secret = getattr(settings, _PLATFORM_SECRETS[provider]) or ""
+    hook = _declared(provider)
+    delivery = WebhookDelivery(raw, headers, url, headers.get(hook.signature_header))
+    platform_secret = hook.secret.platform_secret()
     try:
-        payload = verify(raw, signature, platform_secret)
+        payload = hook.verify(delivery, platform_secret)
         return Verified(payload, None, "platform")
     except SignatureError as exc:
         if exc.reason not in _TRY_TENANT_SECRET_ON:
@@ -87,28 +83,24 @@ def webhook_verify(provider: str, raw: bytes, headers: Any, *, tenant_hint: str 
         first = exc
     tenant_id = _tenant_for_hint(tenant_hint) if tenant_hint else None
     if tenant_id is None:
-        unverified = _loads(raw)
-        tenant_id = claimed_tenant_id(provider, unverified) if unverified is not None else None
-    secret = tenant_secret(tenant_id, provider) if tenant_id else ""
+        tenant_id = hook.claimed_tenant(delivery)
+    secret = hook.secret.tenant_secret(tenant_id) if tenant_id else ""
     if not secret:
         raise first
-    payload = verify(raw, signature, secret)
+    payload = hook.verify(delivery, secret)
     return Verified(payload, tenant_id, "tenant")
+
+
+def _declared(provider: str) -> InboundWebhook:
+    hook = webhook_provider(provider)
+    if hook is None:  # the view answers 404 before; this is a caller's mistake
+        raise LookupError(f"no server declares webhooks of provider {provider!r}")
+    return hook
 
 
 def _tenant_for_hint(hint: str) -> int | None:
     hint = hint.strip()[:100]
     return Company.objects.filter(slug=hint, is_active=True).values_list("pk", flat=True).first()
-
-
-def _loads(raw: bytes) -> dict[str, Any] | None:
-    import json
-
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def webhook_refusal(provider: str, exc: SignatureError) -> Receipt:
@@ -140,40 +132,27 @@ def rejection_record(provider: str, reason: str) -> None:
         )
 
 
-# --- identity ---
-def event_identity(provider: str, payload: dict[str, Any], raw: bytes) -> tuple[str, str, str]:
-    """(event_id, type, idempotency_key) of a verified payload."""
-    body_hash = hashlib.sha256(raw).hexdigest()
-    if provider == "stripe":
-        event_id = str(payload.get("id") or "")
-        return event_id, str(payload.get("type") or "unknown"), event_id or f"sha256:{body_hash}"
-    if provider == "calcom":
-        trigger = str(payload.get("triggerEvent") or "unknown")
-        inner = payload.get("payload") if isinstance(payload.get("payload"), dict) else {}
-        uid = str(inner.get("uid") or inner.get("bookingId") or "")
-        created = str(payload.get("createdAt") or "")
-        # Cal.com has no event id; a redelivery repeats the same body (trigger, uid, createdAt).
-        key = f"{trigger}:{uid}:{created}" if uid and created else f"sha256:{body_hash}"
-        return (f"{trigger}:{uid}" if uid else trigger), trigger, key[:200]
-    event = str(payload.get("event") or "unknown")
-    call = payload.get("call") if isinstance(payload.get("call"), dict) else {}
-    call_id = str(call.get("call_id") or "")
-    # Retell retries the same event of the same call; one row per (event, call).
-    return call_id, event, (f"{event}:{call_id}" if call_id else f"sha256:{body_hash}")
-
-
 # --- ingestion ---
-def webhook_receive(provider: str, raw: bytes, headers: Any, *, tenant_hint: str | None = None) -> Receipt:
-    """Verify, persist, acknowledge. Processing is enqueued after the commit."""
+def webhook_receive(
+    provider: str, raw: bytes, headers: Any, *, tenant_hint: str | None = None, url: str = ""
+) -> Receipt:
+    """Verify, persist, acknowledge. Processing is enqueued after the commit. A delivery the
+    provider's declaration answers at once (`answer`, e.g. Retell's call_inbound, which the
+    caller waits on) is answered with 200 and that body, and not stored."""
     try:
-        verified = webhook_verify(provider, raw, headers, tenant_hint=tenant_hint)
+        verified = webhook_verify(provider, raw, headers, tenant_hint=tenant_hint, url=url)
     except SignatureError as exc:
         return webhook_refusal(provider, exc)
+    answer = _declared(provider).answer
+    if answer is not None:
+        body = answer(verified.payload)
+        if body is not None:
+            return Receipt(200, body)
     return webhook_store(provider, verified, raw)
 
 
 def webhook_store(provider: str, verified: Verified, raw: bytes) -> Receipt:
-    event_id, event_type, key = event_identity(provider, verified.payload, raw)
+    event_id, event_type, key = _declared(provider).identify(verified.payload, raw)
     # A tenant's own secret binds the event now; otherwise the handler resolves the tenant
     # (one query less on the acknowledgement path, which only has to make the event durable).
     tenant_id = verified.tenant_id
@@ -229,8 +208,9 @@ def retry_delay(attempt: int) -> float:
 
 
 def _handler_for(provider: str):
-    handlers = {**DEFAULT_HANDLERS, **settings.WEBHOOK_HANDLERS}
-    return import_string(handlers[provider])
+    """The declared handler, unless settings.WEBHOOK_HANDLERS plugs another in (tests)."""
+    override = settings.WEBHOOK_HANDLERS.get(provider)
+    return import_string(override) if override else _declared(provider).handle
 
 
 def webhook_process(event_id: int) -> Outcome:

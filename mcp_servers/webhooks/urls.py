@@ -4,8 +4,7 @@ from . import views
 
 app_name = "webhooks"
 
+# Every provider a server declares (mcp_core.webhooks); an undeclared one is a 404.
 urlpatterns = [
-    path("stripe", views.stripe_webhook, name="stripe"),
-    path("calcom", views.calcom_webhook, name="calcom"),
-    path("retell", views.retell_webhook, name="retell"),
+    path("<slug:provider>", views.receive_webhook, name="receive"),
 ]

@@ -1,4 +1,5 @@
-"""Webhook endpoints. Views only translate HTTP to the services and back.
+"""The webhook endpoint, one for every provider a server declares (mcp_core.webhooks). Views
+only translate HTTP to the services and back.
 
 CSRF does not apply (providers cannot hold a CSRF token); the provider's signature is the
 authentication, checked before anything else happens.
@@ -6,29 +7,12 @@ authentication, checked before anything else happens.
 
 import re
 
-from django.http import HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
 
-from .inbound import inbound_answer
-from .services import webhook_receive, webhook_refusal, webhook_store, webhook_verify
-from .verification import SignatureError
+from .services import webhook_provider, webhook_receive
 
 _SLUG = re.compile(r"[-a-zA-Z0-9_]{1,100}")
-
-
-class _BadHint(Exception):
-    pass
-
-
-def _tenant_hint(request: HttpRequest) -> str | None:
-    """`?tenant=<slug>` (a tenant's own account), refused when it cannot be a slug."""
-    hint = request.GET.get("tenant")
-    if hint is None:
-        return None
-    if not _SLUG.fullmatch(hint):
-        raise _BadHint
-    return hint
 
 
 def _bad_hint() -> JsonResponse:
@@ -42,40 +26,18 @@ def _bad_hint() -> JsonResponse:
     )
 
 
-def _answer(provider: str, request: HttpRequest) -> JsonResponse:
-    try:
-        hint = _tenant_hint(request)
-    except _BadHint:
+@csrf_exempt
+def receive_webhook(request: HttpRequest, provider: str) -> HttpResponse:
+    """POST /webhooks/<provider>: verify, persist, acknowledge (or answer at once)."""
+    if webhook_provider(provider) is None:
+        raise Http404("no such webhook provider")
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    # `?tenant=<slug>`: a tenant's own account, refused when it cannot be a slug.
+    hint = request.GET.get("tenant")
+    if hint is not None and not _SLUG.fullmatch(hint):
         return _bad_hint()
-    receipt = webhook_receive(provider, request.body, request.headers, tenant_hint=hint)
-    return JsonResponse(receipt.body, status=receipt.status)
-
-
-@csrf_exempt
-@require_POST
-def stripe_webhook(request: HttpRequest) -> JsonResponse:
-    return _answer("stripe", request)
-
-
-@csrf_exempt
-@require_POST
-def calcom_webhook(request: HttpRequest) -> JsonResponse:
-    return _answer("calcom", request)
-
-
-@csrf_exempt
-@require_POST
-def retell_webhook(request: HttpRequest) -> JsonResponse:
-    raw = request.body
-    try:
-        verified = webhook_verify("retell", raw, request.headers, tenant_hint=_tenant_hint(request))
-    except _BadHint:
-        return _bad_hint()
-    except SignatureError as exc:
-        receipt = webhook_refusal("retell", exc)
-        return JsonResponse(receipt.body, status=receipt.status)
-    if verified.payload.get("event") == "call_inbound":
-        # Retell waits for this answer before connecting the caller: answer synchronously.
-        return JsonResponse(inbound_answer(verified.payload))
-    receipt = webhook_store("retell", verified, raw)
+    receipt = webhook_receive(
+        provider, request.body, request.headers, tenant_hint=hint, url=request.build_absolute_uri()
+    )
     return JsonResponse(receipt.body, status=receipt.status)

@@ -112,3 +112,38 @@ class NotAServer:
 
 class BadName(EchoServer):
     name = "Bad-Name"
+
+
+class EchoWebhookServer(EchoServer):
+    """Receives the `echohook` provider's webhooks."""
+
+    name = "echowebhook"
+    webhooks = "tests.dummy_server.webhooks"
+
+
+class StripeAgainWebhookServer(EchoServer):
+    """Declares webhooks of a provider the Stripe server already declares."""
+
+    name = "stripeagain"
+    webhooks = "tests.dummy_server.bad_webhooks.stripe_again"
+
+
+class NoDeclarationWebhookServer(EchoServer):
+    """Names a webhooks module that declares nothing."""
+
+    name = "nodeclaration"
+    webhooks = "tests.dummy_server.bad_webhooks.nothing"
+
+
+class BadProviderWebhookServer(EchoServer):
+    """Declares a provider whose name is no lower-case identifier."""
+
+    name = "badprovider"
+    webhooks = "tests.dummy_server.bad_webhooks.bad_name"
+
+
+class MissingWebhooksModuleServer(EchoServer):
+    """Names a webhooks module that does not exist."""
+
+    name = "missingwebhooks"
+    webhooks = "tests.dummy_server.no_such_webhooks"

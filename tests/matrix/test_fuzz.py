@@ -23,7 +23,6 @@ from hypothesis import strategies as st
 
 from mcp_core.discovery import params_schema
 from mcp_core.registry import get_registry
-from mcp_servers.webhooks.verification import VERIFIERS
 
 from .conftest import mcp_tool_call
 from .params import branches, json_types, non_null, to_json
@@ -184,7 +183,7 @@ PATHS = [
     "/api/v1/mcp/call",
     "/api/v1/mcp/database/get_call_stats",
     "/mcp",
-    *(f"/webhooks/{provider}" for provider in VERIFIERS),
+    *(f"/webhooks/{provider}" for provider in sorted(get_registry().webhooks)),
 ]
 HEADERS = [
     "Idempotency-Key",

@@ -1,5 +1,5 @@
-"""The webhook matrix (issue 11 §2): every webhook endpoint (one per provider in the
-verification registry) x every input class. Payload classes are sent *signed with the right
+"""The webhook matrix (issue 11 §2): every webhook endpoint (one per provider a server declares
+in the registry, mcp_core.webhooks) x every input class. Payload classes are sent *signed with the right
 secret*, so it is the body itself that is refused, not the signature. Each gets a 4xx JSON
 answer that says why (a `reason`, or the `field` refused at the door); nothing is stored
 (no WebhookEvent); refusals past the door are counted per reason (RejectedDelivery).
@@ -13,16 +13,26 @@ from dataclasses import dataclass
 
 import pytest
 from django.conf import settings
+from django.utils.module_loading import import_string
 
-from mcp_servers.calcom.sandbox import sign_webhook as calcom_sign
+from mcp_core.registry import get_registry
+from mcp_core.tenancy import forget_tenant_secrets
+from mcp_core.webhooks import SignatureError, WebhookDelivery, verified_json
 from mcp_servers.retell.sandbox import sign_webhook as retell_sign
-from mcp_servers.stripe.sandbox import sign_webhook as stripe_sign
+from mcp_servers.retell.webhooks import verify_retell
 from mcp_servers.webhooks.models import RejectedDelivery, WebhookEvent
-from mcp_servers.webhooks.tenants import forget_tenant_secrets
-from mcp_servers.webhooks.verification import SIGNATURE_HEADERS, VERIFIERS, SignatureError, verify_retell
 
-SECRETS = {"stripe": "whsec_matrix_secret", "calcom": "calcom-matrix-secret", "retell": "key_matrix_retell"}
+WEBHOOKS = get_registry().webhooks
+VERIFIERS = {provider: hook.verify for provider, hook in WEBHOOKS.items()}
+SIGNATURE_HEADERS = {provider: hook.signature_header for provider, hook in WEBHOOKS.items()}
+
+SECRETS = {provider: f"matrix-secret-{provider}" for provider in WEBHOOKS}
 TOLERANCE_S = {"stripe": 300, "retell": 300}  # Cal.com signs no timestamp
+# How each timestamped provider's sandbox signer takes the signing time.
+SIGNED_AT = {
+    "stripe": lambda at: {"timestamp": int(at)},
+    "retell": lambda at: {"timestamp_ms": int(at * 1000)},
+}
 # int() refuses more than 4,300 digits with a ValueError (it was a 500).
 HUGE_TIMESTAMP = {
     "stripe": f"t={'1' * 4301},v1=" + "a" * 64,
@@ -33,9 +43,8 @@ HUGE_TIMESTAMP = {
 
 @pytest.fixture(autouse=True)
 def _secrets(settings):
-    settings.STRIPE_WEBHOOK_SECRET = SECRETS["stripe"]
-    settings.CALCOM_WEBHOOK_SECRET = SECRETS["calcom"]
-    settings.RETELL_API_KEY = SECRETS["retell"]
+    for provider, hook in WEBHOOKS.items():
+        setattr(settings, hook.secret.platform_setting, SECRETS[provider])
     forget_tenant_secrets()
     yield
     forget_tenant_secrets()
@@ -43,13 +52,9 @@ def _secrets(settings):
 
 def sign(provider: str, body: bytes, *, at: float | None = None) -> dict[str, str]:
     """The provider's own signature headers for `body` (signed `at` a Unix time, where it has one)."""
-    secret = SECRETS[provider]
-    if provider == "stripe":
-        headers = stripe_sign(body, secret, timestamp=None if at is None else int(at))
-    elif provider == "retell":
-        headers = retell_sign(body, secret, timestamp_ms=None if at is None else int(at * 1000))
-    else:
-        headers = calcom_sign(body, secret)
+    signer = import_string(WEBHOOKS[provider].sandbox_signer)
+    at_kwargs = SIGNED_AT[provider](at) if at is not None and provider in SIGNED_AT else {}
+    headers = signer(body, SECRETS[provider], **at_kwargs)
     return {k: v for k, v in headers.items() if k.lower() == SIGNATURE_HEADERS[provider].lower()}
 
 
@@ -215,15 +220,13 @@ def test_it_refuses_retell_timestamps_outside_the_tolerance_in_either_direction(
 def test_it_refuses_a_4301_digit_timestamp_in_the_verifier_itself(provider):
     """In-process callers skip the middleware: the verifier bounds the shape before int()."""
     with pytest.raises(SignatureError) as refused:
-        VERIFIERS[provider](b"{}", HUGE_TIMESTAMP[provider], "secret")
+        VERIFIERS[provider](WebhookDelivery(b"{}", {}, "", HUGE_TIMESTAMP[provider]), "secret")
     assert refused.value.reason == "malformed_signature"
 
 
 def test_it_parses_a_signed_payload_no_deeper_than_the_limit():
-    from mcp_servers.webhooks.verification import _json
-
     depth = settings.REQUEST_MAX_JSON_DEPTH
-    assert _json(json.dumps({"a": json.loads("[" * (depth - 1) + "]" * (depth - 1))}).encode())
+    assert verified_json(json.dumps({"a": json.loads("[" * (depth - 1) + "]" * (depth - 1))}).encode())
     with pytest.raises(SignatureError) as refused:
-        _json(("[" * 100_000).encode())
+        verified_json(("[" * 100_000).encode())
     assert refused.value.reason == "bad_payload" and "deeper" in refused.value.message

@@ -1,5 +1,5 @@
 """A webhook handler for the worker tests, plugged in through WEBHOOK_HANDLERS (the worker runs
-mcp_servers.queue.tests.worker_settings). It notes in Redis which worker ran which attempt,
+tests.worker_settings). It notes in Redis which worker ran which attempt,
 sleeps on the first attempt (long enough to be stopped or killed), and counts completions."""
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import uuid
 import psycopg
 import pytest
 
-from mcp_servers.queue.tests.celery_worker import BROKER_DB, _purge_own_keys
+from tests.celery_worker import BROKER_DB, _purge_own_keys
 
 from .conftest import ROOT, free_port, wait_for, wait_http
 
@@ -103,6 +103,8 @@ def test_it_serves_the_procfile_with_honcho_and_stops_it(tmp_path):
         assert f"worker.1@{socket.gethostname()} ready." in text
         assert "Listening at: http://127.0.0.1:" in text and "Using worker: sync" in text
         assert re.search(r"created: webhooks: sweep stuck and due events", text), "setup_periodic_tasks ran"
+        # The Procfile's beat runs the scheduler from settings, the one with the one-beat lock.
+        wait_for(lambda: "beat lock: taken" in log.read_text(), timeout=60)
         assert (tmp_path / "static" / "staticfiles.json").exists(), "collectstatic ran"
         assert (tmp_path / "serve.env").stat().st_mode & 0o077 == 0, "the secrets file is private"
         assert (tmp_path / "prometheus").is_dir(), "one metrics directory for every process"

@@ -20,9 +20,9 @@ import pytest
 import redis
 
 from askpro.celery import app
-from mcp_servers.queue.tests.celery_worker import BROKER_DB, _purge_own_keys, forget_broker_connections
 from mcp_servers.webhooks.models import WebhookEvent
 from mcp_servers.webhooks.services import webhook_enqueue
+from tests.celery_worker import BROKER_DB, _purge_own_keys, forget_broker_connections
 
 from .conftest import kill_group, procfile, production_env, start, stop, wait_for
 
@@ -71,7 +71,7 @@ def broker(tmp_path):
     def worker(name: str, *, visibility_timeout: int = 3600) -> Worker:
         env = production_env(
             # The production settings plus test handlers and a quick redelivery sweep.
-            DJANGO_SETTINGS_MODULE="mcp_servers.queue.tests.worker_settings",
+            DJANGO_SETTINGS_MODULE="tests.worker_settings",
             CELERY_BROKER_URL=url,
             CELERY_TASK_ALWAYS_EAGER="0",
             CELERY_TASK_DEFAULT_QUEUE=queue,

@@ -1,7 +1,6 @@
 from mcp_core.api_keys import api_key_authenticate
 from mcp_core.pipeline import call_operation
-
-from .celery_worker import (
+from tests.celery_worker import (
     celery_worker_factory,  # noqa: F401
 )
 

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from .celery_worker import forget_broker_connections
+from tests.celery_worker import forget_broker_connections
+
 from .conftest import call_server
 
 pytestmark = pytest.mark.slow

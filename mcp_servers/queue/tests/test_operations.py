@@ -6,8 +6,8 @@ import pytest
 
 from mcp_servers.queue.models import TaskFailure, TaskRunRollup
 from mcp_servers.queue.tasks import canary
+from tests.celery_worker import wait_for
 
-from .celery_worker import wait_for
 from .conftest import call_server
 
 pytestmark = pytest.mark.slow

@@ -1,24 +1,24 @@
 """Webhook test helpers: platform secrets set per test, deliveries signed by the providers'
-sandboxes (mcp_servers.<provider>.sandbox.sign_webhook)."""
+sandboxes, found like everything else of a provider through the registry (each declaration's
+`sandbox_signer`), so that the webhooks app's tests import no other server either."""
 
 from __future__ import annotations
 
 import json
+import secrets
+import time
 from datetime import timedelta as td
 from typing import Any
 
 import pytest
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from mcp_core.api_keys import api_key_authenticate
 from mcp_core.pipeline import call_operation
-from mcp_servers.calcom.sandbox import sign_webhook as calcom_sign
-from mcp_servers.retell.sandbox import sign_webhook as retell_sign
-from mcp_servers.retell.sandbox import webhook_body as retell_body
-from mcp_servers.stripe.sandbox import make_event
-from mcp_servers.stripe.sandbox import sign_webhook as stripe_sign
+from mcp_core.registry import get_registry
+from mcp_core.tenancy import forget_tenant_secrets
 from mcp_servers.webhooks.models import WebhookEvent
-from mcp_servers.webhooks.tenants import forget_tenant_secrets
 
 STRIPE_SECRET = "whsec_test_platform_secret"
 CALCOM_SECRET = "calcom-platform-webhook-secret"
@@ -38,13 +38,42 @@ def webhook_secrets(settings):
 
 
 def stripe_body(event_type: str, obj: dict[str, Any], **extra: Any) -> bytes:
-    event = make_event(event_type, obj)
-    event.update(extra)
+    """A Stripe event envelope (reference/upstream-apis.md) around `obj`."""
+    event = {
+        "id": f"evt_{secrets.token_hex(12)}",
+        "object": "event",
+        "created": int(time.time()),
+        "data": {"object": obj},
+        "livemode": False,
+        "type": event_type,
+        **extra,
+    }
     return json.dumps(event, separators=(",", ":")).encode()
 
 
 def calcom_body(trigger: str, payload: dict[str, Any], created_at: str = "2026-11-26T10:00:00.000Z") -> bytes:
     return json.dumps({"triggerEvent": trigger, "createdAt": created_at, "payload": payload}).encode()
+
+
+def retell_body(payload: dict[str, Any]) -> bytes:
+    """Compact JSON, as Retell sends it."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def retell_call(call_id="call_abc", to="+4930111111", frm="+4915550001", **extra):
+    """A Retell call object, as call_started carries it."""
+    return {
+        "call_id": call_id,
+        "call_type": "phone_call",
+        "agent_id": "agent_1",
+        "agent_version": 1,
+        "call_status": "ongoing",
+        "direction": "inbound",
+        "from_number": frm,
+        "to_number": to,
+        "start_timestamp": int(time.time() * 1000) - 60_000,
+        **extra,
+    }
 
 
 def post(client, provider: str, body: bytes, headers: dict[str, str]):
@@ -54,18 +83,19 @@ def post(client, provider: str, body: bytes, headers: dict[str, str]):
     return client.post(f"/webhooks/{provider}", data=body, content_type="application/json", **extra)
 
 
+PLATFORM_SECRETS = {"stripe": STRIPE_SECRET, "calcom": CALCOM_SECRET, "retell": RETELL_KEY}
+
+
 def signed(provider: str, body: bytes, secret: str | None = None, **kwargs: Any) -> dict[str, str]:
-    if provider == "stripe":
-        return stripe_sign(body, secret or STRIPE_SECRET, **kwargs)
-    if provider == "calcom":
-        return calcom_sign(body, secret if secret is not None else CALCOM_SECRET)
-    return retell_sign(body, secret or RETELL_KEY, **kwargs)
+    """The headers the provider's sandbox signs `body` with (the platform secret by default)."""
+    sign = import_string(get_registry().webhooks[provider].sandbox_signer)
+    return sign(body, PLATFORM_SECRETS[provider] if secret is None else secret, **kwargs)
 
 
-__all__ = ["calcom_body", "post", "retell_body", "signed", "stripe_body"]
+__all__ = ["calcom_body", "post", "retell_body", "retell_call", "signed", "stripe_body"]
 
 
-from mcp_servers.queue.tests.celery_worker import celery_worker_factory  # noqa: E402, F401
+from tests.celery_worker import celery_worker_factory  # noqa: E402, F401
 
 
 def call_server(key, operation, params=None, tenant=None):

@@ -18,8 +18,7 @@ from mcp_core.pipeline import call_operation
 from mcp_servers.webhooks.models import WebhookEvent
 from mcp_servers.webhooks.services import retry_delay, webhook_process, webhook_sweep
 
-from .conftest import calcom_body, post, retell_body, signed
-from .test_ingestion import _retell_call
+from .conftest import calcom_body, post, retell_body, retell_call, signed
 
 FLAKY = "mcp_servers.webhooks.tests.flaky_handlers.fails_twice_then_succeeds"
 
@@ -30,7 +29,7 @@ def test_it_retries_a_handler_that_fails_twice_then_succeeds(
 ):
     settings.WEBHOOK_HANDLERS = {"retell": FLAKY}
     key = f"flaky-{uuid.uuid4().hex}"
-    body = retell_body({"event": "call_started", "call": _retell_call(), "test_key": key})
+    body = retell_body({"event": "call_started", "call": retell_call(), "test_key": key})
     with django_capture_on_commit_callbacks(execute=True):
         assert post(client, "retell", body, signed("retell", body)).status_code == 202
     event = WebhookEvent.objects.get()
@@ -97,7 +96,7 @@ def test_it_does_not_claim_an_event_another_worker_holds_and_takes_it_over_after
         event_id="call_abc",
         idempotency_key="call_started:call_abc",
         type="call_started",
-        payload={"event": "call_started", "call": _retell_call()},
+        payload={"event": "call_started", "call": retell_call()},
         status="processing",
         attempts=1,
         lease_until=timezone.now() + td(seconds=30),
@@ -122,7 +121,7 @@ def test_it_sweeps_only_events_whose_message_may_be_lost(alice, django_capture_o
             event_id=key,
             idempotency_key=f"call_started:{key}",
             type="call_started",
-            payload={"event": "call_started", "call": _retell_call(call_id=key)},
+            payload={"event": "call_started", "call": retell_call(call_id=key)},
             **fields,
         )
         WebhookEvent.objects.filter(pk=event.pk).update(received_at=fields.pop("received_at", now))
@@ -146,7 +145,7 @@ def test_it_sweeps_only_events_whose_message_may_be_lost(alice, django_capture_o
 @pytest.mark.django_db(transaction=True)
 def test_it_processes_concurrent_duplicate_deliveries_once(alice):
     """Eight threads deliver the same event at the same moment (each on its own connection)."""
-    body = retell_body({"event": "call_started", "call": _retell_call(call_id="call_race")})
+    body = retell_body({"event": "call_started", "call": retell_call(call_id="call_race")})
     barrier = threading.Barrier(8)
     statuses: list[int] = []
 
@@ -176,7 +175,7 @@ def test_it_applies_an_event_once_under_concurrent_processing_tasks(alice):
         event_id="call_twice",
         idempotency_key="call_started:call_twice",
         type="call_started",
-        payload={"event": "call_started", "call": _retell_call(call_id="call_twice")},
+        payload={"event": "call_started", "call": retell_call(call_id="call_twice")},
     )
     outcomes: list[str] = []
     barrier = threading.Barrier(4)
@@ -210,7 +209,7 @@ def test_it_reports_what_the_sweep_command_enqueued(alice):
         event_id="call_cmd",
         idempotency_key="call_started:call_cmd",
         type="call_started",
-        payload={"event": "call_started", "call": _retell_call(call_id="call_cmd")},
+        payload={"event": "call_started", "call": retell_call(call_id="call_cmd")},
     )
     out = StringIO()
     call_command("webhooks_sweep", "--grace", "0", stdout=out)

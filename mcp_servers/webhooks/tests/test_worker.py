@@ -6,15 +6,14 @@ from __future__ import annotations
 import uuid
 
 import pytest
-import redis
 from django.test import Client
 
 from askpro.models import Call
-from mcp_servers.queue.tests.celery_worker import wait_for
 from mcp_servers.webhooks.models import WebhookEvent
+from tests.celery_worker import wait_for
 
-from .conftest import post, retell_body, signed
-from .test_ingestion import _retell_call
+from .conftest import post, retell_body, retell_call, signed
+from .flaky_handlers import counter_redis
 
 pytestmark = pytest.mark.slow
 SLOW = "mcp_servers.webhooks.tests.flaky_handlers.slow_on_first_attempt"
@@ -32,7 +31,7 @@ def _deliver(payload):
 def test_it_processes_acknowledged_events_in_a_worker_and_retries_with_backoff(celery_worker_factory, alice):
     celery_worker_factory(handlers={"retell": FLAKY}).start()
     key = f"flaky-{uuid.uuid4().hex}"
-    event = _deliver({"event": "call_started", "call": _retell_call(call_id="call_w1"), "test_key": key})
+    event = _deliver({"event": "call_started", "call": retell_call(call_id="call_w1"), "test_key": key})
     done = wait_for(lambda: WebhookEvent.objects.filter(pk=event.pk, status="processed").first(), timeout=30)
     assert done.attempts == 3 and done.tenant == alice
     assert Call.objects.get(retell_call_id="call_w1").status == "ongoing"
@@ -43,11 +42,11 @@ def test_it_loses_nothing_when_the_worker_dies_mid_event(celery_worker_factory, 
     """SIGKILL the worker while the handler runs: the message was not acknowledged (acks_late),
     the broker redelivers it after the visibility timeout, and the restarted worker takes the
     event over once the dead worker's lease has expired. It is applied exactly once."""
-    r = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    r = counter_redis()  # the Redis the handlers count in (REDIS_URL), not always db 0
     key = f"kill-{uuid.uuid4().hex}"
     first = celery_worker_factory(handlers={"retell": SLOW}).start()
     event = _deliver(
-        {"event": "call_started", "call": _retell_call(call_id="call_kill"), "test_key": key, "sleep": 60}
+        {"event": "call_started", "call": retell_call(call_id="call_kill"), "test_key": key, "sleep": 60}
     )
     wait_for(lambda: r.get(f"{key}:started:1"), timeout=20)
     assert WebhookEvent.objects.get(pk=event.pk).status == "processing"

@@ -9,7 +9,7 @@ import pytest
 from django.core.cache import cache
 
 from askpro.models import PhoneNumber, Service
-from mcp_servers.webhooks.inbound import CACHE_PREFIX
+from mcp_servers.retell.inbound import CACHE_PREFIX
 from mcp_servers.webhooks.models import WebhookEvent
 
 from .conftest import post, retell_body, signed

@@ -1,4 +1,4 @@
-"""The Retell inbound-call webhook (`call_inbound`), answered synchronously.
+"""The answer to Retell's inbound-call webhook (`call_inbound`), given synchronously.
 
 Before connecting a call Retell asks which agent should answer and with which dynamic
 variables. This is the platform's hottest path, so the answer for a dialled number is built

@@ -1,29 +1,9 @@
-"""Helpers shared by the handlers."""
+"""A tenant's customers, found by phone or e-mail (the webhook handlers of several servers
+meet the same caller)."""
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
-
-from django.utils.dateparse import parse_datetime
-
-from askpro.models import Customer
-
-
-def ms_to_datetime(value: Any) -> dt.datetime | None:
-    if isinstance(value, int | float) and value > 0:
-        return dt.datetime.fromtimestamp(value / 1000, tz=dt.UTC)
-    return None
-
-
-def parse_iso(value: Any) -> dt.datetime | None:
-    """An aware datetime from ISO text (a trailing Z allowed); naive or bad input gives None."""
-    if not isinstance(value, str) or not value:
-        return None
-    parsed = parse_datetime(value.replace("Z", "+00:00"))
-    if parsed is None or parsed.tzinfo is None:
-        return None
-    return parsed
+from .models import Customer
 
 
 def customer_find_or_create(

@@ -1,5 +1,6 @@
-"""Stripe invoice.*, customer.subscription.*, payment_intent.* -> Invoice rows and the
-company's billing status.
+"""Stripe's inbound webhooks: the Stripe-Signature verifier, the event's identity and
+tenant, and the handler of invoice.*, customer.subscription.*, payment_intent.* -> Invoice
+rows and the company's billing status.
 
 Two kinds of Stripe account send events here:
 - the platform's own account (verified by STRIPE_WEBHOOK_SECRET) bills the companies: the
@@ -9,20 +10,116 @@ Two kinds of Stripe account send events here:
   invoices are stored for that tenant, and its billing status is never touched.
 Stripe does not order deliveries, so each record keeps the `created` of the last event
 applied and older events are skipped.
+
+Signature headers are checked for length and shape before anything is parsed out of them (a
+4,301-digit timestamp is a ValueError in int()), and timestamps must lie within the tolerance
+in both directions: Stripe's library only refuses old ones, we refuse future ones too.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import re
+import time
 from decimal import Decimal
 from typing import Any
 
+import stripe
 from django.db import transaction
 
 from askpro.models import Company, Customer, Invoice
+from mcp_core.tenancy import TenantCredentials
+from mcp_core.webhooks import (
+    SIGNATURE_MAX_CHARS,
+    EventIdentity,
+    HandlerError,
+    SignatureError,
+    WebhookDelivery,
+    check_tolerance,
+    unverified_json,
+    verified_json,
+    webhook,
+)
 
-from ..models import WebhookEvent
-from . import HandlerError
+STRIPE_TOLERANCE_S = 300  # stripe-python's DEFAULT_TOLERANCE
+_STRIPE_ITEM = re.compile(r"^([a-z][a-z0-9]{0,7})=([A-Za-z0-9_]{1,128})$")
+_STRIPE_MAX_ITEMS = 16
+STRIPE_WEBHOOK_SECRET = TenantCredentials(
+    service="stripe",
+    tenant_field="stripe_webhook_secret",
+    platform_setting="STRIPE_WEBHOOK_SECRET",
+    what="Stripe webhook secret",
+)
+
+
+def _stripe_timestamp(header: str) -> int:
+    """The `t` of a Stripe-Signature header whose shape is sound: comma-separated key=value
+    items, one `t` of at most 12 digits, at least one `v1`."""
+    if len(header) > SIGNATURE_MAX_CHARS:
+        raise SignatureError(
+            "malformed_signature", f"the signature header is longer than {SIGNATURE_MAX_CHARS}"
+        )
+    items = header.split(",")
+    if len(items) > _STRIPE_MAX_ITEMS:
+        raise SignatureError("malformed_signature")
+    pairs = [_STRIPE_ITEM.match(item.strip()) for item in items]
+    if not all(pairs):
+        raise SignatureError("malformed_signature")
+    stamps = [m.group(2) for m in pairs if m.group(1) == "t"]
+    if len(stamps) != 1 or not stamps[0].isdigit() or len(stamps[0]) > 12:
+        raise SignatureError("malformed_signature", "the signature header needs one t=<unix seconds>")
+    if not any(m.group(1) == "v1" for m in pairs):
+        raise SignatureError("malformed_signature", "the signature header has no v1 signature")
+    return int(stamps[0])
+
+
+def verify_stripe(raw: bytes, header: str | None, secret: str) -> dict[str, Any]:
+    """Stripe-Signature `t=..,v1=..` over `t.body`, through the stripe library (300 s tolerance).
+    Returns the event as plain JSON data."""
+    if not header:
+        raise SignatureError("missing_signature")
+    if not secret:
+        raise SignatureError("no_secret")
+    check_tolerance(_stripe_timestamp(header), STRIPE_TOLERANCE_S, time.time())
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SignatureError("bad_payload", f"body: not valid UTF-8 (byte {exc.start})") from None
+    try:
+        # The signature only: the stored payload is the verified JSON itself (verified_json),
+        # parsed once, under our depth and content checks.
+        stripe.WebhookSignature.verify_header(text, header, secret, tolerance=STRIPE_TOLERANCE_S)
+    except stripe.SignatureVerificationError as exc:
+        reason = "stale_timestamp" if "tolerance" in str(exc).lower() else "bad_signature"
+        raise SignatureError(reason) from None
+    return verified_json(raw)
+
+
+def verify(delivery: WebhookDelivery, secret: str) -> dict[str, Any]:
+    """The declared verifier: the signature header over the raw body."""
+    return verify_stripe(delivery.body, delivery.signature, secret)
+
+
+def identify(payload: dict[str, Any], raw: bytes) -> EventIdentity:
+    """Stripe's event id; a body without one is keyed by its hash."""
+    event_id = str(payload.get("id") or "")
+    key = event_id or f"sha256:{hashlib.sha256(raw).hexdigest()}"
+    return EventIdentity(event_id, str(payload.get("type") or "unknown"), key)
+
+
+def claimed_tenant(delivery: WebhookDelivery) -> int | None:
+    """The company whose Stripe customer the (unverified) event's object names."""
+    payload = unverified_json(delivery.body) or {}
+    data = payload.get("data") or {}
+    obj = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(obj, dict):
+        return None
+    customer = obj.get("id") if obj.get("object") == "customer" else obj.get("customer")
+    if isinstance(customer, str) and customer:
+        return Company.objects.filter(stripe_customer_id=customer).values_list("pk", flat=True).first()
+    return None
+
 
 _SUBSCRIPTION_STATUS = {
     "trialing": Company.BillingStatus.TRIALING,
@@ -54,7 +151,17 @@ _ZERO_DECIMAL = {
 }
 
 
+@webhook(
+    provider="stripe",
+    signature_header="Stripe-Signature",
+    verify=verify,
+    secret=STRIPE_WEBHOOK_SECRET,
+    identify=identify,
+    claimed_tenant=claimed_tenant,
+    sandbox_signer="mcp_servers.stripe.sandbox.sign_webhook",
+)
 def handle(event) -> str:
+    """Apply an invoice, subscription or payment event (see the module docstring)."""
     kind = str(event.payload.get("type") or "")
     obj = (event.payload.get("data") or {}).get("object")
     if not isinstance(obj, dict):
@@ -153,11 +260,14 @@ def _subscription(event, kind: str, obj: dict[str, Any], created: int) -> str:
         if company is None:
             raise HandlerError(f"subscription customer {obj.get('customer')!r} is not a known company")
         event.tenant_id = company.pk
+        # The stored event's own model (the webhooks app's), reached through the event so that
+        # this server imports no other server.
+        stored = type(event)
         newer = (
-            WebhookEvent.objects.filter(
+            stored._default_manager.filter(
                 provider="stripe",
                 tenant=company,
-                status=WebhookEvent.Status.PROCESSED,
+                status=stored.Status.PROCESSED,
                 type__startswith="customer.subscription.",
                 payload__created__gt=created,
             )

@@ -23,7 +23,7 @@ from django.db import connection
 
 from askpro.celery import app
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[1]
 BROKER_DB = int(os.environ.get("TEST_CELERY_REDIS_DB", "0"))
 
 
@@ -117,7 +117,7 @@ def celery_worker_factory(transactional_db, settings):
     workers: list[Worker] = []
     base_env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "mcp_servers.queue.tests.worker_settings",
+        "DJANGO_SETTINGS_MODULE": "tests.worker_settings",
         "DEBUG": "1",
         "DATABASE_URL": _database_url(),
         "DB_POOL": "0",

@@ -1,6 +1,7 @@
-"""Retell call_started / call_ended / call_analyzed -> the Call, its customer and branch, the
-analysis, and (for a booking the agent confirmed) an appointment made through the Cal.com
-server via the orchestrator.
+"""Retell's inbound webhooks: the x-retell-signature verifier, the event's identity and
+tenant, the synchronous call_inbound answer, and the handler of call_started / call_ended /
+call_analyzed -> the Call, its customer and branch, the analysis, and (for a booking the agent
+confirmed) an appointment made through the Cal.com server via the orchestrator.
 
 A booking is read from `call_analysis.custom_analysis_data` (the agent's post-call analysis
 fields): `appointment_booked` (true) and `appointment_start` (ISO 8601 with offset), optional
@@ -11,19 +12,110 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
+import hmac
 import re
+import time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db import transaction
 
-from askpro.models import Appointment, Branch, Call, Company, Service
+from askpro.customers import customer_find_or_create
+from askpro.models import Appointment, Branch, Call, Company, PhoneNumber, Service
 from mcp_core.contracts import SYSTEM_PRINCIPAL
 from mcp_core.pipeline import call_operation
+from mcp_core.webhooks import (
+    SIGNATURE_MAX_CHARS,
+    EventIdentity,
+    HandlerError,
+    SignatureError,
+    WebhookDelivery,
+    check_tolerance,
+    ms_to_datetime,
+    parse_iso,
+    unverified_json,
+    verified_json,
+    webhook,
+)
 
-from ..tenants import company_for_number, retell_call_number
-from . import HandlerError
-from .common import customer_find_or_create, ms_to_datetime, parse_iso
+from .inbound import inbound_answer
+from .tenancy import RETELL_KEY
+
+RETELL_TOLERANCE_MS = 300_000  # ±5 minutes, symmetric (Retell's SDK verifier)
+# Timestamps: at most 13 digits (milliseconds until the year 2286), so int() is always cheap.
+_RETELL_SIGNATURE = re.compile(r"^v=(\d{1,13}),d=([0-9a-f]{64})$")
+
+
+def verify_retell(
+    raw: bytes, header: str | None, api_key: str, *, now_ms: int | None = None
+) -> dict[str, Any]:
+    """x-retell-signature `v=<ms>,d=<hex>`, d = HMAC-SHA256(api_key, body + str(ms)), ±5 min."""
+    if not header:
+        raise SignatureError("missing_signature")
+    if not api_key:
+        raise SignatureError("no_secret")
+    match = _RETELL_SIGNATURE.match(header.strip()) if len(header) <= SIGNATURE_MAX_CHARS else None
+    if match is None:
+        raise SignatureError(
+            "malformed_signature", "the signature header must be v=<unix ms>,d=<64 hex digits>"
+        )
+    stamp, digest = match.group(1), match.group(2)
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    check_tolerance(int(stamp) / 1000, RETELL_TOLERANCE_MS / 1000, now_ms / 1000)
+    expected = hmac.new(api_key.encode(), raw + stamp.encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected.encode(), digest.encode()):
+        raise SignatureError("bad_signature")
+    return verified_json(raw)
+
+
+def verify(delivery: WebhookDelivery, secret: str) -> dict[str, Any]:
+    """The declared verifier: the signature header over the raw body."""
+    return verify_retell(delivery.body, delivery.signature, secret)
+
+
+def identify(payload: dict[str, Any], raw: bytes) -> EventIdentity:
+    """Retell retries the same event of the same call; one row per (event, call)."""
+    event = str(payload.get("event") or "unknown")
+    call = payload.get("call") if isinstance(payload.get("call"), dict) else {}
+    call_id = str(call.get("call_id") or "")
+    key = f"{event}:{call_id}" if call_id else f"sha256:{hashlib.sha256(raw).hexdigest()}"
+    return EventIdentity(call_id, event, key)
+
+
+def company_for_number(number: str | None) -> tuple[int, int | None] | None:
+    """(company_id, branch_id) of an active dialled number, else None."""
+    if not number:
+        return None
+    row = (
+        PhoneNumber.objects.filter(number=number.strip(), is_active=True, company__is_active=True)
+        .values_list("company_id", "branch_id")
+        .first()
+    )
+    if row:
+        return row[0], row[1]
+    branch = (
+        Branch.objects.filter(phone_number=number.strip(), is_active=True, company__is_active=True)
+        .values_list("company_id", "pk")
+        .first()
+    )
+    return (branch[0], branch[1]) if branch else None
+
+
+def retell_call_number(call: dict[str, Any]) -> str | None:
+    """Our side of a Retell call: the dialled number for inbound, the caller id for outbound."""
+    if call.get("direction") == "outbound":
+        return call.get("from_number")
+    return call.get("to_number")
+
+
+def claimed_tenant(delivery: WebhookDelivery) -> int | None:
+    """The tenant owning our side of the (unverified) call's numbers."""
+    payload = unverified_json(delivery.body) or {}
+    call = payload.get("call") or payload.get("call_inbound") or {}
+    found = company_for_number(retell_call_number(call)) if isinstance(call, dict) else None
+    return found[0] if found else None
+
 
 HANDLED = ("call_started", "call_ended", "call_analyzed")
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
@@ -31,7 +123,25 @@ _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _RANK = {Call.Status.REGISTERED: 0, Call.Status.ONGOING: 1, Call.Status.ENDED: 2, Call.Status.ERROR: 2}
 
 
+def answer(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """call_inbound is answered at once (Retell waits for it before connecting the caller);
+    every other event is stored and processed from the queue."""
+    return inbound_answer(payload) if payload.get("event") == "call_inbound" else None
+
+
+@webhook(
+    provider="retell",
+    signature_header="X-Retell-Signature",
+    verify=verify,
+    secret=RETELL_KEY,
+    identify=identify,
+    claimed_tenant=claimed_tenant,
+    answer=answer,
+    sandbox_signer="mcp_servers.retell.sandbox.sign_webhook",
+    signature_max_chars=256,
+)
 def handle(event) -> str:
+    """Apply a call event to the Call, and book what the agent confirmed (module docstring)."""
     kind = event.payload.get("event")
     call_data = event.payload.get("call")
     if kind not in HANDLED:

@@ -15,8 +15,7 @@ from mcp_core.pipeline import call_operation
 from mcp_servers.calcom.sandbox import DEMO_API_KEY, CalcomSandbox
 from mcp_servers.webhooks.models import WebhookEvent
 
-from .conftest import calcom_body, post, retell_body, signed, stripe_body
-from .test_ingestion import _retell_call
+from .conftest import calcom_body, post, retell_body, retell_call, signed, stripe_body
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +52,7 @@ def _deliver(client, capture, provider, body, secret=None):
 
 
 def _analyzed_call(start: dt.datetime, **custom):
-    return _retell_call(
+    return retell_call(
         call_status="ended",
         end_timestamp=int(time.time() * 1000),
         duration_ms=95_000,
@@ -83,7 +82,7 @@ def test_it_follows_a_call_and_books_its_appointment_through_the_calcom_server(
     capture = django_capture_on_commit_callbacks
     start = _next_monday_10_berlin()
     analyzed = _analyzed_call(start)
-    _deliver(client, capture, "retell", retell_body({"event": "call_started", "call": _retell_call()}))
+    _deliver(client, capture, "retell", retell_body({"event": "call_started", "call": retell_call()}))
     ended = {k: v for k, v in analyzed.items() if k != "call_analysis"}
     _deliver(client, capture, "retell", retell_body({"event": "call_ended", "call": ended}))
     _deliver(client, capture, "retell", retell_body({"event": "call_analyzed", "call": analyzed}))
@@ -132,9 +131,9 @@ def test_it_never_moves_a_call_backwards_when_events_arrive_out_of_order(
     client, alice, django_capture_on_commit_callbacks
 ):
     capture = django_capture_on_commit_callbacks
-    ended = _retell_call(call_status="ended", duration_ms=30_000)
+    ended = retell_call(call_status="ended", duration_ms=30_000)
     _deliver(client, capture, "retell", retell_body({"event": "call_ended", "call": ended}))
-    _deliver(client, capture, "retell", retell_body({"event": "call_started", "call": _retell_call()}))
+    _deliver(client, capture, "retell", retell_body({"event": "call_started", "call": retell_call()}))
     call = Call.objects.get(retell_call_id="call_abc")
     assert call.status == "ended" and call.duration_sec == 30
 
@@ -144,7 +143,7 @@ def test_it_fails_a_call_for_a_number_no_tenant_owns(
     client, alice, settings, django_capture_on_commit_callbacks
 ):
     settings.WEBHOOK_MAX_ATTEMPTS = 1
-    body = retell_body({"event": "call_started", "call": _retell_call(to="+4999000000")})
+    body = retell_body({"event": "call_started", "call": retell_call(to="+4999000000")})
     _deliver(client, django_capture_on_commit_callbacks, "retell", body)
     event = WebhookEvent.objects.get()
     assert event.status == "failed" and "+4999000000" in event.last_error

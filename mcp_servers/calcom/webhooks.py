@@ -1,4 +1,5 @@
-"""Cal.com booking triggers -> the Appointment kept in sync.
+"""Cal.com's inbound webhooks: the X-Cal-Signature-256 verifier, the event's identity and
+tenant, and the handler that keeps the Appointment in sync with booking triggers.
 
 Cal.com gives no ordering guarantee, so each appointment remembers the `createdAt` of the
 last trigger applied to it (metadata.calcom_event_at) and an older trigger is skipped: a
@@ -8,15 +9,94 @@ late BOOKING_CREATED never revives a cancelled booking.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
+import re
 from typing import Any
 
 from django.db import transaction
 
+from askpro.customers import customer_find_or_create
 from askpro.models import Appointment, Branch, Company, Service
+from mcp_core.tenancy import TenantCredentials
+from mcp_core.webhooks import (
+    EventIdentity,
+    HandlerError,
+    SignatureError,
+    WebhookDelivery,
+    parse_iso,
+    unverified_json,
+    verified_json,
+    webhook,
+)
 
-from ..tenants import company_for_event_type
-from . import HandlerError
-from .common import customer_find_or_create, parse_iso
+CALCOM_NO_SECRET = "no-secret-provided"  # noqa: S105 - what Cal.com sends when the webhook has no secret
+_CALCOM_SIGNATURE = re.compile(r"^[0-9a-fA-F]{64}$")
+CALCOM_WEBHOOK_SECRET = TenantCredentials(
+    service="calcom",
+    tenant_field="calcom_webhook_secret",
+    platform_setting="CALCOM_WEBHOOK_SECRET",
+    what="Cal.com webhook secret",
+)
+
+
+def verify_calcom(raw: bytes, header: str | None, secret: str) -> dict[str, Any]:
+    """X-Cal-Signature-256 = hex HMAC-SHA256(secret, raw body); no timestamp, no prefix.
+    The literal `no-secret-provided` is refused, whatever our own secret is."""
+    if not header:
+        raise SignatureError("missing_signature")
+    if header == CALCOM_NO_SECRET:
+        raise SignatureError("no_secret_provided")
+    if not secret:
+        raise SignatureError("no_secret")
+    if not _CALCOM_SIGNATURE.match(header.strip()):
+        raise SignatureError("malformed_signature", "the signature header must be 64 hexadecimal digits")
+    expected = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected.encode(), header.strip().encode()):
+        raise SignatureError("bad_signature")
+    return verified_json(raw)
+
+
+def verify(delivery: WebhookDelivery, secret: str) -> dict[str, Any]:
+    """The declared verifier: the signature header over the raw body."""
+    return verify_calcom(delivery.body, delivery.signature, secret)
+
+
+def identify(payload: dict[str, Any], raw: bytes) -> EventIdentity:
+    """Cal.com has no event id; a redelivery repeats the same body (trigger, uid, createdAt)."""
+    trigger = str(payload.get("triggerEvent") or "unknown")
+    inner = payload.get("payload") if isinstance(payload.get("payload"), dict) else {}
+    uid = str(inner.get("uid") or inner.get("bookingId") or "")
+    created = str(payload.get("createdAt") or "")
+    key = f"{trigger}:{uid}:{created}" if uid and created else f"sha256:{hashlib.sha256(raw).hexdigest()}"
+    return EventIdentity((f"{trigger}:{uid}" if uid else trigger), trigger, key[:200])
+
+
+def company_for_event_type(event_type_id: Any) -> int | None:
+    """The one company whose branch or service maps this Cal.com event type (None if 0 or 2+)."""
+    if not isinstance(event_type_id, int):
+        return None
+    ids = set(
+        Branch.objects.filter(calcom_event_type_id=event_type_id).values_list("company_id", flat=True)
+    ) | set(Service.objects.filter(calcom_event_type_id=event_type_id).values_list("company_id", flat=True))
+    return ids.pop() if len(ids) == 1 else None
+
+
+def claimed_tenant(delivery: WebhookDelivery) -> int | None:
+    """The tenant of the booking the (unverified) payload names, else of its event type."""
+    payload = unverified_json(delivery.body) or {}
+    inner = payload.get("payload") or {}
+    if not isinstance(inner, dict):
+        return None
+    uid = inner.get("uid")
+    if isinstance(uid, str) and uid:
+        company_id = (
+            Appointment.objects.filter(calcom_booking_uid=uid).values_list("company_id", flat=True).first()
+        )
+        if company_id:
+            return company_id
+    return company_for_event_type(inner.get("eventTypeId"))
+
 
 S = Appointment.Status
 _STATUS_FOR_TRIGGER = {
@@ -39,7 +119,18 @@ _FROM_PAYLOAD_STATUS = {
 }
 
 
+@webhook(
+    provider="calcom",
+    signature_header="X-Cal-Signature-256",
+    verify=verify,
+    secret=CALCOM_WEBHOOK_SECRET,
+    identify=identify,
+    claimed_tenant=claimed_tenant,
+    sandbox_signer="mcp_servers.calcom.sandbox.sign_webhook",
+    signature_max_chars=256,
+)
 def handle(event) -> str:
+    """Apply a booking trigger to the Appointment (see the module docstring)."""
     trigger = event.payload.get("triggerEvent")
     payload = event.payload.get("payload")
     if trigger not in _STATUS_FOR_TRIGGER:
