@@ -15,6 +15,8 @@ from mcp_core.http import UpstreamClient
 VERSION_EVENT_TYPES = "2024-06-14"
 VERSION_BOOKINGS = "2024-08-13"  # also /v2/me
 VERSION_SLOTS = "2024-09-04"
+# The largest page of GET /v2/bookings (`take`); the sandbox refuses more, as Cal.com does.
+MAX_TAKE = 250
 
 
 class CalcomClient(UpstreamClient):

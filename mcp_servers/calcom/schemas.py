@@ -13,6 +13,8 @@ from askpro.models import Company
 from mcp_core.contracts import ErrorCode, MCPError
 from mcp_core.schemas import INT32_MAX, Params, Result
 
+from .client import MAX_TAKE
+
 Meta = msgspec.Meta
 AwareDatetime = Annotated[dt.datetime, Meta(tz=True, description="ISO 8601 with a UTC offset")]
 BookingUid = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,100}$", description="The Cal.com booking uid")]
@@ -98,7 +100,7 @@ class GetBookingsParams(Params):
     event_type_id: EventTypeId | None = None
     after_start: AwareDatetime | None = None
     before_end: AwareDatetime | None = None
-    take: Annotated[int, Meta(ge=1, le=250, description="Page size")] = 50
+    take: Annotated[int, Meta(ge=1, le=MAX_TAKE, description="Page size")] = 50
     skip: Annotated[int, Meta(ge=0, le=INT32_MAX, description="Offset")] = 0
 
 

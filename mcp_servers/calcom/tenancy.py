@@ -41,6 +41,16 @@ class Access:
         )
         return ids
 
+    def event_types(self, ctx: OperationContext) -> list[dict[str, Any]]:
+        """The Cal.com event types the tenant sees: all of its own account's, else its mapped ones."""
+        raw = self.client.event_types(ctx)
+        if not isinstance(raw, list):
+            raise MCPError(ErrorCode.UPSTREAM_ERROR, "calcom: event types answer is not a list")
+        if self.own_account:
+            return raw
+        mapped = self.mapped_event_type_ids()
+        return [item for item in raw if item.get("id") in mapped]
+
     def check_event_type(self, event_type_id: int) -> None:
         """On the shared account, only the tenant's mapped event types are its own."""
         if not self.own_account and event_type_id not in self.mapped_event_type_ids():

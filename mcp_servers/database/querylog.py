@@ -16,6 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 INDEX_KEY = "mcp:slowq:index"
@@ -96,3 +97,27 @@ def clear() -> None:
     for key in cache.get(INDEX_KEY) or []:
         cache.delete(ENTRY_KEY.format(key))
     cache.delete(INDEX_KEY)
+
+
+def slow_query_rows(limit: int) -> tuple[list[dict[str, Any]], str]:
+    """Slow query shapes: pg_stat_statements when it is loaded, else our own capture."""
+    if connection.vendor == "postgresql":
+        try:
+            with connection.cursor() as cursor, transaction.atomic():
+                cursor.execute(
+                    "SELECT query, calls, mean_exec_time, max_exec_time, total_exec_time FROM pg_stat_statements "
+                    "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                    "ORDER BY total_exec_time DESC LIMIT %s",
+                    [limit],
+                )
+                rows = cursor.fetchall()
+            return (
+                [
+                    {"query": q, "calls": c, "mean_ms": m, "max_ms": x, "total_ms": t}
+                    for q, c, m, x, t in rows
+                ],
+                "pg_stat_statements",
+            )
+        except DatabaseError:
+            pass  # not installed or not preloaded: fall back to the project's own timings
+    return captured(limit), f"captured timings (statements over {settings.MCP_SLOW_QUERY_MS} ms)"

@@ -1,307 +1,42 @@
-"""The database server: the platform's own records, read safely."""
+"""The database server: the platform's own records, read safely.
+
+This class declares the operations; the tenant's record reads live in records.py, the
+operators' SQL (guard, bounded run, EXPLAIN, slow queries) in statements.py and sql_guard.py.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
-from decimal import Decimal
-from typing import Annotated, Any, Literal
+import time
 
-import msgspec
-from django.apps import apps
-from django.conf import settings
-from django.db import DatabaseError, connection, transaction
-from django.db.models import Q
-from django.utils import timezone
+from django.db import DatabaseError, connection
 
-from askpro.models import Appointment, Branch, Call, Customer, PhoneNumber
 from askpro.selectors import UnknownBranch, call_stats
 from mcp_core.contracts import ErrorCode, MCPError, OperationContext
-from mcp_core.db import deadline_transaction
 from mcp_core.health import HealthResult, HealthStatus
-from mcp_core.schemas import BIGINT_MAX, NoParams, Params, Result
+from mcp_core.schemas import NoParams
 from mcp_core.server import MCPServer, operation
 
-from . import querylog
-from .analysis import explain, suggest_indexes
-from .bounded import run_bounded
-from .sql_guard import UnsafeQuery, allowed_tables, check_query, secret_columns, sqlite_authorizer
-
-Meta = msgspec.Meta
-
-
-# --- get_schema ---
-class GetSchemaParams(Params):
-    tables: Annotated[
-        list[str] | None, Meta(description="Only these tables (default: every allowed table)")
-    ] = None
-
-
-class ColumnInfo(Result):
-    name: str
-    type: str
-    nullable: bool
-
-
-class TableInfo(Result):
-    name: str
-    columns: list[ColumnInfo]
-    indexes: list[str]
-    tenant_rows: Annotated[int | None, Meta(description="Rows that belong to this tenant")]
-
-
-class GetSchemaResult(Result):
-    tables: list[TableInfo]
-    generated_at: dt.datetime
-
-
-# --- query ---
-class QueryParams(Params):
-    sql: Annotated[str, Meta(min_length=1, max_length=20_000, description="Exactly one SELECT statement")]
-    max_rows: Annotated[int, Meta(ge=1, le=100_000, description="Row cap (also capped by settings)")] = 1000
-    max_bytes: (
-        Annotated[
-            int,
-            Meta(
-                ge=1024,
-                le=256 * 1024 * 1024,
-                description="Byte cap for the rows as JSON (default and upper bound: MCP_DATABASE_MAX_BYTES)",
-            ),
-        ]
-        | None
-    ) = None
-
-
-class QueryResult(Result):
-    columns: list[str]
-    rows: list[list[Any]]
-    row_count: int
-    truncated: Annotated[bool, Meta(description="Rows were left out or values cut: see truncated_by")]
-    max_rows: Annotated[int, Meta(description="The row cap in force for this answer")]
-    max_bytes: Annotated[int, Meta(description="The byte cap in force for this answer (rows as JSON)")]
-    truncated_by: Annotated[
-        Literal["max_rows", "max_bytes"] | None, Meta(description="Which cap ended the answer")
-    ] = None
-    cut_values: Annotated[
-        list[list[int]],
-        Meta(description="[row, column] of each value cut short (the start of its text) or left out (null)"),
-    ] = msgspec.field(default_factory=list)
-    note: str | None = None
-
-
-# --- search ---
-SearchTable = Literal["customers", "appointments", "calls"]
-
-
-class SearchParams(Params):
-    query: Annotated[str, Meta(min_length=2, max_length=100, description="Text to look for")]
-    tables: Annotated[list[SearchTable], Meta(min_length=1)] = msgspec.field(
-        default_factory=lambda: ["customers", "appointments", "calls"]
-    )
-    limit: Annotated[int, Meta(ge=1, le=50, description="Rows per table")] = 20
-
-
-class SearchHit(Result):
-    table: str
-    id: int
-    label: str
-    matched: str
-
-
-class SearchResult(Result):
-    query: str
-    hits: list[SearchHit]
-
-
-# --- get_call_stats ---
-class CallStatsParams(Params):
-    days: Annotated[int, Meta(ge=1, le=365, description="How many days back")] = 7
-    branch_id: Annotated[int, Meta(ge=1, le=BIGINT_MAX, description="Only this branch")] | None = None
-
-
-class CallDay(Result):
-    date: dt.date
-    total: int
-    ended: int
-    failed: int
-    avg_duration_sec: float | None
-    total_cost: float
-
-
-class CallStatsResult(Result):
-    days: int
-    total: int
-    ended: int
-    failed: int
-    successful: int
-    with_appointment: int
-    avg_duration_sec: float | None
-    total_cost: float
-    first_call_at: dt.datetime | None
-    last_call_at: dt.datetime | None
-    daily: list[CallDay]
-
-
-# --- get_failed_appointments ---
-class FailedAppointmentsParams(Params):
-    hours: Annotated[int, Meta(ge=1, le=24 * 90, description="Look back this many hours")] = 24
-    limit: Annotated[int, Meta(ge=1, le=1000)] = 100
-
-
-class FailedAppointment(Result):
-    id: int
-    starts_at: dt.datetime
-    status: str
-    error_message: str
-    customer_name: str | None
-    customer_phone: str | None
-    branch: str | None
-    service: str | None
-
-
-class FailedAppointmentsResult(Result):
-    appointments: list[FailedAppointment]
-    count: int
-
-
-# --- get_tenant_stats ---
-class TenantStatsResult(Result):
-    tenant: str
-    branches: int
-    staff: int
-    services: int
-    customers: int
-    appointments: int
-    calls: int
-    phone_numbers: int
-    calls_last_30_days: int
-    appointments_upcoming: int
-
-
-# --- get_phone_branch_mapping ---
-class PhoneMappingParams(Params):
-    phone_number: Annotated[str, Meta(min_length=3, max_length=32, description="E.164 number")] | None = None
-    branch_id: Annotated[int, Meta(ge=1, le=BIGINT_MAX, description="Only this branch")] | None = None
-    include_inactive: bool = False
-
-
-class MappedBranch(Result):
-    id: int
-    name: str
-    is_active: bool
-    calcom_event_type_id: int | None
-    retell_agent_id: str
-
-
-class PhoneMapping(Result):
-    phone_number: str
-    type: str
-    is_active: bool
-    branch: MappedBranch | None
-
-
-class PhoneMappingResult(Result):
-    mappings: list[PhoneMapping]
-    total: int
-
-
-# --- explain ---
-class ExplainParams(Params):
-    sql: Annotated[str, Meta(min_length=1, max_length=20_000, description="Exactly one SELECT statement")]
-    analyze: Annotated[bool, Meta(description="Run it (read-only, under the timeout) for actual timings")] = (
-        False
-    )
-
-
-class SeqScan(Result):
-    table: str | None
-    filter: str | None
-    estimated_rows: float | None
-
-
-class ExplainResult(Result):
-    plan: Any
-    total_cost: float | None
-    estimated_rows: float | None
-    actual_ms: float | None
-    seq_scans: list[SeqScan]
-    index_scans: list[str]
-
-
-# --- optimize_queries ---
-class OptimizeParams(Params):
-    limit: Annotated[int, Meta(ge=1, le=50, description="How many slow query shapes to look at")] = 10
-    min_mean_ms: Annotated[
-        float, Meta(ge=0, le=86_400_000, description="Ignore shapes faster than this on average")
-    ] = 0.0
-
-
-class IndexSuggestionOut(Result):
-    table: str
-    columns: list[str]
-    statement: str
-    reason: str
-    evidence: dict[str, Any]
-
-
-class SlowQueryReport(Result):
-    query: str
-    source: str
-    calls: int
-    mean_ms: float
-    max_ms: float
-    total_ms: float
-    seq_scans: list[str]
-    suggestions: list[IndexSuggestionOut]
-
-
-class OptimizeResult(Result):
-    source: str
-    queries: list[SlowQueryReport]
-    note: str
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, bytes | memoryview):
-        return bytes(value).hex()
-    if isinstance(value, dt.timedelta):
-        return value.total_seconds()
-    return value
-
-
-def _dialect() -> str:
-    return "postgres" if connection.vendor == "postgresql" else "sqlite"
-
-
-def _slow_query_rows(limit: int) -> tuple[list[dict[str, Any]], str]:
-    """Slow query shapes: pg_stat_statements when it is loaded, else our own capture."""
-    if connection.vendor == "postgresql":
-        try:
-            with connection.cursor() as cursor, transaction.atomic():
-                cursor.execute(
-                    "SELECT query, calls, mean_exec_time, max_exec_time, total_exec_time FROM pg_stat_statements "
-                    "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-                    "ORDER BY total_exec_time DESC LIMIT %s",
-                    [limit],
-                )
-                rows = cursor.fetchall()
-            return (
-                [
-                    {"query": q, "calls": c, "mean_ms": m, "max_ms": x, "total_ms": t}
-                    for q, c, m, x, t in rows
-                ],
-                "pg_stat_statements",
-            )
-        except DatabaseError:
-            pass  # not installed or not preloaded: fall back to the project's own timings
-    return querylog.captured(limit), f"captured timings (statements over {settings.MCP_SLOW_QUERY_MS} ms)"
-
-
-def _model_for_table() -> dict[str, Any]:
-    return {model._meta.db_table: model for model in apps.get_models()}
+from . import records, statements
+from .schemas import (
+    CallDay,
+    CallStatsParams,
+    CallStatsResult,
+    ExplainParams,
+    ExplainResult,
+    FailedAppointmentsParams,
+    FailedAppointmentsResult,
+    GetSchemaParams,
+    GetSchemaResult,
+    OptimizeParams,
+    OptimizeResult,
+    PhoneMappingParams,
+    PhoneMappingResult,
+    QueryParams,
+    QueryResult,
+    SearchParams,
+    SearchResult,
+    TenantStatsResult,
+)
 
 
 class DatabaseServer(MCPServer):
@@ -319,41 +54,7 @@ class DatabaseServer(MCPServer):
         read_only=True,
     )
     def get_schema(self, ctx: OperationContext, params: GetSchemaParams) -> GetSchemaResult:
-        tenant = ctx.require_tenant()
-        allowed = sorted(allowed_tables())
-        wanted = params.tables or allowed
-        unknown = [name for name in wanted if name not in allowed]
-        if unknown:
-            raise MCPError(
-                ErrorCode.VALIDATION_ERROR,
-                f"tables: {', '.join(unknown)} not allowed; choose from {', '.join(allowed)}",
-                details={"field": "tables", "problem": "invalid_value"},
-            )
-        models_by_table = _model_for_table()
-        secrets = secret_columns()
-        tables = []
-        for name in wanted:
-            model = models_by_table.get(name)
-            if model is None:
-                continue
-            columns = [
-                ColumnInfo(name=f.column, type=f.get_internal_type(), nullable=f.null)
-                for f in model._meta.concrete_fields
-                if f.column not in secrets.get(name, frozenset())
-            ]
-            indexes = [index.name for index in model._meta.indexes]
-            indexes += [
-                f"{f.column} (unique)" for f in model._meta.concrete_fields if f.unique and not f.primary_key
-            ]
-            field_names = {f.name for f in model._meta.concrete_fields}
-            if name == "askpro_company":
-                tenant_rows = 1
-            elif "company" in field_names:
-                tenant_rows = model.objects.filter(company=tenant).count()
-            else:
-                tenant_rows = None
-            tables.append(TableInfo(name=name, columns=columns, indexes=indexes, tenant_rows=tenant_rows))
-        return GetSchemaResult(tables=tables, generated_at=timezone.now())
+        return records.describe_tables(ctx.require_tenant(), params)
 
     @operation(
         description="""Run one read-only SELECT over the allowed tables (platform operators only).
@@ -370,32 +71,7 @@ class DatabaseServer(MCPServer):
         timeout=15,
     )
     def query(self, ctx: OperationContext, params: QueryParams) -> QueryResult:
-        checked = self._checked(params.sql)
-        max_rows = min(params.max_rows, settings.MCP_DATABASE_MAX_ROWS)
-        max_bytes = min(params.max_bytes or settings.MCP_DATABASE_MAX_BYTES, settings.MCP_DATABASE_MAX_BYTES)
-        try:
-            with deadline_transaction(ctx, read_only=True, cap_ms=settings.MCP_DATABASE_STATEMENT_TIMEOUT_MS):
-                if connection.vendor == "sqlite":
-                    raw = connection.connection
-                    raw.set_authorizer(sqlite_authorizer(allowed_tables(), secret_columns()))
-                try:
-                    answer = run_bounded(checked.sql, max_rows=max_rows, max_bytes=max_bytes)
-                finally:
-                    if connection.vendor == "sqlite":
-                        raw.set_authorizer(None)
-        except DatabaseError as exc:
-            raise self._query_error(exc) from None
-        return QueryResult(
-            columns=answer.columns,
-            rows=[[_jsonable(v) for v in row] for row in answer.rows],
-            row_count=len(answer.rows),
-            truncated=answer.truncated_by is not None,
-            truncated_by=answer.truncated_by,
-            max_rows=max_rows,
-            max_bytes=max_bytes,
-            cut_values=answer.cut_values,
-            note=answer.note,
-        )
+        return statements.run_query(ctx, params)
 
     @operation(
         description="""Find the tenant's customers, appointments and calls whose text matches a query
@@ -406,58 +82,7 @@ class DatabaseServer(MCPServer):
         read_only=True,
     )
     def search(self, ctx: OperationContext, params: SearchParams) -> SearchResult:
-        tenant = ctx.require_tenant()
-        term = params.query.strip()
-        hits: list[SearchHit] = []
-        if "customers" in params.tables:
-            rows = Customer.objects.filter(company=tenant).filter(
-                Q(name__icontains=term)
-                | Q(phone__icontains=term)
-                | Q(email__icontains=term)
-                | Q(notes__icontains=term)
-            )[: params.limit]
-            hits += [
-                SearchHit(table="customers", id=c.pk, label=c.name, matched=c.phone or c.email) for c in rows
-            ]
-        if "appointments" in params.tables:
-            rows = (
-                Appointment.objects.filter(company=tenant)
-                .filter(
-                    Q(customer__name__icontains=term)
-                    | Q(customer__phone__icontains=term)
-                    | Q(notes__icontains=term)
-                )
-                .select_related("customer")[: params.limit]
-            )
-            hits += [
-                SearchHit(
-                    table="appointments",
-                    id=a.pk,
-                    label=f"{a.starts_at:%Y-%m-%d %H:%M} {a.customer.name if a.customer else ''}".strip(),
-                    matched=a.status,
-                )
-                for a in rows
-            ]
-        if "calls" in params.tables:
-            rows = (
-                Call.objects.filter(company=tenant)
-                .filter(
-                    Q(from_number__icontains=term)
-                    | Q(summary__icontains=term)
-                    | Q(customer__name__icontains=term)
-                )
-                .select_related("customer")[: params.limit]
-            )
-            hits += [
-                SearchHit(
-                    table="calls",
-                    id=c.pk,
-                    label=f"{c.from_number} {c.started_at:%Y-%m-%d %H:%M}",
-                    matched=c.summary[:120],
-                )
-                for c in rows
-            ]
-        return SearchResult(query=term, hits=hits)
+        return records.search(ctx.require_tenant(), params)
 
     @operation(
         description="""Call statistics for the tenant over the last N days: totals, failures, average
@@ -489,28 +114,7 @@ class DatabaseServer(MCPServer):
     def get_failed_appointments(
         self, ctx: OperationContext, params: FailedAppointmentsParams
     ) -> FailedAppointmentsResult:
-        tenant = ctx.require_tenant()
-        since = timezone.now() - dt.timedelta(hours=params.hours)
-        rows = (
-            Appointment.objects.filter(company=tenant, updated_at__gte=since)
-            .filter(Q(status=Appointment.Status.FAILED) | ~Q(error_message=""))
-            .select_related("customer", "branch", "service")
-            .order_by("-updated_at")[: params.limit]
-        )
-        items = [
-            FailedAppointment(
-                id=a.pk,
-                starts_at=a.starts_at,
-                status=a.status,
-                error_message=a.error_message,
-                customer_name=a.customer.name if a.customer else None,
-                customer_phone=a.customer.phone if a.customer else None,
-                branch=a.branch.name if a.branch else None,
-                service=a.service.name if a.service else None,
-            )
-            for a in rows
-        ]
-        return FailedAppointmentsResult(appointments=items, count=len(items))
+        return records.failed_appointments(ctx.require_tenant(), params)
 
     @operation(
         description="Counts of the tenant's branches, staff, services, customers, appointments, calls and phone numbers.",
@@ -520,23 +124,7 @@ class DatabaseServer(MCPServer):
         read_only=True,
     )
     def get_tenant_stats(self, ctx: OperationContext, params: NoParams) -> TenantStatsResult:
-        tenant = ctx.require_tenant()
-        now = timezone.now()
-        return TenantStatsResult(
-            tenant=tenant.slug,
-            branches=tenant.branches.count(),
-            staff=tenant.staff.count(),
-            services=tenant.services.count(),
-            customers=tenant.customers.count(),
-            appointments=tenant.appointments.count(),
-            calls=tenant.calls.count(),
-            phone_numbers=tenant.phone_numbers.count(),
-            calls_last_30_days=tenant.calls.filter(started_at__gte=now - dt.timedelta(days=30)).count(),
-            appointments_upcoming=tenant.appointments.filter(
-                starts_at__gte=now,
-                status__in=[Appointment.Status.SCHEDULED, Appointment.Status.CONFIRMED],
-            ).count(),
-        )
+        return records.tenant_stats(ctx.require_tenant())
 
     @operation(
         description="""Which branch each of the tenant's phone numbers rings: number, type, and the
@@ -549,38 +137,7 @@ class DatabaseServer(MCPServer):
     def get_phone_branch_mapping(
         self, ctx: OperationContext, params: PhoneMappingParams
     ) -> PhoneMappingResult:
-        tenant = ctx.require_tenant()
-        numbers = PhoneNumber.objects.filter(company=tenant).select_related("branch")
-        if not params.include_inactive:
-            numbers = numbers.filter(is_active=True)
-        if params.phone_number:
-            numbers = numbers.filter(number=params.phone_number.strip())
-        if params.branch_id is not None:
-            if not Branch.objects.filter(company=tenant, pk=params.branch_id).exists():
-                raise MCPError(
-                    ErrorCode.NOT_FOUND,
-                    f"branch_id: no branch {params.branch_id} for this tenant",
-                    details={"field": "branch_id"},
-                )
-            numbers = numbers.filter(branch_id=params.branch_id)
-        mappings = [
-            PhoneMapping(
-                phone_number=n.number,
-                type=n.type,
-                is_active=n.is_active,
-                branch=None
-                if n.branch is None
-                else MappedBranch(
-                    id=n.branch.pk,
-                    name=n.branch.name,
-                    is_active=n.branch.is_active,
-                    calcom_event_type_id=n.branch.calcom_event_type_id,
-                    retell_agent_id=n.branch.retell_agent_id,
-                ),
-            )
-            for n in numbers
-        ]
-        return PhoneMappingResult(mappings=mappings, total=len(mappings))
+        return records.phone_mapping(ctx.require_tenant(), params)
 
     @operation(
         description="""EXPLAIN one read-only SELECT (platform operators): the plan, its cost and row
@@ -595,20 +152,7 @@ class DatabaseServer(MCPServer):
         timeout=15,
     )
     def explain(self, ctx: OperationContext, params: ExplainParams) -> ExplainResult:
-        checked = self._checked(params.sql)
-        try:
-            with deadline_transaction(ctx, read_only=True, cap_ms=settings.MCP_DATABASE_STATEMENT_TIMEOUT_MS):
-                summary = explain(checked.sql, analyze=params.analyze)
-        except DatabaseError as exc:
-            raise self._query_error(exc) from None
-        return ExplainResult(
-            plan=summary.plan,
-            total_cost=summary.total_cost,
-            estimated_rows=summary.estimated_rows,
-            actual_ms=summary.actual_ms,
-            seq_scans=[SeqScan(**scan) for scan in summary.seq_scans],
-            index_scans=summary.index_scans,
-        )
+        return statements.explain_query(ctx, params)
 
     @operation(
         description="""Find slow query shapes (pg_stat_statements when loaded, else the timings this
@@ -624,64 +168,9 @@ class DatabaseServer(MCPServer):
         timeout=30,
     )
     def optimize_queries(self, ctx: OperationContext, params: OptimizeParams) -> OptimizeResult:
-        rows, source = _slow_query_rows(params.limit * 3)
-        reports = []
-        for row in rows:
-            if row["mean_ms"] < params.min_mean_ms:
-                continue
-            query = str(row["query"])
-            seq_scans: list[str] = []
-            plannable = query.replace("(?…)", "(NULL)").replace("?", "NULL")
-            try:
-                checked = check_query(plannable, dialect=_dialect(), any_table=True)
-                with deadline_transaction(ctx, read_only=True, cap_ms=2000):
-                    summary = explain(checked.sql, analyze=False)
-                seq_scans = [str(scan["table"]) for scan in summary.seq_scans]
-            except (UnsafeQuery, DatabaseError, MCPError):
-                seq_scans = []  # not a plain SELECT, or a shape that cannot be planned without its values
-            reports.append(
-                SlowQueryReport(
-                    query=query[:4000],
-                    source=source,
-                    calls=int(row["calls"]),
-                    mean_ms=round(float(row["mean_ms"]), 2),
-                    max_ms=round(float(row["max_ms"]), 2),
-                    total_ms=round(float(row["total_ms"]), 2),
-                    seq_scans=seq_scans,
-                    suggestions=[IndexSuggestionOut(**s.__dict__) for s in suggest_indexes(query)],
-                )
-            )
-            if len(reports) >= params.limit:
-                break
-        note = "Suggestions are for review; run them in a migration (CONCURRENTLY on PostgreSQL) after checking the evidence."
-        return OptimizeResult(source=source, queries=reports, note=note)
-
-    def _checked(self, sql: str):
-        try:
-            return check_query(sql, dialect=_dialect())
-        except UnsafeQuery as exc:
-            raise MCPError(
-                ErrorCode.VALIDATION_ERROR, str(exc), details={"field": "sql", "problem": exc.problem}
-            ) from None
-
-    @staticmethod
-    def _query_error(exc: DatabaseError) -> MCPError:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "statement timeout" in message or "canceling statement" in message or "interrupted" in message:
-            return MCPError(ErrorCode.TIMEOUT, "sql: the query ran past its time limit and was stopped")
-        if "read-only" in message or "not authorized" in message or "prohibited" in message:
-            return MCPError(
-                ErrorCode.VALIDATION_ERROR,
-                f"sql: refused by the database ({message})",
-                details={"field": "sql", "problem": "unsafe"},
-            )
-        return MCPError(
-            ErrorCode.VALIDATION_ERROR, f"sql: {message}", details={"field": "sql", "problem": "invalid"}
-        )
+        return statements.slow_query_report(ctx, params)
 
     def health(self) -> HealthResult:
-        import time
-
         started = time.perf_counter()
         try:
             with connection.cursor() as cursor:

@@ -20,6 +20,8 @@ from mcp_core.http import UpstreamClient
 
 Generation = Literal["current", "legacy"]
 
+# The largest `limit` Retell's list endpoints accept (the sandbox refuses more, as Retell does).
+MAX_PAGE_SIZE = 1000
 # Page size the client asks for when it walks every page of a listing.
 WALK_PAGE_SIZE = 200
 # A bound on walking, so that a runaway listing cannot hold a call forever.

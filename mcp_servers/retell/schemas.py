@@ -1,15 +1,25 @@
-"""Params and results of the Retell operations (msgspec Structs; JSON Schemas come from them)."""
+"""Params and results of the Retell operations (msgspec Structs; JSON Schemas come from them),
+and the converters from Retell's objects and the local rows to those results (no I/O here).
+
+Units: Retell timestamps and durations are milliseconds since the epoch; `call_cost.
+combined_cost` is in cents (the local `Call.cost` is in currency units, so / 100).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 
 from mcp_core.schemas import BIGINT_MAX, Params, Result
 
+from .client import MAX_PAGE_SIZE
 from .prompt_rules import MAX_LENGTH
+
+if TYPE_CHECKING:
+    from askpro.models import Branch, Call, Customer
 
 Meta = msgspec.Meta
 E164 = r"^\+[1-9][0-9]{6,14}$"
@@ -85,7 +95,7 @@ class RetellCall(Result):
 
 
 class ListCallsParams(Params):
-    limit: Annotated[int, Meta(ge=1, le=1000)] = 50
+    limit: Annotated[int, Meta(ge=1, le=MAX_PAGE_SIZE)] = 50
     pagination_key: (
         Annotated[str, Meta(min_length=1, max_length=500, description="From the previous page's answer")]
         | None
@@ -314,3 +324,164 @@ class TestConnectionResult(Result):
     configured_agent_id: str | None
     configured_agent_found: bool
     latency_ms: float
+
+
+# --- units ---
+def ms_to_datetime(value: Any) -> dt.datetime | None:
+    if value in (None, ""):
+        return None
+    return dt.datetime.fromtimestamp(int(value) / 1000, tz=dt.UTC)
+
+
+def cents_to_amount(value: Any) -> Decimal:
+    if value in (None, ""):
+        return Decimal("0")
+    try:
+        return (Decimal(str(value)) / 100).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+    except InvalidOperation:
+        return Decimal("0")
+
+
+# --- converters ---
+def branch_ref(branch: Branch | None) -> BranchRef | None:
+    return None if branch is None else BranchRef(id=branch.pk, name=branch.name)
+
+
+def customer_ref(customer: Customer | None) -> CustomerRef | None:
+    return None if customer is None else CustomerRef(id=customer.pk, name=customer.name, phone=customer.phone)
+
+
+def llm_id(agent: dict[str, Any]) -> str | None:
+    """The Retell LLM holding a retell-llm agent's prompt (other engines hold their own)."""
+    engine = agent.get("response_engine") or {}
+    return engine.get("llm_id") if engine.get("type") == "retell-llm" else None
+
+
+def agent_summary(agent: dict[str, Any], assignment: str) -> AgentSummary:
+    return AgentSummary(
+        agent_id=agent["agent_id"],
+        agent_name=agent.get("agent_name"),
+        channel=agent.get("channel"),
+        last_modified=ms_to_datetime(
+            agent.get("user_modified_timestamp") or agent.get("last_modification_timestamp")
+        ),
+        assignment=assignment,
+    )
+
+
+def agent_detail(agent: dict[str, Any], prompt: str | None, assignment: str) -> AgentDetail:
+    return AgentDetail(
+        agent_id=agent["agent_id"],
+        agent_name=agent.get("agent_name"),
+        version=agent.get("version"),
+        voice_id=agent.get("voice_id"),
+        language=agent.get("language"),
+        engine_type=(agent.get("response_engine") or {}).get("type"),
+        llm_id=llm_id(agent),
+        prompt=prompt,
+        webhook_url=agent.get("webhook_url"),
+        webhook_events=list(agent.get("webhook_events") or []),
+        last_modified=ms_to_datetime(agent.get("last_modification_timestamp")),
+        assignment=assignment,
+    )
+
+
+def retell_call(call: dict[str, Any], imported: bool) -> RetellCall:
+    analysis = call.get("call_analysis") or {}
+    duration = call.get("duration_ms")
+    cost = (call.get("call_cost") or {}).get("combined_cost")
+    return RetellCall(
+        call_id=call["call_id"],
+        agent_id=call.get("agent_id"),
+        call_status=call.get("call_status") or "unknown",
+        direction=call.get("direction"),
+        from_number=call.get("from_number"),
+        to_number=call.get("to_number"),
+        started_at=ms_to_datetime(call.get("start_timestamp")),
+        ended_at=ms_to_datetime(call.get("end_timestamp")),
+        duration_sec=None if duration is None else round(duration / 1000),
+        cost=None if cost is None else float(cents_to_amount(cost)),
+        disconnection_reason=call.get("disconnection_reason"),
+        call_successful=analysis.get("call_successful"),
+        user_sentiment=analysis.get("user_sentiment"),
+        summary=analysis.get("call_summary"),
+        imported=imported,
+    )
+
+
+def recent_call(call: Call) -> RecentCall:
+    """A local Call row (annotated with appointment_count) as a list entry."""
+    return RecentCall(
+        id=call.pk,
+        retell_call_id=call.retell_call_id,
+        from_number=call.from_number,
+        to_number=call.to_number,
+        direction=call.direction,
+        status=call.status,
+        started_at=call.started_at,
+        duration_sec=call.duration_sec,
+        cost=float(call.cost),
+        call_successful=call.call_successful,
+        appointment_booked=bool(getattr(call, "appointment_count", 0)),
+        customer=customer_ref(call.customer),
+        branch=branch_ref(call.branch),
+    )
+
+
+def local_call_details(local: Call) -> CallDetails:
+    return CallDetails(
+        source="local",
+        id=local.pk,
+        retell_call_id=local.retell_call_id,
+        agent_id=local.agent_id or None,
+        status=local.status,
+        direction=local.direction,
+        from_number=local.from_number,
+        to_number=local.to_number,
+        started_at=local.started_at,
+        ended_at=local.ended_at,
+        duration_sec=local.duration_sec,
+        cost=float(local.cost),
+        transcript=local.transcript,
+        summary=local.summary,
+        sentiment=local.sentiment,
+        call_successful=local.call_successful,
+        disconnection_reason=local.disconnection_reason,
+        recording_url=(local.analysis or {}).get("recording_url"),
+        analysis=local.analysis or {},
+        customer=customer_ref(local.customer),
+        branch=branch_ref(local.branch),
+        appointments=[
+            AppointmentRef(id=a.pk, starts_at=a.starts_at, status=a.status)
+            for a in local.appointments.order_by("starts_at")
+        ],
+    )
+
+
+def live_call_details(call: dict[str, Any], branch: Branch | None) -> CallDetails:
+    summary = retell_call(call, imported=False)
+    analysis = call.get("call_analysis") or {}
+    return CallDetails(
+        source="retell",
+        id=None,
+        retell_call_id=call["call_id"],
+        agent_id=call.get("agent_id"),
+        status=summary.call_status,
+        direction=summary.direction,
+        from_number=summary.from_number,
+        to_number=summary.to_number,
+        started_at=summary.started_at,
+        ended_at=summary.ended_at,
+        duration_sec=summary.duration_sec,
+        cost=summary.cost,
+        transcript=call.get("transcript") or "",
+        summary=analysis.get("call_summary") or "",
+        sentiment=analysis.get("user_sentiment") or "",
+        call_successful=analysis.get("call_successful"),
+        disconnection_reason=call.get("disconnection_reason") or "",
+        recording_url=call.get("recording_url"),
+        analysis=analysis,
+        customer=None,
+        branch=branch_ref(branch),
+        appointments=[],
+    )

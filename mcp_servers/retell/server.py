@@ -3,41 +3,33 @@
 Upstream reads and writes go through RetellClient with the tenant's credentials (see
 tenancy.py: tenant key, else the platform key, else not_configured) and are filtered to the
 tenant's agents and numbers. Local reads (recent calls, stats, search) use the Call rows
-that import_calls (or the webhooks) wrote.
+that import_calls (or the webhooks) wrote. This class declares the operations; the flows live
+in agents.py, calls.py and numbers.py, the converters in schemas.py.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from django.conf import settings
-from django.db import DataError, transaction
-from django.db.models import Count, Q
-from django.utils import timezone
 
-from askpro.models import Branch, Call, Company, PhoneNumber
 from askpro.selectors import UnknownBranch, call_stats
 from mcp_core.contracts import ErrorCode, MCPError, OperationContext
 from mcp_core.health import HealthResult, HealthStatus
 from mcp_core.schemas import NoParams
 from mcp_core.server import MCPServer, operation
 
-from .calls import ImportSkipped, cents_to_amount, import_call, ms_to_datetime
-from .client import MAX_PAGES, CallFilter, RetellClient
-from .prompt_rules import MAX_LENGTH, validate_prompt
+from . import agents, calls, numbers
+from .client import RetellClient
+from .prompt_rules import MAX_LENGTH
 from .schemas import (
     AgentDetail,
-    AgentSummary,
-    AppointmentRef,
-    BranchRef,
     CallDay,
     CallDetails,
     CallStatsParams,
     CallStatsResult,
     CreatePhoneCallParams,
     CreatePhoneCallResult,
-    CustomerRef,
     GetAgentParams,
     GetCallDetailsParams,
     ImportCallsParams,
@@ -46,90 +38,19 @@ from .schemas import (
     ListCallsParams,
     ListCallsResult,
     PhoneNumbersResult,
-    RecentCall,
     RecentCallsParams,
     RecentCallsResult,
-    RetellCall,
-    RetellNumber,
     SearchCallsParams,
     SearchCallsResult,
-    SyncedNumber,
     SyncPhoneNumbersParams,
     SyncPhoneNumbersResult,
     TestConnectionResult,
     UpdateAgentPromptParams,
     UpdateAgentPromptResult,
+    agent_summary,
+    recent_call,
 )
-from .tenancy import RETELL_KEY, TenantScope, client_for, ctx_tenant_scope, number_agent_ids
-
-
-# --- helpers ---
-def _branch_ref(branch: Branch | None) -> BranchRef | None:
-    return None if branch is None else BranchRef(id=branch.pk, name=branch.name)
-
-
-def _known_call_ids(company: Company, call_ids: list[str]) -> set[str]:
-    return set(
-        Call.objects.filter(company=company, retell_call_id__in=call_ids).values_list(
-            "retell_call_id", flat=True
-        )
-    )
-
-
-def _retell_call(call: dict[str, Any], imported: bool) -> RetellCall:
-    analysis = call.get("call_analysis") or {}
-    duration = call.get("duration_ms")
-    cost = (call.get("call_cost") or {}).get("combined_cost")
-    return RetellCall(
-        call_id=call["call_id"],
-        agent_id=call.get("agent_id"),
-        call_status=call.get("call_status") or "unknown",
-        direction=call.get("direction"),
-        from_number=call.get("from_number"),
-        to_number=call.get("to_number"),
-        started_at=ms_to_datetime(call.get("start_timestamp")),
-        ended_at=ms_to_datetime(call.get("end_timestamp")),
-        duration_sec=None if duration is None else round(duration / 1000),
-        cost=None if cost is None else float(cents_to_amount(cost)),
-        disconnection_reason=call.get("disconnection_reason"),
-        call_successful=analysis.get("call_successful"),
-        user_sentiment=analysis.get("user_sentiment"),
-        summary=analysis.get("call_summary"),
-        imported=imported,
-    )
-
-
-def _recent(call: Call) -> RecentCall:
-    return RecentCall(
-        id=call.pk,
-        retell_call_id=call.retell_call_id,
-        from_number=call.from_number,
-        to_number=call.to_number,
-        direction=call.direction,
-        status=call.status,
-        started_at=call.started_at,
-        duration_sec=call.duration_sec,
-        cost=float(call.cost),
-        call_successful=call.call_successful,
-        appointment_booked=bool(getattr(call, "appointment_count", 0)),
-        customer=None
-        if call.customer is None
-        else CustomerRef(id=call.customer.pk, name=call.customer.name, phone=call.customer.phone),
-        branch=_branch_ref(call.branch),
-    )
-
-
-def _local_calls(company: Company):
-    return (
-        Call.objects.filter(company=company)
-        .select_related("customer", "branch")
-        .annotate(appointment_count=Count("appointments"))
-    )
-
-
-def _llm_id(agent: dict[str, Any]) -> str | None:
-    engine = agent.get("response_engine") or {}
-    return engine.get("llm_id") if engine.get("type") == "retell-llm" else None
+from .tenancy import RETELL_KEY, client_for, ctx_tenant_scope
 
 
 class RetellServer(MCPServer):
@@ -155,18 +76,7 @@ class RetellServer(MCPServer):
         agents, generation = client.list_agents(ctx)
         mine = [a for a in agents if scope.owns_agent(a.get("agent_id"))]
         return ListAgentsResult(
-            agents=[
-                AgentSummary(
-                    agent_id=a["agent_id"],
-                    agent_name=a.get("agent_name"),
-                    channel=a.get("channel"),
-                    last_modified=ms_to_datetime(
-                        a.get("user_modified_timestamp") or a.get("last_modification_timestamp")
-                    ),
-                    assignment=scope.assignment(a["agent_id"]),
-                )
-                for a in mine
-            ],
+            agents=[agent_summary(a, scope.assignment(a["agent_id"])) for a in mine],
             count=len(mine),
             credential_source=source,
             api_generation=generation,
@@ -182,26 +92,7 @@ class RetellServer(MCPServer):
         open_world=True,
     )
     def get_agent(self, ctx: OperationContext, params: GetAgentParams) -> AgentDetail:
-        scope = ctx_tenant_scope(ctx)
-        agent_id = scope.require_agent(params.agent_id)
-        client, _ = client_for(scope.company)
-        agent = client.get_agent(ctx, agent_id)
-        llm_id = _llm_id(agent)
-        prompt = client.get_llm(ctx, llm_id).get("general_prompt") if llm_id else None
-        return AgentDetail(
-            agent_id=agent["agent_id"],
-            agent_name=agent.get("agent_name"),
-            version=agent.get("version"),
-            voice_id=agent.get("voice_id"),
-            language=agent.get("language"),
-            engine_type=(agent.get("response_engine") or {}).get("type"),
-            llm_id=llm_id,
-            prompt=prompt,
-            webhook_url=agent.get("webhook_url"),
-            webhook_events=list(agent.get("webhook_events") or []),
-            last_modified=ms_to_datetime(agent.get("last_modification_timestamp")),
-            assignment=scope.assignment(agent_id),
-        )
+        return agents.detail(ctx_tenant_scope(ctx), ctx, params.agent_id)
 
     @operation(
         description=f"""Replace the general prompt of one of the tenant's Retell-LLM agents. The prompt is
@@ -218,45 +109,7 @@ class RetellServer(MCPServer):
     def update_agent_prompt(
         self, ctx: OperationContext, params: UpdateAgentPromptParams
     ) -> UpdateAgentPromptResult:
-        scope = ctx_tenant_scope(ctx)
-        agent_id = scope.require_agent(params.agent_id)
-        errors = validate_prompt(params.prompt)
-        if errors:
-            raise MCPError(
-                ErrorCode.VALIDATION_ERROR,
-                "; ".join(e["message"] for e in errors),
-                details={"field": "prompt", "problem": errors[0]["problem"], "errors": errors},
-            )
-        client, _ = client_for(scope.company)
-        agent = client.get_agent(ctx, agent_id)
-        llm_id = _llm_id(agent)
-        if llm_id is None:
-            engine = (agent.get("response_engine") or {}).get("type", "unknown")
-            raise MCPError(
-                ErrorCode.VALIDATION_ERROR,
-                f"agent_id: the agent uses the {engine!r} engine; its prompt is not held by Retell",
-                details={"field": "agent_id", "problem": "unsupported_engine"},
-            )
-        prompt = params.prompt.strip()
-        previous = client.get_llm(ctx, llm_id).get("general_prompt")
-        if params.dry_run:
-            return UpdateAgentPromptResult(
-                agent_id=agent_id,
-                llm_id=llm_id,
-                applied=False,
-                prompt_length=len(prompt),
-                previous_prompt_length=None if previous is None else len(previous),
-                updated_at=None,
-            )
-        updated = client.update_llm_prompt(ctx, llm_id, prompt)
-        return UpdateAgentPromptResult(
-            agent_id=agent_id,
-            llm_id=llm_id,
-            applied=True,
-            prompt_length=len(updated.get("general_prompt") or ""),
-            previous_prompt_length=None if previous is None else len(previous),
-            updated_at=ms_to_datetime(updated.get("last_modification_timestamp")) or timezone.now(),
-        )
+        return agents.update_prompt(ctx_tenant_scope(ctx), ctx, params)
 
     # --- calls, live ---
     @operation(
@@ -271,42 +124,7 @@ class RetellServer(MCPServer):
         timeout=60,
     )
     def list_calls(self, ctx: OperationContext, params: ListCallsParams) -> ListCallsResult:
-        scope = ctx_tenant_scope(ctx)
-        if params.since and params.until and params.since > params.until:
-            raise MCPError(
-                ErrorCode.VALIDATION_ERROR,
-                "until: must not be before since",
-                details={"field": "until", "problem": "invalid_value"},
-            )
-        agents = [scope.require_agent(params.agent_id)] if params.agent_id else scope.agent_ids
-        if not agents:
-            raise MCPError(
-                ErrorCode.VALIDATION_ERROR,
-                "agent_id: this tenant has no Retell agent configured, so none of its calls can be listed",
-                details={"field": "agent_id", "problem": "missing"},
-            )
-        client, _ = client_for(scope.company)
-        page = client.list_calls(
-            ctx,
-            filters=CallFilter(
-                agent_ids=agents,
-                statuses=list(params.statuses or []),
-                directions=[params.direction] if params.direction else [],
-                start_after_ms=int(params.since.timestamp() * 1000) if params.since else None,
-                start_before_ms=int(params.until.timestamp() * 1000) if params.until else None,
-            ),
-            limit=params.limit,
-            pagination_key=params.pagination_key,
-        )
-        mine = [c for c in page.items if scope.owns_call(c)]  # the upstream filter, checked again
-        known = _known_call_ids(scope.company, [c["call_id"] for c in mine])
-        return ListCallsResult(
-            calls=[_retell_call(c, c["call_id"] in known) for c in mine],
-            count=len(mine),
-            has_more=page.has_more,
-            pagination_key=page.pagination_key,
-            api_generation=page.generation,
-        )
+        return calls.list_live(ctx_tenant_scope(ctx), ctx, params)
 
     @operation(
         description="""Import the tenant's finished Retell calls of the last N days into local call
@@ -320,58 +138,7 @@ class RetellServer(MCPServer):
         timeout=120,
     )
     def import_calls(self, ctx: OperationContext, params: ImportCallsParams) -> ImportCallsResult:
-        scope = ctx_tenant_scope(ctx)
-        if not scope.agent_ids:
-            raise MCPError(
-                ErrorCode.VALIDATION_ERROR,
-                "agent_id: this tenant has no Retell agent configured, so none of its calls can be imported",
-                details={"field": "agent_id", "problem": "missing"},
-            )
-        client, _ = client_for(scope.company)
-        since_ms = int((time.time() - params.days * 86400) * 1000)
-        imported = known = unfinished = processed = 0
-        errors: list[str] = []
-        key: str | None = None
-        generation = client.generation
-        for _ in range(MAX_PAGES):
-            if processed >= params.limit:
-                break
-            page = client.list_calls(
-                ctx,
-                filters=CallFilter(agent_ids=scope.agent_ids, start_after_ms=since_ms),
-                limit=min(200, params.limit - processed),
-                pagination_key=key,
-            )
-            generation = page.generation
-            for call in page.items:
-                if processed >= params.limit:
-                    break
-                if not scope.owns_call(call):
-                    continue
-                processed += 1
-                try:
-                    row = import_call(scope, call)
-                except ImportSkipped:
-                    unfinished += 1
-                    continue
-                except (KeyError, TypeError, ValueError, DataError) as exc:
-                    errors.append(f"{call.get('call_id', '?')}: unreadable call ({type(exc).__name__})")
-                    continue
-                if row is None:
-                    known += 1
-                else:
-                    imported += 1
-            if not page.has_more or not page.pagination_key or not page.items:
-                break
-            key = page.pagination_key
-        return ImportCallsResult(
-            imported=imported,
-            skipped_known=known,
-            skipped_unfinished=unfinished,
-            errors=errors,
-            total_processed=processed,
-            api_generation=generation,
-        )
+        return calls.import_recent(ctx_tenant_scope(ctx), ctx, params.days, params.limit)
 
     @operation(
         description="""One call in full (transcript, summary, analysis, recording, customer, branch,
@@ -384,85 +151,7 @@ class RetellServer(MCPServer):
         open_world=True,
     )
     def get_call_details(self, ctx: OperationContext, params: GetCallDetailsParams) -> CallDetails:
-        company = ctx.require_tenant()
-        wanted = params.call_id.strip()
-        # A local id is a bigint; longer digit strings can only be Retell ids.
-        is_local_id = wanted.isdigit() and len(wanted) <= 18
-        lookup = Q(retell_call_id=wanted) | (Q(pk=int(wanted)) if is_local_id else Q())
-        local = (
-            Call.objects.filter(company=company).filter(lookup).select_related("customer", "branch").first()
-        )
-        if local is not None:
-            return CallDetails(
-                source="local",
-                id=local.pk,
-                retell_call_id=local.retell_call_id,
-                agent_id=local.agent_id or None,
-                status=local.status,
-                direction=local.direction,
-                from_number=local.from_number,
-                to_number=local.to_number,
-                started_at=local.started_at,
-                ended_at=local.ended_at,
-                duration_sec=local.duration_sec,
-                cost=float(local.cost),
-                transcript=local.transcript,
-                summary=local.summary,
-                sentiment=local.sentiment,
-                call_successful=local.call_successful,
-                disconnection_reason=local.disconnection_reason,
-                recording_url=(local.analysis or {}).get("recording_url"),
-                analysis=local.analysis or {},
-                customer=None
-                if local.customer is None
-                else CustomerRef(id=local.customer.pk, name=local.customer.name, phone=local.customer.phone),
-                branch=_branch_ref(local.branch),
-                appointments=[
-                    AppointmentRef(id=a.pk, starts_at=a.starts_at, status=a.status)
-                    for a in local.appointments.order_by("starts_at")
-                ],
-            )
-        scope = TenantScope.load(company)
-        client, _ = client_for(company)
-        missing = MCPError(
-            ErrorCode.NOT_FOUND,
-            f"call_id: no call {wanted!r} for this tenant",
-            details={"field": "call_id"},
-        )
-        try:
-            call = client.get_call(ctx, wanted)
-        except MCPError as exc:
-            if exc.code is ErrorCode.NOT_FOUND:
-                raise missing from None
-            raise
-        if not scope.owns_call(call):
-            raise missing  # another tenant's call looks exactly like a missing one
-        summary = _retell_call(call, imported=False)
-        analysis = call.get("call_analysis") or {}
-        return CallDetails(
-            source="retell",
-            id=None,
-            retell_call_id=call["call_id"],
-            agent_id=call.get("agent_id"),
-            status=summary.call_status,
-            direction=summary.direction,
-            from_number=summary.from_number,
-            to_number=summary.to_number,
-            started_at=summary.started_at,
-            ended_at=summary.ended_at,
-            duration_sec=summary.duration_sec,
-            cost=summary.cost,
-            transcript=call.get("transcript") or "",
-            summary=analysis.get("call_summary") or "",
-            sentiment=analysis.get("user_sentiment") or "",
-            call_successful=analysis.get("call_successful"),
-            disconnection_reason=call.get("disconnection_reason") or "",
-            recording_url=call.get("recording_url"),
-            analysis=analysis,
-            customer=None,
-            branch=_branch_ref(scope.branch_for_call(call)),
-            appointments=[],
-        )
+        return calls.details(ctx.require_tenant(), ctx, params.call_id)
 
     @operation(
         description="""Create an outbound phone call from one of the tenant's numbers (Retell dials
@@ -476,30 +165,7 @@ class RetellServer(MCPServer):
     def create_phone_call(
         self, ctx: OperationContext, params: CreatePhoneCallParams
     ) -> CreatePhoneCallResult:
-        scope = ctx_tenant_scope(ctx)
-        if params.from_number not in scope.numbers:
-            raise MCPError(
-                ErrorCode.NOT_FOUND,
-                f"from_number: {params.from_number} is not one of this tenant's numbers",
-                details={"field": "from_number"},
-            )
-        body: dict[str, Any] = {"from_number": params.from_number, "to_number": params.to_number}
-        if params.agent_id:
-            body["override_agent_id"] = scope.require_agent(params.agent_id)
-        if params.metadata:
-            body["metadata"] = params.metadata
-        if params.dynamic_variables:
-            body["retell_llm_dynamic_variables"] = params.dynamic_variables
-        client, _ = client_for(scope.company)
-        call = client.create_phone_call(ctx, body)
-        return CreatePhoneCallResult(
-            call_id=call["call_id"],
-            call_status=call.get("call_status") or "registered",
-            agent_id=call.get("agent_id"),
-            from_number=call.get("from_number") or params.from_number,
-            to_number=call.get("to_number") or params.to_number,
-            direction=call.get("direction") or "outbound",
-        )
+        return calls.place_call(ctx_tenant_scope(ctx), ctx, params)
 
     # --- calls, local ---
     @operation(
@@ -511,11 +177,11 @@ class RetellServer(MCPServer):
         read_only=True,
     )
     def get_recent_calls(self, ctx: OperationContext, params: RecentCallsParams) -> RecentCallsResult:
-        calls = _local_calls(ctx.require_tenant())
+        rows = calls.local_calls(ctx.require_tenant())
         if params.status:
-            calls = calls.filter(status=params.status)
-        rows = [_recent(c) for c in calls.order_by("-started_at")[: params.limit]]
-        return RecentCallsResult(calls=rows, count=len(rows))
+            rows = rows.filter(status=params.status)
+        recent = [recent_call(c) for c in rows.order_by("-started_at")[: params.limit]]
+        return RecentCallsResult(calls=recent, count=len(recent))
 
     @operation(
         description="""Call statistics from the local records over the last N days: totals, failures,
@@ -552,14 +218,8 @@ class RetellServer(MCPServer):
                 "query: needs at least 2 characters besides spaces",
                 details={"field": "query", "problem": "invalid_value"},
             )
-        calls = _local_calls(ctx.require_tenant()).filter(
-            Q(from_number__icontains=term)
-            | Q(to_number__icontains=term)
-            | Q(customer__name__icontains=term)
-            | Q(customer__phone__icontains=term)
-            | Q(summary__icontains=term)
-        )
-        rows = [_recent(c) for c in calls.order_by("-started_at")[: params.limit]]
+        found = calls.search_local(ctx.require_tenant(), term)
+        rows = [recent_call(c) for c in found.order_by("-started_at")[: params.limit]]
         return SearchCallsResult(query=term, calls=rows, count=len(rows))
 
     # --- phone numbers ---
@@ -573,26 +233,7 @@ class RetellServer(MCPServer):
         open_world=True,
     )
     def get_phone_numbers(self, ctx: OperationContext, params: NoParams) -> PhoneNumbersResult:
-        scope = ctx_tenant_scope(ctx)
-        client, _ = client_for(scope.company)
-        entries, generation = client.list_phone_numbers(ctx)
-        rows = []
-        for entry in entries:
-            if not scope.owns_number(entry):
-                continue
-            local = scope.numbers.get(entry["phone_number"])
-            rows.append(
-                RetellNumber(
-                    phone_number=entry["phone_number"],
-                    nickname=entry.get("nickname"),
-                    phone_number_type=entry.get("phone_number_type"),
-                    inbound_agent_ids=[a["agent_id"] for a in entry.get("inbound_agents") or []],
-                    outbound_agent_ids=[a["agent_id"] for a in entry.get("outbound_agents") or []],
-                    branch=_branch_ref(local.branch if local else None),
-                    synced=local is not None,
-                )
-            )
-        return PhoneNumbersResult(phone_numbers=rows, count=len(rows), api_generation=generation)
+        return numbers.list_numbers(ctx_tenant_scope(ctx), ctx)
 
     @operation(
         description="""Bring the tenant's Retell numbers into its local phone numbers: each number is
@@ -609,75 +250,7 @@ class RetellServer(MCPServer):
     def sync_phone_numbers(
         self, ctx: OperationContext, params: SyncPhoneNumbersParams
     ) -> SyncPhoneNumbersResult:
-        scope = ctx_tenant_scope(ctx)
-        client, _ = client_for(scope.company)
-        entries, _ = client.list_phone_numbers(ctx)
-        entries = [e for e in entries if scope.owns_number(e)]
-        numbers = [e["phone_number"] for e in entries]
-        foreign = sorted(
-            PhoneNumber.objects.filter(number__in=numbers)
-            .exclude(company=scope.company)
-            .values_list("number", flat=True)
-        )
-        if foreign:
-            raise MCPError(
-                ErrorCode.CONFLICT,
-                f"phone numbers {', '.join(foreign)} belong to another tenant; nothing was synced",
-                details={"numbers": foreign},
-            )
-        branches = list(Branch.objects.filter(company=scope.company, is_active=True))
-        results: list[SyncedNumber] = []
-        counts = {"created": 0, "updated": 0, "unchanged": 0}
-        without_branch: list[str] = []
-        with transaction.atomic():
-            for entry in entries:
-                number = entry["phone_number"]
-                inbound = [a["agent_id"] for a in entry.get("inbound_agents") or []] or number_agent_ids(
-                    entry
-                )
-                agent_id = inbound[0] if inbound else ""
-                row = (
-                    PhoneNumber.objects.select_for_update(of=("self",))
-                    .select_related("branch")
-                    .filter(company=scope.company, number=number)
-                    .first()
-                )
-                branch = (row.branch if row else None) or _match_branch(scope, entry, agent_id, branches)
-                wanted = {
-                    "branch": branch,
-                    "type": PhoneNumber.Type.RETELL,
-                    "retell_phone_id": number,
-                    "retell_agent_id": agent_id,
-                    "is_active": True,
-                }
-                if row is None:
-                    action = "created"
-                    if not params.dry_run:
-                        PhoneNumber.objects.create(company=scope.company, number=number, **wanted)
-                else:
-                    changed = {k: v for k, v in wanted.items() if getattr(row, k) != v}
-                    action = "updated" if changed else "unchanged"
-                    if changed and not params.dry_run:
-                        for key, value in changed.items():
-                            setattr(row, key, value)
-                        row.save(update_fields=list(changed))
-                if branch is not None and agent_id and not branch.retell_agent_id and not params.dry_run:
-                    branch.retell_agent_id = agent_id
-                    branch.save(update_fields=["retell_agent_id"])
-                if branch is None:
-                    without_branch.append(number)
-                counts[action] += 1
-                results.append(
-                    SyncedNumber(
-                        phone_number=number,
-                        action=action,
-                        agent_id=agent_id or None,
-                        branch=_branch_ref(branch),
-                    )
-                )
-        return SyncPhoneNumbersResult(
-            numbers=results, without_branch=without_branch, dry_run=params.dry_run, **counts
-        )
+        return numbers.sync_numbers(ctx_tenant_scope(ctx), ctx, params.dry_run)
 
     # --- connection ---
     @operation(
@@ -748,18 +321,3 @@ class RetellServer(MCPServer):
 
 HEALTH_TENANT_KEYS = 3
 HEALTH_BUDGET_SECONDS = 4.0
-
-
-def _match_branch(
-    scope: TenantScope, entry: dict[str, Any], agent_id: str, branches: list[Branch]
-) -> Branch | None:
-    if agent_id in scope.branch_agents:
-        return scope.branch_agents[agent_id]
-    nickname = (entry.get("nickname") or "").strip().lower()
-    if nickname:
-        for branch in branches:
-            if nickname in (branch.name.lower(), branch.slug.lower()):
-                return branch
-    if len(branches) == 1:
-        return branches[0]
-    return None

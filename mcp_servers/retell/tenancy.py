@@ -26,13 +26,8 @@ RETELL_KEY = TenantCredentials(
 )
 
 
-def credentials_for(company: Company | None) -> tuple[str, str] | None:
-    """(api_key, source) with source "tenant" or "platform", or None when neither is set."""
-    found = RETELL_KEY.find(company)
-    return (found.secret, found.source) if found else None
-
-
 def client_for(company: Company | None) -> tuple[RetellClient, str]:
+    """The tenant's client (its own key, else the platform's) and which key it is."""
     found = RETELL_KEY.resolve(company)
     return RetellClient(api_key=found.secret, base_url=settings.RETELL_BASE_URL), found.source
 
@@ -44,10 +39,6 @@ class TenantScope:
     def __init__(self, company: Company) -> None:
         self.company = company
         self.company_agent_id = company.retell_agent_id
-
-    @classmethod
-    def load(cls, company: Company) -> TenantScope:
-        return cls(company)
 
     @cached_property
     def branch_agents(self) -> dict[str, Branch]:
@@ -127,4 +118,4 @@ def number_agent_ids(entry: dict[str, Any]) -> list[str]:
 
 
 def ctx_tenant_scope(ctx: OperationContext) -> TenantScope:
-    return TenantScope.load(ctx.require_tenant())
+    return TenantScope(ctx.require_tenant())

@@ -1,6 +1,7 @@
 """A stateful fake of Sentry's web API (/api/0/...), following reference/upstream-apis.md §4:
 Bearer tokens, DRF-style error bodies, Link-header cursor pagination, rate-limit headers on
-every answer, issues, events and a Discover-style events table for performance data."""
+every answer, issues, events and a Discover-style events table for performance data.
+Its demo data (the project, issues, events and transactions) is sandbox_state.py."""
 
 from __future__ import annotations
 
@@ -10,14 +11,12 @@ from typing import Any
 
 from mcp_core.sandbox import SandboxRequest, SandboxResponse, SandboxServer, route
 
+from .sandbox_state import demo_issues, demo_project, demo_transactions
+
 # The demo token askpro/settings.py uses with SANDBOX=1.
 DEMO_TOKEN = "sntrys_sandbox_demo"
 DEMO_ORG = "askpro"
 RATE_LIMIT = 40
-
-
-def _iso(moment: dt.datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class SentrySandbox(SandboxServer):
@@ -32,127 +31,9 @@ class SentrySandbox(SandboxServer):
         self.token = token
         self.org = org
         self.remaining = RATE_LIMIT
-        now = dt.datetime.now(dt.UTC)
-        self.project = {"id": "4501", "name": "control-plane", "slug": "control-plane", "platform": "python"}
-        self.issues: dict[str, dict[str, Any]] = {}
-        self.events: dict[str, list[dict[str, Any]]] = {}
-        samples = [
-            (
-                "OperationalError",
-                "could not connect to server: Connection refused",
-                "mcp_core.pipeline in route",
-                "error",
-                57,
-                3,
-            ),
-            (
-                "TimeoutError",
-                "calcom did not answer in time (GET /v2/slots)",
-                "mcp_servers.calcom.client in request",
-                "error",
-                31,
-                5,
-            ),
-            ("KeyError", "'call_id'", "mcp_servers.webhooks.handlers in handle_retell", "error", 12, 1),
-            ("DeprecationWarning", "USE_L10N is deprecated", "django.conf in __getattr__", "warning", 4, 0),
-        ]
-        for index, (exc_type, value, culprit, level, count, users) in enumerate(samples, start=1):
-            issue_id = str(1000 + index)
-            first = now - dt.timedelta(days=6 - index)
-            self.issues[issue_id] = {
-                "id": issue_id,
-                "shortId": f"CONTROL-PLANE-{index:X}",
-                "title": f"{exc_type}: {value}",
-                "culprit": culprit,
-                "permalink": f"https://sentry.io/organizations/{org}/issues/{issue_id}/",
-                "logger": None,
-                "level": level,
-                "status": "unresolved",
-                "substatus": "ongoing",
-                "statusDetails": {},
-                "isPublic": False,
-                "platform": "python",
-                "project": self.project,
-                "type": "error",
-                "metadata": {
-                    "type": exc_type,
-                    "value": value,
-                    "filename": culprit.split(" in ")[0].replace(".", "/") + ".py",
-                    "function": culprit.split(" in ")[-1],
-                },
-                "numComments": 0,
-                "assignedTo": None,
-                "issueType": "error",
-                "issueCategory": "error",
-                "priority": "high" if count > 20 else "medium",
-                "count": str(count),
-                "userCount": users,
-                "firstSeen": _iso(first),
-                "lastSeen": _iso(now - dt.timedelta(hours=index)),
-            }
-            self.events[issue_id] = [
-                {
-                    "id": f"{issue_id}{n:028x}"[:32],
-                    "eventID": f"{issue_id}{n:028x}"[:32],
-                    "groupID": issue_id,
-                    "title": f"{exc_type}: {value}",
-                    "message": value,
-                    "platform": "python",
-                    "dateCreated": _iso(now - dt.timedelta(hours=index, minutes=n * 7)),
-                    "dateReceived": _iso(now - dt.timedelta(hours=index, minutes=n * 7)),
-                    "tags": [{"key": "environment", "value": "production"}, {"key": "level", "value": level}],
-                    "user": None,
-                    "contexts": {"runtime": {"name": "CPython", "version": "3.11.7"}},
-                    "entries": [
-                        {
-                            "type": "exception",
-                            "data": {
-                                "values": [
-                                    {
-                                        "type": exc_type,
-                                        "value": value,
-                                        "stacktrace": {
-                                            "frames": [
-                                                {
-                                                    "filename": "x.py",
-                                                    "function": culprit.split(" in ")[-1],
-                                                    "lineno": 40 + n,
-                                                }
-                                            ]
-                                        },
-                                    }
-                                ]
-                            },
-                        }
-                    ],
-                    "sdk": {"name": "sentry.python.django", "version": "2.75.0"},
-                }
-                for n in range(3)
-            ]
-        self.transactions = [
-            {
-                "transaction": "/api/v1/mcp/call",
-                "p95()": 41.5,
-                "p50()": 12.0,
-                "count()": 12873,
-                "failure_rate()": 0.012,
-            },
-            {"transaction": "/mcp", "p95()": 38.2, "p50()": 10.4, "count()": 9211, "failure_rate()": 0.008},
-            {
-                "transaction": "/webhooks/retell",
-                "p95()": 22.9,
-                "p50()": 6.1,
-                "count()": 4410,
-                "failure_rate()": 0.001,
-            },
-            {
-                "transaction": "/admin/monitoring/",
-                "p95()": 180.3,
-                "p50()": 95.0,
-                "count()": 312,
-                "failure_rate()": 0.0,
-            },
-        ]
+        self.project = demo_project()
+        self.issues, self.events = demo_issues(org, self.project, dt.datetime.now(dt.UTC))
+        self.transactions = demo_transactions()
 
     def describe(self) -> str:
         return f"demo token {self.token}, org {self.org}, {len(self.issues)} issues"
@@ -203,6 +84,12 @@ class SentrySandbox(SandboxServer):
         if request.params.get("org") != self.org:
             return SandboxResponse(404, {"detail": "The requested resource does not exist"})
         return None
+
+    def _issue(self, request: SandboxRequest) -> dict[str, Any] | None:
+        """The issue the path names, if the path's organisation is ours (else: not found, as Sentry answers)."""
+        if request.params.get("org") != self.org:
+            return None
+        return self.issues.get(request.params["issue_id"])
 
     def _page(self, request: SandboxRequest, items: list[Any], limit: int) -> SandboxResponse:
         cursor = request.arg("cursor", "0:0:0") or "0:0:0"
@@ -262,10 +149,7 @@ class SentrySandbox(SandboxServer):
 
     @route("GET", r"/api/0/organizations/(?P<org>[^/]+)/issues/(?P<issue_id>\d+)/")
     def get_issue(self, request: SandboxRequest) -> SandboxResponse:
-        missing = self._org_or_404(request)
-        if missing:
-            return missing
-        issue = self.issues.get(request.params["issue_id"])
+        issue = self._issue(request)
         if issue is None:
             return self.not_found(request)
         return SandboxResponse(
@@ -279,10 +163,7 @@ class SentrySandbox(SandboxServer):
 
     @route("PUT", r"/api/0/organizations/(?P<org>[^/]+)/issues/(?P<issue_id>\d+)/")
     def update_issue(self, request: SandboxRequest) -> SandboxResponse:
-        missing = self._org_or_404(request)
-        if missing:
-            return missing
-        issue = self.issues.get(request.params["issue_id"])
+        issue = self._issue(request)
         if issue is None:
             return self.not_found(request)
         status = (request.json() or {}).get("status")

@@ -9,7 +9,11 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+import stripe
+
 DOC_URL = "https://stripe.com/docs/error-codes"
+# The version the official library (and so our client) sends: one definition for both sides.
+API_VERSION = stripe.api_version
 
 
 def new_id(prefix: str) -> str:
@@ -120,6 +124,15 @@ def bool_param(params: dict[str, Any], name: str, default: bool | None = None) -
     if value in ("true", "false"):
         return value == "true"
     raise StripeFail(400, f"Invalid boolean: {value}", code="parameter_invalid_boolean", param=name)
+
+
+def currency_param(params: dict[str, Any], name: str = "currency") -> str:
+    currency = params.get("currency") if isinstance(params, dict) else None
+    if not currency:
+        raise required_error(name)
+    if not re.fullmatch(r"[A-Za-z]{3}", currency):
+        raise StripeFail(400, f"Invalid currency: {currency}", code="parameter_invalid_string", param=name)
+    return currency.lower()
 
 
 def check_known(params: dict[str, Any], allowed: set[str]) -> None:

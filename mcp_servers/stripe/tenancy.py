@@ -4,9 +4,12 @@ and client, and the checks that keep every object inside the tenant's own Stripe
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable
 from typing import Any
+
+import msgspec
 
 from mcp_core.contracts import ErrorCode, MCPError, OperationContext
 
@@ -23,6 +26,13 @@ def callers_idempotency_key(ctx: OperationContext) -> str | None:
     if not key:
         return None
     return key if _HEADER_SAFE.match(key) else hashlib.sha256(key.encode()).hexdigest()
+
+
+def fingerprint(value: Any) -> str:
+    """SHA-256 of a request's params: equal params are the same request when no key is given."""
+    return hashlib.sha256(
+        json.dumps(msgspec.to_builtins(value), sort_keys=True, default=str).encode()
+    ).hexdigest()
 
 
 class Tenant:
