@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from mcp_servers.analytics.server import AnalyticsServer
+
 from .conftest import MARCH, op, refused
 
 OPERATIONS = sorted(AnalyticsServer.operations)
