@@ -10,10 +10,10 @@ import msgspec
 from django.apps import apps
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Q
+from django.db.models import F, Func, IntegerField, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from askpro.models import Appointment, Branch, Call, Customer, PhoneNumber
+from askpro.models import Appointment, Branch, Call, Company, Customer, PhoneNumber, Service, Staff
 from askpro.selectors import UnknownBranch, call_stats
 from mcp_core.contracts import ErrorCode, MCPError, OperationContext
 from mcp_core.db import deadline_transaction
@@ -300,6 +300,14 @@ def _slow_query_rows(limit: int) -> tuple[list[dict[str, Any]], str]:
     return querylog.captured(limit), f"captured timings (statements over {settings.MCP_SLOW_QUERY_MS} ms)"
 
 
+def _count(queryset) -> Subquery:
+    """count(*) of `queryset` as a scalar subquery (one statement counts several tables)."""
+    return Subquery(
+        queryset.order_by().annotate(n=Func(F("pk"), function="COUNT")).values("n")[:1],
+        output_field=IntegerField(),
+    )
+
+
 def _model_for_table() -> dict[str, Any]:
     return {model._meta.db_table: model for model in apps.get_models()}
 
@@ -331,6 +339,28 @@ class DatabaseServer(MCPServer):
             )
         models_by_table = _model_for_table()
         secrets = secret_columns()
+        # Every table's tenant row count in one statement (a scalar subquery per table).
+        counted = {
+            name: models_by_table[name]
+            for name in wanted
+            if name in models_by_table
+            and name != "askpro_company"
+            and "company" in {f.name for f in models_by_table[name]._meta.concrete_fields}
+        }
+        tenant_counts = (
+            Company.objects.filter(pk=tenant.pk)
+            .annotate(
+                **{
+                    f"n_{i}": _count(m.objects.filter(company=OuterRef("pk")))
+                    for i, m in enumerate(counted.values())
+                }
+            )
+            .values(*(f"n_{i}" for i in range(len(counted))))
+            .get()
+            if counted
+            else {}
+        )
+        counts_by_table = {name: tenant_counts[f"n_{i}"] or 0 for i, name in enumerate(counted)}
         tables = []
         for name in wanted:
             model = models_by_table.get(name)
@@ -345,13 +375,7 @@ class DatabaseServer(MCPServer):
             indexes += [
                 f"{f.column} (unique)" for f in model._meta.concrete_fields if f.unique and not f.primary_key
             ]
-            field_names = {f.name for f in model._meta.concrete_fields}
-            if name == "askpro_company":
-                tenant_rows = 1
-            elif "company" in field_names:
-                tenant_rows = model.objects.filter(company=tenant).count()
-            else:
-                tenant_rows = None
+            tenant_rows = 1 if name == "askpro_company" else counts_by_table.get(name)
             tables.append(TableInfo(name=name, columns=columns, indexes=indexes, tenant_rows=tenant_rows))
         return GetSchemaResult(tables=tables, generated_at=timezone.now())
 
@@ -522,21 +546,49 @@ class DatabaseServer(MCPServer):
     def get_tenant_stats(self, ctx: OperationContext, params: NoParams) -> TenantStatsResult:
         tenant = ctx.require_tenant()
         now = timezone.now()
-        return TenantStatsResult(
-            tenant=tenant.slug,
-            branches=tenant.branches.count(),
-            staff=tenant.staff.count(),
-            services=tenant.services.count(),
-            customers=tenant.customers.count(),
-            appointments=tenant.appointments.count(),
-            calls=tenant.calls.count(),
-            phone_numbers=tenant.phone_numbers.count(),
-            calls_last_30_days=tenant.calls.filter(started_at__gte=now - dt.timedelta(days=30)).count(),
-            appointments_upcoming=tenant.appointments.filter(
-                starts_at__gte=now,
-                status__in=[Appointment.Status.SCHEDULED, Appointment.Status.CONFIRMED],
-            ).count(),
+        # One statement: a scalar count per table, each on its (company, ...) index.
+        names = [
+            "branches",
+            "staff",
+            "services",
+            "customers",
+            "appointments",
+            "calls",
+            "phone_numbers",
+            "calls_last_30_days",
+            "appointments_upcoming",
+        ]
+        counts = (
+            Company.objects.filter(pk=tenant.pk)
+            .annotate(
+                **{
+                    f"n_{name}": _count(model.objects.filter(company=OuterRef("pk")))
+                    for name, model in (
+                        ("branches", Branch),
+                        ("staff", Staff),
+                        ("services", Service),
+                        ("customers", Customer),
+                        ("appointments", Appointment),
+                        ("calls", Call),
+                        ("phone_numbers", PhoneNumber),
+                    )
+                },
+                n_calls_last_30_days=_count(
+                    Call.objects.filter(company=OuterRef("pk"), started_at__gte=now - dt.timedelta(days=30))
+                ),
+                n_appointments_upcoming=_count(
+                    Appointment.objects.filter(
+                        company=OuterRef("pk"),
+                        starts_at__gte=now,
+                        status__in=[Appointment.Status.SCHEDULED, Appointment.Status.CONFIRMED],
+                    )
+                ),
+            )
+            .values(*(f"n_{name}" for name in names))
+            .get()
         )
+        # (prefixed: the plain names are the Company's related managers)
+        return TenantStatsResult(tenant=tenant.slug, **{name: counts[f"n_{name}"] or 0 for name in names})
 
     @operation(
         description="""Which branch each of the tenant's phone numbers rings: number, type, and the
