@@ -251,7 +251,8 @@ def analytics_view(site, request: HttpRequest) -> HttpResponse:
             branches=selectors.analytics_branches(rights, tenant),
             params=params,
             picker={
-                key: params.get(key) or page.get("period", {}).get(key, "") for key in ("date_from", "date_to")
+                key: params.get(key) or page.get("period", {}).get(key, "")
+                for key in ("date_from", "date_to")
             },
             presets=analytics_page.presets(timezone.localdate()),
             error=failed.error if failed is not None else None,
