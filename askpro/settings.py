@@ -453,6 +453,8 @@ IMPROVEMENT_ANALYZERS = [
     "dashboard.engine.analyzers.database.UnusedIndexes",
     "dashboard.engine.analyzers.database.CacheHitRate",
     "dashboard.engine.analyzers.business.UnbookedCalls",
+    "dashboard.engine.analyzers.analytics.MissedCallsByWeekday",
+    "dashboard.engine.analyzers.analytics.StaffFullyBooked",
     "dashboard.engine.analyzers.quality.UIAccessibility",
 ]
 # Per-analyzer threshold overrides, e.g. {"slow_operations": {"p95_ms": 800}}.
