@@ -61,7 +61,11 @@ calls AS MATERIALIZED (
 booked AS (
     SELECT a.call_id, bool_or(a.status = 'completed') AS attended
     FROM askpro_appointment a
-    WHERE a.company_id = %(company)s AND a.status <> 'failed' AND a.call_id IN (SELECT id FROM calls)
+    -- An appointment is made during or after the call it came from, so only those created
+    -- since the periods began can belong to these calls: that bound lets the company/created_at
+    -- index pick them instead of reading every appointment of the company.
+    WHERE a.company_id = %(company)s AND a.created_at >= %(prev_since)s AND a.status <> 'failed'
+      AND a.call_id IN (SELECT id FROM calls)
     GROUP BY a.call_id
 ),
 cb AS MATERIALIZED (

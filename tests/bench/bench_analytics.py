@@ -50,7 +50,8 @@ def generate(calls: int) -> list[tuple[str, float]]:
     from askpro.models import Branch, Company, Plan, Service, Staff, WorkingHours
 
     if Company.objects.filter(slug="tenant-0").exists():
-        return [("(data of an earlier run reused)", 0.0)]
+        with connection.cursor() as cur:
+            return [("(data of an earlier run reused) VACUUM ANALYZE", _timed(cur, "VACUUM ANALYZE"))]
     plan, _ = Plan.objects.get_or_create(
         code="bench",
         defaults={"name": "Bench", "requests_per_minute": 10_000_000, "max_concurrent_calls": 10_000},
@@ -163,7 +164,9 @@ def generate(calls: int) -> list[tuple[str, float]]:
                 ),
             )
         )
-        timings.append(("ANALYZE", _timed(cur, "ANALYZE")))
+        # VACUUM as autovacuum would have by now: it sets the visibility map, without which
+        # every count reads the heap (fresh rows), and ANALYZE gives the planner the new sizes.
+        timings.append(("VACUUM ANALYZE", _timed(cur, "VACUUM ANALYZE")))
         cur.execute("SELECT (SELECT count(*) FROM askpro_call), (SELECT count(*) FROM askpro_appointment), "
                     "(SELECT count(*) FROM askpro_invoice)")  # fmt: skip
         n_calls, n_appts, n_invoices = cur.fetchone()
@@ -355,15 +358,15 @@ GROUP BY GROUPING SETS ((), (1))
 FLOOR_SEARCH = """
 (SELECT 'customers', id, name FROM askpro_customer WHERE company_id = %(company)s
    AND (name ILIKE '%%' || %(q)s || '%%' OR phone ILIKE '%%' || %(q)s || '%%' OR email ILIKE '%%' || %(q)s || '%%'
-        OR notes ILIKE '%%' || %(q)s || '%%') LIMIT 20)
+        OR notes ILIKE '%%' || %(q)s || '%%') ORDER BY company_id, name LIMIT 20)
 UNION ALL
 (SELECT 'appointments', a.id, c.name FROM askpro_appointment a LEFT JOIN askpro_customer c ON c.id = a.customer_id
   WHERE a.company_id = %(company)s AND (c.name ILIKE '%%' || %(q)s || '%%' OR c.phone ILIKE '%%' || %(q)s || '%%'
-        OR a.notes ILIKE '%%' || %(q)s || '%%') LIMIT 20)
+        OR a.notes ILIKE '%%' || %(q)s || '%%') ORDER BY a.starts_at DESC LIMIT 20)
 UNION ALL
 (SELECT 'calls', k.id, k.from_number FROM askpro_call k LEFT JOIN askpro_customer c ON c.id = k.customer_id
   WHERE k.company_id = %(company)s AND (k.from_number ILIKE '%%' || %(q)s || '%%' OR k.summary ILIKE '%%' || %(q)s || '%%'
-        OR c.name ILIKE '%%' || %(q)s || '%%') LIMIT 20)
+        OR c.name ILIKE '%%' || %(q)s || '%%') ORDER BY k.started_at DESC LIMIT 20)
 """
 
 FLOOR_FAILED = """
@@ -544,8 +547,8 @@ def main() -> None:
         rows = measure(args.repeat, args.tenants, args.days)
         print(f"\n== Each operation against its floor ({args.days}-day period and the one before; median of "
               f"{args.repeat} x {args.tenants} tenants) ==")  # fmt: skip
-        print(f"{'operation':40} {'floor ms':>9} {'op ms':>8} {'routed ms':>10} {'max ms':>8} {'x floor':>8} "
-              f"{'stmts':>6}  target")  # fmt: skip
+        print(f"{'operation':40} {'floor ms':>9} {'op ms':>8} {'x floor':>8} {'routed ms':>10} {'x floor':>8} "
+              f"{'max ms':>8} {'stmts':>6}  target")  # fmt: skip
         for name, floor_ms, direct_ms, routed_ms, max_ms, statements in rows:
             ratio = routed_ms / floor_ms if floor_ms else float("nan")
             ok = "ok" if ratio <= 2 and routed_ms < 300 else "MISSED"
