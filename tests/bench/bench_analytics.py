@@ -145,7 +145,7 @@ def generate(calls: int) -> list[tuple[str, float]]:
                     CROSS JOIN LATERAL (
                         SELECT date_trunc('hour', c.started_at) + (1 + c.id %% 20) * interval '1 day' AS starts
                     ) x
-                    WHERE c.id %% 2 = 0 AND c.company_id IN (SELECT company_id FROM t)""",
+                    WHERE (c.id / 20) %% 2 = 0 AND c.company_id IN (SELECT company_id FROM t)""",
                 ),
             )
         )
@@ -550,13 +550,17 @@ def main() -> None:
         print(f"{'operation':40} {'floor ms':>9} {'op ms':>8} {'x floor':>8} {'routed ms':>10} {'x floor':>8} "
               f"{'max ms':>8} {'stmts':>6}  target")  # fmt: skip
         for name, floor_ms, direct_ms, routed_ms, max_ms, statements in rows:
-            ratio = routed_ms / floor_ms if floor_ms else float("nan")
-            ok = "ok" if ratio <= 2 and routed_ms < 300 else "MISSED"
-            print(f"{name:40} {floor_ms:9.1f} {direct_ms:8.1f} {routed_ms:10.1f} {max_ms:8.1f} {ratio:7.2f}x "
-                  f"{statements:6d}  {ok}")  # fmt: skip
-        print("  op ms: the operation called directly; routed ms: through the orchestrator (key, validation,")
+            ratio = direct_ms / floor_ms if floor_ms else float("nan")
+            routed_ratio = routed_ms / floor_ms if floor_ms else float("nan")
+            ok = "ok" if ratio <= 2 and direct_ms < 300 else "MISSED"
+            print(f"{name:40} {floor_ms:9.1f} {direct_ms:8.1f} {ratio:7.2f}x {routed_ms:10.1f} {routed_ratio:7.2f}x "
+                  f"{max_ms:8.1f} {statements:6d}  {ok}")  # fmt: skip
+        print("  op ms: the operation itself (its statements and Python); x floor = op / floor (the target);")
         print(
-            "  audit row, rollup); x floor = routed / floor; stmts: SQL statements the operation itself ran."
+            "  routed ms: the same call through the orchestrator (key, validation, rate limit, breaker, one"
+        )
+        print(
+            "  audit row and rollup committed), its ratio and max; stmts: SQL statements the operation ran."
         )
         page_ms, page_max, page_queries = measure_page(args.repeat * 2, args.days)
         ok = "ok" if page_ms < 500 else "MISSED"
