@@ -436,6 +436,12 @@ class DatabaseServer(MCPServer):
         tenant = ctx.require_tenant()
         term = params.query.strip()
         hits: list[SearchHit] = []
+        # The tenant's matching customers as a subquery (not a join to every customer): the
+        # appointment and call searches then walk their own (company, time) index newest first
+        # and stop at the limit.
+        tenant_customers = Customer.objects.filter(company=tenant)
+        named = tenant_customers.filter(Q(name__icontains=term) | Q(phone__icontains=term)).values("pk")
+        named_only = tenant_customers.filter(name__icontains=term).values("pk")
         if "customers" in params.tables:
             rows = Customer.objects.filter(company=tenant).filter(
                 Q(name__icontains=term)
@@ -449,11 +455,7 @@ class DatabaseServer(MCPServer):
         if "appointments" in params.tables:
             rows = (
                 Appointment.objects.filter(company=tenant)
-                .filter(
-                    Q(customer__name__icontains=term)
-                    | Q(customer__phone__icontains=term)
-                    | Q(notes__icontains=term)
-                )
+                .filter(Q(customer__in=named) | Q(notes__icontains=term))
                 .select_related("customer")[: params.limit]
             )
             hits += [
@@ -469,9 +471,7 @@ class DatabaseServer(MCPServer):
             rows = (
                 Call.objects.filter(company=tenant)
                 .filter(
-                    Q(from_number__icontains=term)
-                    | Q(summary__icontains=term)
-                    | Q(customer__name__icontains=term)
+                    Q(from_number__icontains=term) | Q(summary__icontains=term) | Q(customer__in=named_only)
                 )
                 .select_related("customer")[: params.limit]
             )
