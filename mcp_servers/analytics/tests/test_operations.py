@@ -351,3 +351,33 @@ def test_it_reports_healthy_on_postgresql(db):
     from mcp_core.registry import get_registry
 
     assert get_registry().get_server("analytics").health().status == "healthy"
+
+
+def test_it_lets_an_operator_enter_working_hours_on_the_staff_page(salon, client, django_user_model):
+    from askpro.models import WorkingHours
+
+    client.force_login(django_user_model.objects.create_superuser("hr", "hr@example.com", "pw-123456789"))
+    cleo = salon["staff"]["cleo"]
+    form = {
+        "company": salon["alice"].pk,
+        "branch": salon["north"].pk,
+        "name": "Cleo",
+        "email": "",
+        "phone": "",
+        "is_active": "on",
+        "is_bookable": "on",
+        "working_hours-TOTAL_FORMS": "1",
+        "working_hours-INITIAL_FORMS": "0",
+        "working_hours-0-weekday": "1",
+        "working_hours-0-starts": "09:00",
+        "working_hours-0-ends": "12:00",
+    }
+    response = client.post(f"/admin/askpro/staff/{cleo.pk}/change/", form)
+    assert response.status_code == 302, response.content[:2000]
+    row = WorkingHours.objects.get(staff=cleo)
+    assert (row.company_id, row.weekday, str(row.starts), str(row.ends)) == (
+        salon["alice"].pk,
+        1,
+        "09:00:00",
+        "12:00:00",
+    )
