@@ -601,10 +601,15 @@ def rows(sql: str, params: dict[str, Any]) -> list[tuple]:
         return cursor.fetchall()
 
 
+def _current_only(company_id: int, period: Period, branch_id: int | None, **extra: Any) -> dict[str, Any]:
+    """Params that make the both-periods CTEs read the period alone (exports have no comparison)."""
+    return {**_params(company_id, period, branch_id, **extra), "prev_since": period.since}
+
+
 def daily_rows(company_id: int, period: Period, branch_id: int | None, currency: str) -> list[tuple]:
     sql = f"WITH {CALLS_CTE}, {APPOINTMENTS_CTE}, " + DAILY_SQL.removeprefix("\nWITH ")
-    return rows(sql, _params(company_id, period, branch_id, currency=currency))
+    return rows(sql, _current_only(company_id, period, branch_id, currency=currency))
 
 
 def call_rows(company_id: int, period: Period, branch_id: int | None, limit: int) -> list[tuple]:
-    return rows(CALL_ROWS_SQL, _params(company_id, period, branch_id, limit=limit))
+    return rows(CALL_ROWS_SQL, _current_only(company_id, period, branch_id, limit=limit))
