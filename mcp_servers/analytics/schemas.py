@@ -52,16 +52,16 @@ class OverviewResult(Result):
     calls: Figure
     answered_calls: Figure
     missed_calls: Figure
-    booked_calls: Annotated[Figure, Meta(description="Calls that ended in a booking (not failed)")]
-    unknown_callers: Annotated[Figure, Meta(description="Calls with no customer matched")]
+    booked_calls: Figure  # Calls that ended in a booking (not failed)
+    unknown_callers: Figure  # Calls with no customer matched
     booking_rate: Figure
     unknown_caller_rate: Figure
     missed_call_rate: Figure
-    appointments: Annotated[Figure, Meta(description="Appointments starting in the period")]
+    appointments: Figure  # Appointments starting in the period
     visits: Figure
     cancellations: Figure
     no_shows: Figure
-    bookings: Annotated[Figure, Meta(description="Appointments made in the period")]
+    bookings: Figure  # Appointments made in the period
     new_customers: Figure
     revenue: Figure
 
@@ -90,8 +90,8 @@ class OutcomeRow(Result):
 class CallFunnelResult(Result):
     period: PeriodOut
     calls: Figure
-    answered: Annotated[Figure, Meta(description="Handled by the agent to the end")]
-    transferred: Annotated[Figure, Meta(description="Handed to a person")]
+    answered: Figure  # Handled by the agent to the end
+    transferred: Figure  # Handed to a person
     missed: Figure
     in_progress: Figure
     booked: Figure
@@ -142,7 +142,7 @@ class AppointmentStatsResult(Result):
     failed: Figure
     bookings: Figure
     cancellation_rate: Figure
-    no_show_rate: Annotated[Figure, Meta(description="No-shows among completed and no-show appointments")]
+    no_show_rate: Figure  # No-shows among completed and no-show appointments
     avg_lead_time_hours: Figure
     median_lead_time_hours: Figure
     booked_minutes: Figure
@@ -157,8 +157,8 @@ class StaffUtilisation(Result):
     branch_id: int | None
     appointments: Figure
     booked_minutes: Figure
-    working_minutes: Annotated[Figure, Meta(description="null: no working hours recorded")]
-    utilisation: Annotated[Figure, Meta(description="booked / working minutes (1.0 = fully booked)")]
+    working_minutes: Figure  # null: no working hours recorded
+    utilisation: Figure  # booked / working minutes (1.0 = fully booked)
 
 
 class BranchUtilisation(Result):
@@ -229,8 +229,8 @@ class RevenueResult(Result):
     currency: str
     revenue: Figure
     invoices: Figure
-    stripe: Annotated[Figure, Meta(description="Paid invoices that came from Stripe")]
-    local: Annotated[Figure, Meta(description="Paid invoices recorded only here")]
+    stripe: Figure  # Paid invoices that came from Stripe
+    local: Figure  # Paid invoices recorded only here
     visits: Figure
     average_per_visit: Figure
     by_branch: list[RevenueRow]
@@ -283,7 +283,7 @@ class ComparePeriodsResult(Result):
     granularity: str
     period: SpanOut
     compare_period: SpanOut
-    total: Annotated[Figure, Meta(description="current: the period; previous: the compared period")]
+    total: Figure  # current: the period; previous: the compared period
     series: list[ComparePoint]
 
 
