@@ -12,6 +12,7 @@ from .models import (
     Plan,
     Service,
     Staff,
+    WorkingHours,
 )
 
 
@@ -87,8 +88,27 @@ class BranchAdmin(admin.ModelAdmin):
     list_select_related = ("company",)
 
 
+class WorkingHoursInline(admin.TabularInline):
+    """A staff member's working week (analytics: utilisation is booked minutes against it)."""
+
+    model = WorkingHours
+    fields = ("weekday", "starts", "ends")
+    extra = 0
+
+
 @admin.register(Staff)
 class StaffAdmin(admin.ModelAdmin):
+    inlines = [WorkingHoursInline]
+
+    def save_formset(self, request, form, formset, change):
+        # Working hours carry their staff member's company (every tenant record does).
+        for row in formset.save(commit=False):
+            row.company_id = form.instance.company_id
+            row.save()
+        for row in formset.deleted_objects:
+            row.delete()
+        formset.save_m2m()
+
     list_display = ("name", "company", "branch", "email", "is_active", "is_bookable")
     list_filter = ("is_active", "is_bookable", "company")
     search_fields = ("name", "email", "phone")
@@ -157,4 +177,4 @@ class InvoiceAdmin(admin.ModelAdmin):
     list_filter = ("status", "company")
     search_fields = ("number", "stripe_invoice_id")
     list_select_related = ("company",)
-    raw_id_fields = ("customer",)
+    raw_id_fields = ("customer", "appointment")

@@ -121,6 +121,44 @@ class Staff(models.Model):
         return self.name
 
 
+class WorkingHours(models.Model):
+    """One stretch of a staff member's regular working week (Monday 09:00-13:00, say); a day
+    may hold several. Utilisation is booked minutes against these; a staff member without
+    any has no utilisation figure (never an assumed week)."""
+
+    class Weekday(models.IntegerChoices):
+        MONDAY = 1
+        TUESDAY = 2
+        WEDNESDAY = 3
+        THURSDAY = 4
+        FRIDAY = 5
+        SATURDAY = 6
+        SUNDAY = 7
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="working_hours")
+    staff = models.ForeignKey(Staff, on_delete=models.CASCADE, related_name="working_hours")
+    # ISO weekday (1 = Monday), as PostgreSQL's EXTRACT(ISODOW ...) counts.
+    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
+    starts = models.TimeField(help_text="Local time in the company's time zone")
+    ends = models.TimeField(help_text="Local time; after starts (no shift across midnight)")
+
+    class Meta:
+        verbose_name_plural = "working hours"
+        ordering = ["staff_id", "weekday", "starts"]
+        indexes = [models.Index(fields=["company", "staff"], name="workinghours_company_staff")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends__gt=models.F("starts")), name="workinghours_ends_after_start"
+            ),
+            models.CheckConstraint(
+                condition=Q(weekday__gte=1, weekday__lte=7), name="workinghours_iso_weekday"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.staff_id} {self.get_weekday_display()} {self.starts:%H:%M}-{self.ends:%H:%M}"
+
+
 class Service(models.Model):
     """Something a company sells by appointment (a haircut, a consultation)."""
 
@@ -251,6 +289,10 @@ class Appointment(models.Model):
         indexes = [
             models.Index(fields=["company", "starts_at"], name="appt_company_starts"),
             models.Index(fields=["company", "status"], name="appt_company_status"),
+            # Bookings made in a period (analytics: lead time, bookings per day).
+            models.Index(fields=["company", "created_at"], name="appt_company_created"),
+            # A customer's visits in order (analytics: first visit, cohorts, customers at risk).
+            models.Index(fields=["company", "customer", "starts_at"], name="appt_company_customer_starts"),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -309,6 +351,11 @@ class Invoice(models.Model):
     customer = models.ForeignKey(
         Customer, on_delete=models.SET_NULL, null=True, blank=True, related_name="invoices"
     )
+    # The visit the invoice bills, when there is one: revenue per branch, service and staff
+    # member is read through it (analytics); an invoice without one counts as unattributed.
+    appointment = models.ForeignKey(
+        "Appointment", on_delete=models.SET_NULL, null=True, blank=True, related_name="invoices"
+    )
     stripe_invoice_id = models.CharField(max_length=100, unique=True, null=True, blank=True)
     number = models.CharField(max_length=50, blank=True, default="")
     status = models.CharField(max_length=15, choices=Status.choices, default=Status.DRAFT)
@@ -323,7 +370,10 @@ class Invoice(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["company", "status"], name="invoice_company_status")]
+        indexes = [
+            models.Index(fields=["company", "status"], name="invoice_company_status"),
+            models.Index(fields=["company", "paid_at"], name="invoice_company_paid"),
+        ]
 
     def __str__(self) -> str:
         return self.number or self.stripe_invoice_id or f"invoice {self.pk}"

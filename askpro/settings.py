@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "mcp_servers.retell",
     "mcp_servers.stripe",
     "mcp_servers.messaging",
+    "mcp_servers.analytics",
     "dashboard",
 ]
 
@@ -354,6 +355,7 @@ MCP_SERVERS = env_list(
         "mcp_servers.retell.server.RetellServer",
         "mcp_servers.stripe.server.StripeServer",
         "mcp_servers.messaging.server.MessagingServer",
+        "mcp_servers.analytics.server.AnalyticsServer",
     ],
 )
 MCP_DEFAULT_TIMEOUT = env_float("MCP_DEFAULT_TIMEOUT", 30.0, minimum=0.1)
@@ -432,6 +434,12 @@ MCP_DATABASE_MAX_BYTES = env_int(
 # Statements at least this slow are captured (by shape) for database_optimize_queries.
 MCP_SLOW_QUERY_MS = env_int("MCP_SLOW_QUERY_MS", 200, minimum=1)
 
+# --- The analytics server (docs/servers/analytics.md) ---
+# The longest period one analytics call may cover (its previous period is as long again).
+ANALYTICS_MAX_PERIOD_DAYS = env_int("ANALYTICS_MAX_PERIOD_DAYS", 366, minimum=7, maximum=3660)
+# The most rows one analytics_export_csv answer holds (a bigger export is cut and says so).
+ANALYTICS_CSV_MAX_ROWS = env_int("ANALYTICS_CSV_MAX_ROWS", 10_000, minimum=10, maximum=100_000)
+
 # --- ImprovementEngine (docs/admin.md): its analyzers, their thresholds, what may heal itself ---
 # Dotted paths of Analyzer subclasses (checked by dashboard.E001); another app appends its own.
 IMPROVEMENT_ANALYZERS = [
@@ -449,6 +457,8 @@ IMPROVEMENT_ANALYZERS = [
     "dashboard.engine.analyzers.database.UnusedIndexes",
     "dashboard.engine.analyzers.database.CacheHitRate",
     "dashboard.engine.analyzers.business.UnbookedCalls",
+    "dashboard.engine.analyzers.analytics.MissedCallsByWeekday",
+    "dashboard.engine.analyzers.analytics.StaffFullyBooked",
     "dashboard.engine.analyzers.quality.UIAccessibility",
 ]
 # Per-analyzer threshold overrides, e.g. {"slow_operations": {"p95_ms": 800}}.

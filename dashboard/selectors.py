@@ -12,7 +12,7 @@ from django.db.models import Count, F, Max, Q, Sum, Window
 from django.db.models.functions import RowNumber, Trunc
 from django.utils import timezone
 
-from askpro.models import Company
+from askpro.models import Branch, Company
 from mcp_core.contracts import SERVICE_FAILURE_CODES, OutcomeClass, codes_of
 from mcp_core.health import HealthResult, HealthStatus, aggregate_status
 from mcp_core.metrics import CLASS_COLUMNS, percentile_from_buckets
@@ -338,3 +338,17 @@ def recommendation_counts() -> dict[str, int]:
 
 def runs_list(limit: int = 20) -> list[ImprovementRun]:
     return list(ImprovementRun.objects.order_by("-started_at")[:limit])
+
+
+def analytics_tenants(rights) -> list[dict[str, Any]]:
+    """The tenants an operator may pick on the Analytics page (slug and name)."""
+    return list(rights.tenants().values("slug", "name")[:500])
+
+
+def analytics_branches(rights, tenant: str) -> list[dict[str, Any]]:
+    """The branches of `tenant` for the page's branch filter: none for a tenant the operator may not see."""
+    return list(
+        Branch.objects.filter(company__in=rights.tenants(), company__slug=tenant)
+        .order_by("name")
+        .values("id", "name")[:200]
+    )

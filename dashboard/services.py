@@ -72,3 +72,43 @@ def console_call(
         tenant=tenant or None,
         transport="console",
     )
+
+
+# The operations the Analytics page shows, in the order it shows them.
+ANALYTICS_PAGE_OPERATIONS = (
+    "get_overview",
+    "get_call_funnel",
+    "get_appointment_stats",
+    "get_utilisation",
+    "get_revenue",
+    "get_customer_cohorts",
+)
+
+
+def analytics_report(
+    *, rights: OperatorRights, tenant: str, params: dict[str, Any]
+) -> dict[str, MCPResponse]:
+    """The Analytics page's figures: each operation through the orchestrator as the signed-in
+    operator, with their own rights on that tenant. A refused first call (a bad date, a tenant
+    they may not see) stops there, so one mistake is reported and audited once."""
+    principal = rights.principal(tenant)
+    answers: dict[str, MCPResponse] = {}
+    for name in ANALYTICS_PAGE_OPERATIONS:
+        answers[name] = call_operation(
+            "analytics", name, params, principal=principal, tenant=tenant, transport="console"
+        )
+        if not answers[name].success:
+            break
+    return answers
+
+
+def analytics_export(*, rights: OperatorRights, tenant: str, params: dict[str, Any]) -> MCPResponse:
+    """One CSV report through the orchestrator as the operator (analytics_export_csv)."""
+    return call_operation(
+        "analytics",
+        "export_csv",
+        params,
+        principal=rights.principal(tenant),
+        tenant=tenant,
+        transport="console",
+    )

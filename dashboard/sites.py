@@ -32,5 +32,7 @@ class AskproAdminSite(admin.AdminSite):
                 name="improvement_action",
             ),
             path("console/", page(views.console_view), name="console"),
+            path("analytics/", page(views.analytics_view), name="analytics"),
+            path("analytics/export.csv", page(views.analytics_export_view), name="analytics_export"),
             *super().get_urls(),
         ]

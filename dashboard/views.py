@@ -12,13 +12,14 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonR
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 
 from mcp_core import live
 from mcp_core.discovery import operation_allowed
 from mcp_core.operators import CONSOLE_PERMISSION, OperatorRights
 from mcp_core.registry import get_registry
 
-from . import selectors, services
+from . import analytics_page, selectors, services
 from .engine import improvements_run
 from .engine.registry import get_analyzers
 from .forms import ConsoleForm
@@ -57,6 +58,7 @@ def _pages(request: HttpRequest) -> list[tuple[str, str]]:
         (reverse("admin:dashboard"), "MCP dashboard"),
         (reverse("admin:monitoring"), "System monitoring"),
         (reverse("admin:improvements"), "System improvements"),
+        (reverse("admin:analytics"), "Analytics"),
     ]
     if request.user.has_perm(CONSOLE_PERMISSION):
         pages.append((reverse("admin:console"), "Console"))
@@ -242,3 +244,61 @@ def console_view(site, request: HttpRequest) -> HttpResponse:
             rights=rights.summary(),
         ),
     )
+
+
+def _analytics_params(request: HttpRequest) -> tuple[str, dict]:
+    """The tenant and the period picker's params as given; the pipeline validates them."""
+    params: dict = {key: request.GET[key] for key in ("date_from", "date_to") if request.GET.get(key)}
+    branch = request.GET.get("branch_id", "")
+    if branch:
+        params["branch_id"] = int(branch) if branch.isdecimal() and len(branch) < 19 else branch
+    return request.GET.get("tenant", ""), params
+
+
+def analytics_view(site, request: HttpRequest) -> HttpResponse:
+    rights = OperatorRights(request.user)
+    tenants = selectors.analytics_tenants(rights)
+    tenant, params = _analytics_params(request)
+    tenant = tenant or (tenants[0]["slug"] if tenants else "")
+    answers = services.analytics_report(rights=rights, tenant=tenant, params=params) if tenant else {}
+    failed = next((answer for answer in answers.values() if not answer.success), None)
+    page = (
+        analytics_page.page_context({name: answer.data for name, answer in answers.items()})
+        if answers and failed is None
+        else {}
+    )
+    return TemplateResponse(
+        request,
+        "admin/dashboard/analytics.html",
+        _context(
+            site,
+            request,
+            "Analytics",
+            tenants=tenants,
+            tenant=tenant,
+            branches=selectors.analytics_branches(rights, tenant),
+            params=params,
+            picker={
+                key: params.get(key) or page.get("period", {}).get(key, "")
+                for key in ("date_from", "date_to")
+            },
+            presets=analytics_page.presets(timezone.localdate()),
+            error=failed.error if failed is not None else None,
+            reports=["daily", "calls", "utilisation", "revenue"],
+            **page,
+        ),
+        status=400 if failed is not None and failed.error["code"] == "validation_error" else 200,
+    )
+
+
+def analytics_export_view(site, request: HttpRequest) -> HttpResponse:
+    tenant, params = _analytics_params(request)
+    params["report"] = request.GET.get("report", "")
+    answer = services.analytics_export(rights=OperatorRights(request.user), tenant=tenant, params=params)
+    if not answer.success:
+        return JsonResponse(
+            {"error": answer.error}, status=400 if answer.error["code"] == "validation_error" else 403
+        )
+    response = HttpResponse(answer.data["csv"], content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{answer.data["filename"]}"'
+    return response

@@ -7,10 +7,10 @@ from __future__ import annotations
 import datetime as dt
 
 from django.apps import apps
-from django.db.models import Q
+from django.db.models import Func, IntegerField, Q, Subquery
 from django.utils import timezone
 
-from askpro.models import Appointment, Branch, Call, Company, Customer, PhoneNumber
+from askpro.models import Appointment, Branch, Call, Company, Customer, PhoneNumber, Service, Staff
 from mcp_core.contracts import ErrorCode, MCPError
 
 from .schemas import (
@@ -33,6 +33,20 @@ from .schemas import (
 from .sql_guard import allowed_tables, secret_columns
 
 
+def _count(queryset) -> Subquery:
+    """count(*) of `queryset` as a scalar subquery (one statement counts several tables).
+
+    The querysets name the tenant by its id, not by an outer reference: an uncorrelated
+    subquery is planned once with the id known (an InitPlan, parallel where that helps)."""
+    # count(*), not count(id): the (company, ...) indexes then answer it by an index-only scan.
+    return Subquery(
+        queryset.order_by()
+        .annotate(n=Func(template="COUNT(*)", output_field=IntegerField()))
+        .values("n")[:1],
+        output_field=IntegerField(),
+    )
+
+
 def describe_tables(tenant: Company, params: GetSchemaParams) -> GetSchemaResult:
     """Columns (never secret ones), indexes and the tenant's row count of each allowed table."""
     allowed = sorted(allowed_tables())
@@ -46,6 +60,28 @@ def describe_tables(tenant: Company, params: GetSchemaParams) -> GetSchemaResult
         )
     models_by_table = {model._meta.db_table: model for model in apps.get_models()}
     secrets = secret_columns()
+    # Every table's tenant row count in one statement (a scalar subquery per table).
+    counted = {
+        name: models_by_table[name]
+        for name in wanted
+        if name in models_by_table
+        and name != "askpro_company"
+        and "company" in {f.name for f in models_by_table[name]._meta.concrete_fields}
+    }
+    tenant_counts = (
+        Company.objects.filter(pk=tenant.pk)
+        .annotate(
+            **{
+                f"n_{i}": _count(m.objects.filter(company_id=tenant.pk))
+                for i, m in enumerate(counted.values())
+            }
+        )
+        .values(*(f"n_{i}" for i in range(len(counted))))
+        .get()
+        if counted
+        else {}
+    )
+    counts_by_table = {name: tenant_counts[f"n_{i}"] or 0 for i, name in enumerate(counted)}
     tables = []
     for name in wanted:
         model = models_by_table.get(name)
@@ -60,13 +96,7 @@ def describe_tables(tenant: Company, params: GetSchemaParams) -> GetSchemaResult
         indexes += [
             f"{f.column} (unique)" for f in model._meta.concrete_fields if f.unique and not f.primary_key
         ]
-        field_names = {f.name for f in model._meta.concrete_fields}
-        if name == "askpro_company":
-            tenant_rows = 1
-        elif "company" in field_names:
-            tenant_rows = model.objects.filter(company=tenant).count()
-        else:
-            tenant_rows = None
+        tenant_rows = 1 if name == "askpro_company" else counts_by_table.get(name)
         tables.append(TableInfo(name=name, columns=columns, indexes=indexes, tenant_rows=tenant_rows))
     return GetSchemaResult(tables=tables, generated_at=timezone.now())
 
@@ -74,6 +104,12 @@ def describe_tables(tenant: Company, params: GetSchemaParams) -> GetSchemaResult
 def search(tenant: Company, params: SearchParams) -> SearchResult:
     term = params.query.strip()
     hits: list[SearchHit] = []
+    # The tenant's matching customers as a subquery (not a join to every customer): the
+    # appointment and call searches then walk their own (company, time) index newest first
+    # and stop at the limit.
+    tenant_customers = Customer.objects.filter(company=tenant)
+    named = tenant_customers.filter(Q(name__icontains=term) | Q(phone__icontains=term)).values("pk")
+    named_only = tenant_customers.filter(name__icontains=term).values("pk")
     if "customers" in params.tables:
         rows = Customer.objects.filter(company=tenant).filter(
             Q(name__icontains=term)
@@ -87,11 +123,7 @@ def search(tenant: Company, params: SearchParams) -> SearchResult:
     if "appointments" in params.tables:
         rows = (
             Appointment.objects.filter(company=tenant)
-            .filter(
-                Q(customer__name__icontains=term)
-                | Q(customer__phone__icontains=term)
-                | Q(notes__icontains=term)
-            )
+            .filter(Q(customer__in=named) | Q(notes__icontains=term))
             .select_related("customer")[: params.limit]
         )
         hits += [
@@ -106,11 +138,7 @@ def search(tenant: Company, params: SearchParams) -> SearchResult:
     if "calls" in params.tables:
         rows = (
             Call.objects.filter(company=tenant)
-            .filter(
-                Q(from_number__icontains=term)
-                | Q(summary__icontains=term)
-                | Q(customer__name__icontains=term)
-            )
+            .filter(Q(from_number__icontains=term) | Q(summary__icontains=term) | Q(customer__in=named_only))
             .select_related("customer")[: params.limit]
         )
         hits += [
@@ -127,45 +155,67 @@ def search(tenant: Company, params: SearchParams) -> SearchResult:
 
 def failed_appointments(tenant: Company, params: FailedAppointmentsParams) -> FailedAppointmentsResult:
     since = timezone.now() - dt.timedelta(hours=params.hours)
+    # Plain rows (values), not model instances: a hundred answers cost no object building.
     rows = (
         Appointment.objects.filter(company=tenant, updated_at__gte=since)
         .filter(Q(status=Appointment.Status.FAILED) | ~Q(error_message=""))
-        .select_related("customer", "branch", "service")
-        .order_by("-updated_at")[: params.limit]
-    )
+        .order_by("-updated_at")
+        .values_list(
+            "pk", "starts_at", "status", "error_message", "customer__name", "customer__phone", "branch__name",
+            "service__name",
+        )[: params.limit]
+    )  # fmt: skip
     items = [
         FailedAppointment(
-            id=a.pk,
-            starts_at=a.starts_at,
-            status=a.status,
-            error_message=a.error_message,
-            customer_name=a.customer.name if a.customer else None,
-            customer_phone=a.customer.phone if a.customer else None,
-            branch=a.branch.name if a.branch else None,
-            service=a.service.name if a.service else None,
+            id=pk,
+            starts_at=starts_at,
+            status=status,
+            error_message=error_message,
+            customer_name=customer_name,
+            customer_phone=customer_phone,
+            branch=branch,
+            service=service,
         )
-        for a in rows
+        for pk, starts_at, status, error_message, customer_name, customer_phone, branch, service in rows
     ]
     return FailedAppointmentsResult(appointments=items, count=len(items))
 
 
 def tenant_stats(tenant: Company) -> TenantStatsResult:
     now = timezone.now()
-    return TenantStatsResult(
-        tenant=tenant.slug,
-        branches=tenant.branches.count(),
-        staff=tenant.staff.count(),
-        services=tenant.services.count(),
-        customers=tenant.customers.count(),
-        appointments=tenant.appointments.count(),
-        calls=tenant.calls.count(),
-        phone_numbers=tenant.phone_numbers.count(),
-        calls_last_30_days=tenant.calls.filter(started_at__gte=now - dt.timedelta(days=30)).count(),
-        appointments_upcoming=tenant.appointments.filter(
-            starts_at__gte=now,
-            status__in=[Appointment.Status.SCHEDULED, Appointment.Status.CONFIRMED],
-        ).count(),
+    # One statement: a scalar count per table, each on its (company, ...) index.
+    per_table = {
+        "branches": Branch,
+        "staff": Staff,
+        "services": Service,
+        "customers": Customer,
+        "appointments": Appointment,
+        "calls": Call,
+        "phone_numbers": PhoneNumber,
+    }
+    counts = (
+        Company.objects.filter(pk=tenant.pk)
+        .annotate(
+            # (prefixed: the plain names are the Company's related managers)
+            **{
+                f"n_{name}": _count(model.objects.filter(company_id=tenant.pk))
+                for name, model in per_table.items()
+            },
+            n_calls_last_30_days=_count(
+                Call.objects.filter(company_id=tenant.pk, started_at__gte=now - dt.timedelta(days=30))
+            ),
+            n_appointments_upcoming=_count(
+                Appointment.objects.filter(
+                    company_id=tenant.pk,
+                    starts_at__gte=now,
+                    status__in=[Appointment.Status.SCHEDULED, Appointment.Status.CONFIRMED],
+                )
+            ),
+        )
+        .values(*(f"n_{name}" for name in [*per_table, "calls_last_30_days", "appointments_upcoming"]))
+        .get()
     )
+    return TenantStatsResult(tenant=tenant.slug, **{key[2:]: value or 0 for key, value in counts.items()})
 
 
 def phone_mapping(tenant: Company, params: PhoneMappingParams) -> PhoneMappingResult:

@@ -1,0 +1,87 @@
+"""The Analytics page shows a tenant's figures for the chosen period as inline SVG charts, through
+the analytics operations with the operator's own rights."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from mcp_core.models import AuditEntry, OperatorAccess
+from mcp_servers.analytics.tests.conftest import MARCH, salon  # noqa: F401 - the fixture
+
+
+def test_it_shows_the_figures_of_a_period_as_charts(operator_client, salon):  # noqa: F811
+    response = operator_client.get("/admin/analytics/", {"tenant": "alice-salon", **MARCH})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "2026-03-01 – 2026-03-31 (31 days, Europe/Berlin)" in html
+    assert re.search(r'Calls</span><span class="stat-value">5</span><span class="help">before: 2 · ', html)
+    assert "+150.0 %" in html
+    assert html.count('<svg class="a-chart"') == 6 and "<script" not in html.split("analytics-picker")[1]
+    assert "<title>Mon 10:00: 3 calls</title>" in html  # the heat map's busiest cell
+    assert "<td>Lapsed Rita</td><td>3</td><td>30.5</td><td>120.5</td>" in html  # at risk as of 1 April
+    assert "1 staff member(s) have no working hours recorded" in html
+    # every operation was called once through the pipeline, as the operator
+    rows = AuditEntry.objects.filter(service="analytics", principal="user:ops")
+    assert sorted(rows.values_list("operation", flat=True)) == sorted(
+        ["get_overview", "get_call_funnel", "get_appointment_stats", "get_utilisation", "get_revenue",
+         "get_customer_cohorts"]
+    )  # fmt: skip
+
+
+def test_it_narrows_the_page_to_one_branch(operator_client, salon):  # noqa: F811
+    response = operator_client.get(
+        "/admin/analytics/", {"tenant": "alice-salon", "branch_id": salon["north"].pk, **MARCH}
+    )
+    html = response.content.decode()
+    assert re.search(r'Calls</span><span class="stat-value">0</span>', html)
+    assert re.search(r'Appointments</span><span class="stat-value">1</span>', html)
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"date_from": "2026-03-31", "date_to": "2026-03-01"}, "date_from"),
+        ({"date_from": "2020-01-01", "date_to": "2026-01-01"}, "date_to"),
+        ({"date_from": "0001-01-01"}, "date_from"),
+        ({"date_from": "not-a-date"}, "date_from"),
+        ({"branch_id": "abc"}, "branch_id"),
+    ],
+)
+def test_it_names_the_field_of_a_bad_period(operator_client, salon, params, field):  # noqa: F811
+    response = operator_client.get("/admin/analytics/", {"tenant": "alice-salon", **params})
+    assert response.status_code == 400
+    assert re.search(rf'id="analytics-error">{field}: ', response.content.decode())
+    assert AuditEntry.objects.filter(service="analytics").count() == 1  # one refusal, not six
+
+
+def test_it_shows_an_operator_only_the_tenants_granted(client, salon):  # noqa: F811
+    user = get_user_model().objects.create_user("bobs-ops", password="pw-123456789", is_staff=True)
+    grant = OperatorAccess.objects.create(name="bob analytics", user=user, scopes=["analytics:read"])
+    grant.tenants.set([salon["bob"]])
+    client.force_login(user)
+    html = client.get("/admin/analytics/").content.decode()
+    assert "Bob&#x27;s Practice" in html and "Alice&#x27;s Salon" not in html
+    response = client.get("/admin/analytics/", {"tenant": "alice-salon", **MARCH})
+    html = response.content.decode()
+    assert 'id="analytics-error"' in html and "stat-value" not in html
+    assert ">North<" not in html  # nor Alice's branches in the picker
+    export = client.get("/admin/analytics/export.csv", {"tenant": "alice-salon", "report": "daily"})
+    assert export.status_code == 403 and b"date," not in export.content
+
+
+def test_it_downloads_a_report_as_csv(operator_client, salon):  # noqa: F811
+    response = operator_client.get(
+        "/admin/analytics/export.csv", {"tenant": "alice-salon", "report": "daily", **MARCH}
+    )
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    assert 'filename="alice-salon-daily-2026-03-01-2026-03-31.csv"' in response["Content-Disposition"]
+    assert response.content.decode().splitlines()[2] == "2026-03-02,2,1,0,1,0,0,0,0"
+    bad = operator_client.get("/admin/analytics/export.csv", {"tenant": "alice-salon", "report": "nope"})
+    assert bad.status_code == 400 and bad.json()["error"]["details"]["field"] == "report"
+
+
+def test_it_requires_a_staff_login_for_analytics(client):
+    assert client.get("/admin/analytics/").status_code == 302
