@@ -421,6 +421,9 @@ OAUTH2_PROVIDER = {
     # Anyone may register a client (MCP clients register before anyone signs in); a client gets
     # nothing until a signed-in user consents, and never more than that user's rights.
     "DCR_REGISTRATION_PERMISSION_CLASSES": ("oauth2_provider.dcr.AllowAllDCRPermission",),
+    # The RFC 7592 management token a registration returns (its default, year 9999, is past what
+    # the admin can show in a time zone east of UTC).
+    "DCR_REGISTRATION_TOKEN_EXPIRE_SECONDS": 30 * 86400,
     "CIMD_ENABLED": OAUTH_CIMD_ENABLED,
     "CIMD_METADATA_FETCHER": "mcp_core.oauth.cimd.MetadataFetcher",
     "CIMD_FETCH_TIMEOUT_SECONDS": OAUTH_CIMD_TIMEOUT_SECONDS,

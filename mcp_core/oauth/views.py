@@ -47,24 +47,26 @@ class ConsentView(AuthorizationView):
         return kwargs
 
     def get(self, request, *args, **kwargs):
-        wanted = request.GET.getlist("resource")
         canonical = resource.mcp_resource(request)
-        if any(value != canonical for value in wanted):
-            try:
-                _, credentials = self.validate_authorization_request(request)
-            except OAuthToolkitError as error:
-                return self.error_response(error, application=None)
-            application = get_application_model().objects.get(client_id=credentials["client_id"])
-            error = OAuthToolkitError(
-                error=CustomOAuth2Error(
-                    error="invalid_target",
-                    description=f"This server issues tokens for {canonical} only.",
-                    state=credentials.get("state"),
-                ),
-                redirect_uri=credentials["redirect_uri"],
-            )
-            return self.error_response(error, application)
+        if any(value != canonical for value in request.GET.getlist("resource")):
+            return self._refuse(request, "invalid_target", f"This server issues tokens for {canonical} only.")
+        if request.GET.get("code_challenge") and request.GET.get("code_challenge_method") != "S256":
+            # Refused before the user is asked (DOT would refuse `plain` only after consent).
+            return self._refuse(request, "invalid_request", 'code_challenge_method must be "S256".')
         return super().get(request, *args, **kwargs)
+
+    def _refuse(self, request, error: str, description: str):
+        """Send an error back to the client, once its client_id and redirect_uri are known good."""
+        try:
+            _, credentials = self.validate_authorization_request(request)
+        except OAuthToolkitError as exc:
+            return self.error_response(exc, application=None)
+        application = get_application_model().objects.get(client_id=credentials["client_id"])
+        failure = OAuthToolkitError(
+            error=CustomOAuth2Error(error=error, description=description, state=credentials.get("state")),
+            redirect_uri=credentials["redirect_uri"],
+        )
+        return self.error_response(failure, application)
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)

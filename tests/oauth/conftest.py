@@ -49,7 +49,7 @@ class InProcessFlow:
 
     def authorize(self, client_id: str, *, redirect_uri: str = REDIRECT, scope: str = "", **extra):
         verifier, challenge = flow.pkce()
-        params = flow.authorize_params(client_id, redirect_uri, challenge, resource=RESOURCE, **extra)
+        params = flow.authorize_params(client_id, redirect_uri, challenge, **{"resource": RESOURCE, **extra})
         if scope:
             params["scope"] = scope
         params = {k: v for k, v in params.items() if v is not None}
