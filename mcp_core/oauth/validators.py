@@ -41,6 +41,15 @@ class AskproValidator(OAuth2Validator):
             return False
         return bool(grant.scopes) and all(oauth_scopes.covers(held, s) for s in grant.scopes)
 
+    def validate_redirect_uri(self, client_id, redirect_uri, request, *args, **kwargs):
+        # Exactly as registered (or listed in the client's metadata document), character for
+        # character: RFC 8252's any-port rule for loopback addresses is not applied, since MCP
+        # clients register (or publish) the address they listen on.
+        registered = (request.client.redirect_uris or "").split()
+        return redirect_uri in registered and super().validate_redirect_uri(
+            client_id, redirect_uri, request, *args, **kwargs
+        )
+
     def validate_code(self, client_id, code, client, request, *args, **kwargs):
         valid = super().validate_code(client_id, code, client, request, *args, **kwargs)
         if valid:

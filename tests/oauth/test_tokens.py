@@ -67,6 +67,7 @@ def test_it_matches_redirect_uris_exactly(as_olga, alice):
         REDIRECT + "?a=1",
         "https://client.example:444/callback",
         "http://client.example/callback",
+        "https://CLIENT.example/callback",
     ):
         _, _, page = as_olga.authorize(client_id, redirect_uri=other)
         # Never sent to an unregistered address: an error page here, no redirect.
@@ -80,6 +81,15 @@ def test_it_matches_redirect_uris_exactly(as_olga, alice):
         code_verifier=verifier,
     )
     assert refused.status_code == 400
+
+
+def test_it_matches_loopback_redirect_uris_with_their_port(as_olga):
+    client_id = as_olga.register("http://127.0.0.1:8765/cb")["client_id"]
+    _, _, page = as_olga.authorize(client_id, redirect_uri="http://127.0.0.1:8765/cb")
+    assert page.status_code == 200
+    for other in ("http://127.0.0.1:8766/cb", "http://127.0.0.1/cb", "http://localhost:8765/cb"):
+        _, _, page = as_olga.authorize(client_id, redirect_uri=other)
+        assert page.status_code == 400, other
 
 
 def test_it_refuses_to_authorise_for_another_resource(as_olga):
