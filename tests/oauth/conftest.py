@@ -5,15 +5,37 @@ from __future__ import annotations
 import json
 
 import pytest
+import trustme
 from django.contrib.auth import get_user_model
 from django.test import Client
 
 from mcp_core.models import OperatorAccess
 from tests.oauth import flow
+from tests.oauth.documents import DocumentServer
 
 PASSWORD = "a-long-test-password-1"
 REDIRECT = "https://client.example/callback"
 RESOURCE = "http://testserver/mcp"
+
+
+@pytest.fixture(scope="module")
+def ca():
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def documents(ca):
+    """Client metadata documents over HTTPS on 127.0.0.1, signed by the test CA."""
+    with DocumentServer(ca) as server:
+        yield server
+
+
+@pytest.fixture
+def trusting_ca(ca, tmp_path, monkeypatch):
+    """This process's TLS trusts the test CA (ssl's default context reads SSL_CERT_FILE)."""
+    path = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    monkeypatch.setenv("SSL_CERT_FILE", str(path))
 
 
 @pytest.fixture

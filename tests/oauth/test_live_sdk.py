@@ -9,7 +9,6 @@ import time
 import anyio
 import httpx2
 import pytest
-import trustme
 from bs4 import BeautifulSoup
 from mcp import Client
 from mcp.client.auth import OAuthClientProvider
@@ -26,22 +25,10 @@ from mcp_core.models import AuditEntry
 from tests.mcp.conftest import child_env, gunicorn_server
 from tests.oauth import flow
 from tests.oauth.conftest import PASSWORD
-from tests.oauth.documents import DocumentServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 MODES = ["legacy", "2026-07-28"]
-
-
-@pytest.fixture(scope="module")
-def ca():
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def documents(ca):
-    with DocumentServer(ca) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
