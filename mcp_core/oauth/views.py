@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from django.contrib.auth.decorators import login_required
 from django.db.models import Max
@@ -16,15 +17,43 @@ from oauth2_provider.views import (
     AuthorizationView,
     DynamicClientRegistrationView,
     OAuthProtectedResourceMetadataView,
+    RevokeTokenView,
+    TokenView,
 )
 from oauthlib.oauth2.rfc6749.errors import CustomOAuth2Error
 
 from askpro.models import Company
 
+from ..limits import string_problem
 from ..operators import OperatorRights
-from . import resource, tokens
+from . import params, resource, tokens
 from . import scopes as oauth_scopes
 from .forms import ConsentForm
+
+# RFC 7636 section 4.2: an S256 challenge is 43 base64url characters; the grammar allows 128.
+PKCE_CHALLENGE = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
+
+
+def _string_problems(value, where: str = "") -> tuple[str, str] | None:
+    """The first string (or key) in a JSON document PostgreSQL could not store, with its place."""
+    if isinstance(value, str):
+        found = string_problem(value)
+        return (where or "body", found) if found else None
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = ((str(i), v) for i, v in enumerate(value))
+    else:
+        return None
+    for key, item in items:
+        place = f"{where}.{key}" if where else str(key)
+        found = string_problem(str(key)) or None
+        if found:
+            return place, found
+        nested = _string_problems(item, place)
+        if nested:
+            return nested
+    return None
 
 
 class ConsentView(AuthorizationView):
@@ -36,6 +65,13 @@ class ConsentView(AuthorizationView):
 
     template_name = "oauth/consent.html"
     form_class = ConsentForm
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.user.is_authenticated:
+            refused = params.refusal(request, page=True)
+            if refused is not None:
+                return refused
+        return super().dispatch(request, *args, **kwargs)
 
     def get_form_kwargs(self):
         kwargs = super().get_form_kwargs()
@@ -50,7 +86,12 @@ class ConsentView(AuthorizationView):
         canonical = resource.mcp_resource(request)
         if any(value != canonical for value in request.GET.getlist("resource")):
             return self._refuse(request, "invalid_target", f"This server issues tokens for {canonical} only.")
-        if request.GET.get("code_challenge") and request.GET.get("code_challenge_method") != "S256":
+        challenge = request.GET.get("code_challenge")
+        if challenge is not None and not PKCE_CHALLENGE.fullmatch(challenge):
+            return self._refuse(
+                request, "invalid_request", "code_challenge: 43 to 128 characters of A-Z a-z 0-9 - . _ ~"
+            )
+        if challenge and request.GET.get("code_challenge_method") != "S256":
             # Refused before the user is asked (DOT would refuse `plain` only after consent).
             return self._refuse(request, "invalid_request", 'code_challenge_method must be "S256".')
         return super().get(request, *args, **kwargs)
@@ -89,6 +130,20 @@ class ConsentView(AuthorizationView):
         return super().form_valid(form)
 
 
+class BoundedTokenView(TokenView):
+    """The token endpoint, behind the parameter bounds."""
+
+    def post(self, request, *args, **kwargs):
+        return params.refusal(request) or super().post(request, *args, **kwargs)
+
+
+class BoundedRevokeTokenView(RevokeTokenView):
+    """The revocation endpoint (RFC 7009), behind the parameter bounds."""
+
+    def post(self, request, *args, **kwargs):
+        return params.refusal(request) or super().post(request, *args, **kwargs)
+
+
 class ResourceMetadataView(OAuthProtectedResourceMetadataView):
     """RFC 9728 for /mcp, at both the root and the path-inserted well-known URL."""
 
@@ -113,6 +168,12 @@ class RegistrationView(DynamicClientRegistrationView):
             data = json.loads(request.body)
         except (ValueError, UnicodeDecodeError):
             data = None
+        problem = _string_problems(data) if isinstance(data, dict) else None
+        if problem is not None:
+            return JsonResponse(
+                {"error": "invalid_client_metadata", "error_description": f"{problem[0]}: {problem[1]}"},
+                status=400,
+            )
         if isinstance(data, dict):
             grant_types = data.get("grant_types", ["authorization_code"])
             if isinstance(grant_types, list) and any(
