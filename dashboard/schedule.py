@@ -41,4 +41,10 @@ SCHEDULE = [
         minute="*",
         description="Re-queues received events whose task may have been lost and events whose worker lease expired.",
     ),
+    Periodic(
+        "oauth: clear expired tokens",
+        "oauth.clear_expired",
+        minute="23",
+        description="Deletes expired authorization codes, access tokens and old refresh tokens of MCP clients.",
+    ),
 ]

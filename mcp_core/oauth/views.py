@@ -24,6 +24,7 @@ from oauthlib.oauth2.rfc6749.errors import CustomOAuth2Error
 
 from askpro.models import Company
 
+from ..api_keys import ScopeError
 from ..limits import string_problem
 from ..operators import OperatorRights
 from . import params, resource, tokens
@@ -192,7 +193,7 @@ class RegistrationView(DynamicClientRegistrationView):
 def _describe_scope(scope: str, tenant_names: dict[int, str]) -> tuple[list[str], str]:
     try:
         grant = oauth_scopes.parse(scope)
-    except Exception:
+    except ScopeError:
         return scope.split(), "?"
     if grant.tenant_id is None:
         return list(grant.scopes), "every tenant"

@@ -23,22 +23,19 @@ from tests.bench.harness import bench_database, bench_env, gunicorn, have_wrk, r
 from tests.oauth import flow
 
 PASSWORD = "bench-operator-password-1"
-SETUP = (
-    """
+SETUP = """
 import json
 from django.contrib.auth import get_user_model
 from askpro.models import Company
 from mcp_core.api_keys import api_key_create
 from mcp_core.models import OperatorAccess
 tenant = Company.objects.get(slug="salon-sonnenschein")
-user = get_user_model().objects.create_user("bench-operator", "b@example.com", "%s", is_staff=True)
+user = get_user_model().objects.create_user("bench-operator", "b@example.com", "PASSWORD", is_staff=True)
 grant = OperatorAccess.objects.create(name="bench", user=user, scopes=["*"])
 grant.tenants.add(tenant)
 key = api_key_create(name="bench", scopes=["*"], tenant=tenant)[1]
 print(json.dumps({"key": key, "tenant": tenant.pk}))
-"""
-    % PASSWORD
-)  # noqa: UP031 - a shell script, not a format template
+""".replace("PASSWORD", PASSWORD)
 
 
 def obtain_token(base: str, tenant: int) -> str:

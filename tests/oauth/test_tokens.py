@@ -246,3 +246,13 @@ def test_it_shows_operators_every_client_and_token_in_the_admin(as_olga, issued,
     assert "olga" in listed
     assert tokens["access_token"] not in listed
     assert tokens["access_token"][-20:] not in listed
+
+
+def test_it_clears_expired_tokens_on_schedule(as_olga, issued):
+    from dashboard.schedule import SCHEDULE
+    from mcp_core.oauth.tasks import clear_expired_task
+
+    assert "oauth.clear_expired" in {p.task for p in SCHEDULE}
+    AccessToken.objects.filter(user__isnull=False).update(expires=timezone.now() - timedelta(days=400))
+    clear_expired_task()
+    assert not AccessToken.objects.filter(user__isnull=False).exists()
