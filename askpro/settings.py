@@ -4,6 +4,8 @@ With nothing set, the project runs on embedded defaults: a SQLite file, the in-p
 cache and eager Celery, so that `make run` works on a bare machine.
 """
 
+import hashlib
+import hmac
 import ipaddress
 import os
 from pathlib import Path
@@ -66,6 +68,10 @@ INSTALLED_APPS = [
     "mcp_servers.messaging",
     "mcp_servers.analytics",
     "dashboard",
+    # OAuth 2.1 for MCP clients (Claude.ai connectors): django-oauth-toolkit's models and views,
+    # configured and extended by mcp_core.oauth (docs/oauth.md).
+    "oauth2_provider",
+    "mcp_core.oauth",
 ]
 
 MIDDLEWARE = [
@@ -363,6 +369,74 @@ MCP_AUDIT_RETENTION_DAYS = env_int("MCP_AUDIT_RETENTION_DAYS", 90, minimum=1)
 # The API, /mcp and mcp_stdio remember an authenticated key this many seconds per process (0:
 # look it up on every call). A revoked or expired key keeps working at most this long.
 MCP_AUTH_CACHE_SECONDS = env_float("MCP_AUTH_CACHE_SECONDS", 2.0, minimum=0.0)
+
+# --- OAuth 2.1 for MCP clients (docs/oauth.md) ---
+# The public origin clients reach this server at (https://askpro.example.com): the issuer, and
+# with /mcp the resource tokens are bound to. Empty: taken from each request's Host.
+OAUTH_PUBLIC_URL = (env_str("OAUTH_PUBLIC_URL", "") or "").rstrip("/")
+OAUTH_ACCESS_TOKEN_SECONDS = env_int("OAUTH_ACCESS_TOKEN_SECONDS", 3600, minimum=60)
+# A refresh token dies this long after its last access token expired (rotation renews it).
+OAUTH_REFRESH_TOKEN_SECONDS = env_int("OAUTH_REFRESH_TOKEN_SECONDS", 30 * 86400, minimum=300)
+# Access tokens are JWTs signed with this key (HS256): a forged or altered one is refused before
+# any database lookup. Default: derived from SECRET_KEY (changing either ends every token).
+OAUTH_TOKEN_SIGNING_KEY = (
+    env_secret("OAUTH_TOKEN_SIGNING_KEY")
+    or hmac.new(SECRET_KEY.encode(), b"askpro.oauth.access-token", hashlib.sha256).hexdigest()
+)
+# RFC 7591 dynamic client registration (deprecated by MCP 2026-07-28, used by 2025-11-25 clients).
+OAUTH_DYNAMIC_REGISTRATION = env_bool("OAUTH_DYNAMIC_REGISTRATION", True)
+# Client ID Metadata Documents: fetched from the client's https URL, bounded and cached.
+OAUTH_CIMD_ENABLED = env_bool("OAUTH_CIMD_ENABLED", True)
+OAUTH_CIMD_TIMEOUT_SECONDS = env_float("OAUTH_CIMD_TIMEOUT_SECONDS", 5.0, minimum=0.1)
+OAUTH_CIMD_MAX_BYTES = env_int("OAUTH_CIMD_MAX_BYTES", 16 * 1024, minimum=512)
+# Private, link-local and loopback addresses are never fetched; this allows loopback only
+# (development, tests).
+OAUTH_CIMD_ALLOW_LOOPBACK = env_bool("OAUTH_CIMD_ALLOW_LOOPBACK", False)
+OAUTH2_PROVIDER = {
+    "SCOPES_BACKEND_CLASS": "mcp_core.oauth.scopes.RegistryScopes",
+    "OAUTH2_VALIDATOR_CLASS": "mcp_core.oauth.validators.AskproValidator",
+    "ACCESS_TOKEN_GENERATOR": "mcp_core.oauth.tokens.generate_access_token",
+    "ACCESS_TOKEN_EXPIRE_SECONDS": OAUTH_ACCESS_TOKEN_SECONDS,
+    "REFRESH_TOKEN_EXPIRE_SECONDS": OAUTH_REFRESH_TOKEN_SECONDS,
+    "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
+    "ROTATE_REFRESH_TOKEN": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "PKCE_REQUIRED": True,
+    # OAuth 2.1 / RFC 9700: S256 only, no implicit or password grant, tokens only in the header,
+    # `iss` on the authorization response (RFC 9207), tokens stored as hashes only.
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_SCHEME": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+    # Redirect URIs match exactly, loopback ports included.
+    "ALLOW_URI_WILDCARDS": False,
+    "ALLOW_LOCALHOST_LOOPBACK": False,
+    "REQUEST_APPROVAL_PROMPT": "force",
+    "OIDC_ISS_ENDPOINT": OAUTH_PUBLIC_URL,
+    "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
+    "OAUTH2_GRANT_TYPES_SUPPORTED": ["authorization_code", "refresh_token"],
+    "OAUTH2_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": ["none", "client_secret_post", "client_secret_basic"],
+    "OAUTH2_PROTECTED_RESOURCE_NAME": "AskPro control plane",
+    "DCR_ENABLED": OAUTH_DYNAMIC_REGISTRATION,
+    # Anyone may register a client (MCP clients register before anyone signs in); a client gets
+    # nothing until a signed-in user consents, and never more than that user's rights.
+    "DCR_REGISTRATION_PERMISSION_CLASSES": ("oauth2_provider.dcr.AllowAllDCRPermission",),
+    # The RFC 7592 management token a registration returns (its default, year 9999, is past what
+    # the admin can show in a time zone east of UTC).
+    "DCR_REGISTRATION_TOKEN_EXPIRE_SECONDS": 30 * 86400,
+    "CIMD_ENABLED": OAUTH_CIMD_ENABLED,
+    "CIMD_METADATA_FETCHER": "mcp_core.oauth.cimd.MetadataFetcher",
+    "CIMD_FETCH_TIMEOUT_SECONDS": OAUTH_CIMD_TIMEOUT_SECONDS,
+    "CIMD_MAX_DOCUMENT_SIZE": OAUTH_CIMD_MAX_BYTES,
+}
+# The consent page and "my MCP clients" ask for a sign-in through the admin's login page.
+LOGIN_URL = "admin:login"
 # Audit rows and metrics of read-only calls over these transports are written in batches by a
 # per-process thread every MCP_AUDIT_FLUSH_MS (0: every call's row is written before its answer).
 # Calls that can change something are always written before their answer (docs/operations.md).

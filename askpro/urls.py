@@ -18,6 +18,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/mcp/", include("mcp_core.api.urls")),
     path("mcp", mcp_view, name="mcp"),
+    # OAuth 2.1 for MCP clients: /.well-known/oauth-* and /oauth/* (docs/oauth.md).
+    path("", include("mcp_core.oauth.urls")),
     path("metrics", metrics_view, name="metrics"),
     path("health/", ControlPlaneHealthView.as_view(), name="health"),
     re_path(r"^health/live/?$", live_view, name="health-live"),

@@ -47,4 +47,10 @@ SCHEDULE = [
         minute="*",
         description="Sends the SMS and WhatsApp messages whose tenant's quiet hours have ended.",
     ),
+    Periodic(
+        "oauth: clear expired tokens",
+        "oauth.clear_expired",
+        minute="23",
+        description="Deletes expired authorization codes, access tokens and old refresh tokens of MCP clients.",
+    ),
 ]

@@ -52,7 +52,10 @@ _VISIBLE_ASCII = re.compile(r"[\x20-\x7e]*")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Paths whose bodies are always parsed as JSON, whatever their Content-Type says.
-_JSON_PATHS = ("/mcp", "/api/", "/webhooks/")
+# The machine paths: refusals there are JSON. The OAuth endpoints clients call (not the consent
+# and client pages a person sees) are among them.
+_OAUTH_JSON_PATHS = ("/.well-known/", "/oauth/token/", "/oauth/revoke/", "/oauth/register/")
+_JSON_PATHS = ("/mcp", "/api/", "/webhooks/", *_OAUTH_JSON_PATHS)
 
 # A JSON string (its contents may hold brackets that are no nesting).
 _JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
@@ -226,6 +229,9 @@ def refusal_body(path: str, refusal: Refusal) -> dict[str, Any]:
             "error": {"code": "validation_error", "message": refusal.message, "details": refusal.details()},
             "metadata": {},
         }
+    if path.startswith(_OAUTH_JSON_PATHS):
+        # RFC 6749 section 5.2's shape, which OAuth clients parse.
+        return {"error": "invalid_request", "error_description": refusal.message, **refusal.details()}
     return {"error": refusal.message, **refusal.details()}
 
 

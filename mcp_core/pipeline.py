@@ -38,6 +38,8 @@ from .schemas import decode_params, describe_validation_error, to_builtins
 from .server import Operation
 
 logger = logging.getLogger(__name__)
+# How a refusal names the caller: "This user lacks ...", "This token lacks ...".
+_CALLER_NOUN = {"user": "user", "oauth": "token"}
 
 
 class Guard:
@@ -248,7 +250,7 @@ def _route(request: MCPRequest) -> MCPResponse:
         if not principal.has_scope(op.scope):
             raise MCPError(
                 ErrorCode.FORBIDDEN,
-                f"This {'user' if principal.kind == 'user' else 'key'} lacks the scope {op.scope!r}",
+                f"This {_CALLER_NOUN.get(principal.kind, 'key')} lacks the scope {op.scope!r}",
                 details={"required_scope": op.scope},
             )
         if op.platform_only and not principal.is_platform:

@@ -29,6 +29,8 @@ from ..api_keys import api_key_authenticate_cached, bearer_token
 from ..contracts import MCPRequest, Principal
 from ..discovery import operation_allowed
 from ..limits import PARSE_ERROR, Refusal, json_too_deep, jsonrpc_error, shown, too_deep
+from ..oauth import resource as oauth_resource
+from ..oauth.tokens import access_token_authenticate_cached, looks_like_jwt
 from ..pipeline import route
 from ..registry import Registry, get_registry
 from ..server import Operation
@@ -55,7 +57,6 @@ INSTRUCTIONS = (
     "back as tool errors starting with an error code (validation_error, not_found, forbidden, ...) "
     f"and say what to fix. With many tools, call {SEARCH_TOOL} first to find the right one."
 )
-CHALLENGE = 'Bearer realm="askpro"'
 # A high surrogate escape not followed by a low one, or a low one not preceded by a high one.
 _LONE_SURROGATE_ESCAPE = re.compile(
     rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
@@ -63,17 +64,22 @@ _LONE_SURROGATE_ESCAPE = re.compile(
 )
 
 
-def authenticate(raw: str | None) -> Principal | None:
+def authenticate(raw: str | None, request: HttpRequest | None = None) -> Principal | None:
+    """An API key, or (over HTTP) an OAuth access token issued for this endpoint."""
+    if raw and request is not None and looks_like_jwt(raw):
+        return access_token_authenticate_cached(raw, oauth_resource.mcp_resource(request))
     return api_key_authenticate_cached(raw)
 
 
 def api_key_auth(request: HttpRequest) -> HttpResponse | None:
-    """django-mcpz auth callable: the same API keys as the DRF API. Sets request.mcp_principal."""
+    """django-mcpz auth callable: the same API keys as the DRF API, and OAuth access tokens bound
+    to /mcp (docs/oauth.md). Sets request.mcp_principal."""
     raw = bearer_token(request.headers.get("Authorization"))
-    principal = authenticate(raw)
+    principal = authenticate(raw, request)
     if principal is None:
         _audit_refused(request)
-        challenge = CHALLENGE if raw is None else f'{CHALLENGE}, error="invalid_token"'
+        # RFC 9728: the challenge names the metadata that leads a client to the authorization server.
+        challenge = oauth_resource.challenge(request, error=None if raw is None else "invalid_token")
         return HttpResponse(status=HTTPStatus.UNAUTHORIZED, headers={"WWW-Authenticate": challenge})
     request.mcp_principal = principal  # type: ignore[attr-defined]
     # Here, between authentication and django-mcpz's parse: a refused key is audited whatever

@@ -117,6 +117,37 @@ def every_model_row(alice, bob):
     CrontabSchedule.objects.create(minute="7")
     interval = IntervalSchedule.objects.create(every=5, period="minutes")
     PeriodicTask.objects.create(name="probe", task="dashboard.health_checks_run", interval=interval)
+    # An authorised MCP client (django-oauth-toolkit): tokens are stored as checksums only.
+    from oauth2_provider.models import AccessToken, Application, Grant, RefreshToken
+
+    client = Application.objects.create(
+        name="Claude",
+        client_type=Application.CLIENT_PUBLIC,
+        authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
+        redirect_uris="https://claude.example/callback",
+    )
+    root = make_staff("oauth-user")
+    Grant.objects.create(
+        application=client,
+        user=root,
+        code="grant-code-" + uuid.uuid4().hex,
+        expires=now + td(minutes=1),
+        redirect_uri="https://claude.example/callback",
+        scope=f"database:read tenant:{alice.pk}",
+        code_challenge="c" * 43,
+        code_challenge_method="S256",
+    )
+    access = AccessToken.objects.create(
+        application=client,
+        user=root,
+        token="access-" + uuid.uuid4().hex,
+        expires=now + td(hours=1),
+        scope=f"database:read tenant:{alice.pk}",
+        resource=["http://testserver/mcp"],
+    )
+    RefreshToken.objects.create(
+        application=client, user=root, token="refresh-" + uuid.uuid4().hex, access_token=access
+    )
     missing = [m._meta.label for m in admin.site._registry if not m._default_manager.exists()]
     assert not missing, f"give these admin models a row in every_model_row: {missing}"
     return admin.site._registry

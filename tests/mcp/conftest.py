@@ -3,6 +3,7 @@ the test database, stopped by pid at the end of the module."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -45,14 +46,14 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="module")
-def live_server_url(django_db_setup, django_db_blocker):
+@contextlib.contextmanager
+def gunicorn_server(env: dict[str, str]):
+    """gunicorn serving askpro on a free 127.0.0.1 port with `env`; yields the /mcp URL and
+    stops the server (its process group, by pid) on the way out."""
     port = free_port()
     (ROOT / "var").mkdir(exist_ok=True)
     log_path = ROOT / "var" / f"mcp-live-{port}.log"
     log = open(log_path, "w")  # noqa: SIM115 - closed below
-    with django_db_blocker.unblock():
-        env = child_env()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -96,6 +97,14 @@ def live_server_url(django_db_setup, django_db_blocker):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def live_server_url(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        env = child_env()
+    with gunicorn_server(env) as url:
+        yield url
 
 
 @pytest.fixture
