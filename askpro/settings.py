@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "mcp_servers.ui_audit",
     "mcp_servers.retell",
     "mcp_servers.stripe",
+    "mcp_servers.federation",
     "dashboard",
 ]
 
@@ -350,6 +351,7 @@ MCP_SERVERS = env_list(
         "mcp_servers.ui_audit.server.UIAuditServer",
         "mcp_servers.retell.server.RetellServer",
         "mcp_servers.stripe.server.StripeServer",
+        "mcp_servers.federation.server.FederationServer",
     ],
 )
 MCP_DEFAULT_TIMEOUT = env_float("MCP_DEFAULT_TIMEOUT", 30.0, minimum=0.1)
@@ -366,6 +368,10 @@ MCP_AUDIT_BATCHED_TRANSPORTS = env_list("MCP_AUDIT_BATCHED_TRANSPORTS", ["mcp", 
 # Health (docs/health.md): a stored health run this young is served instead of running the
 # checks again; one run at a time across processes (a lock in the default cache).
 MCP_HEALTH_REUSE_SECONDS = env_float("MCP_HEALTH_REUSE_SECONDS", 5.0, minimum=0.0)
+# Services added at run time (federated remote MCP servers, mcp_core/registry.py): each process
+# looks at the shared registry version at most this often, so an approval reaches every
+# instance within this many seconds.
+MCP_REGISTRY_RECHECK_SECONDS = env_float("MCP_REGISTRY_RECHECK_SECONDS", 2.0, minimum=0.0)
 
 # --- Resilience (docs/operations.md, "Resilience"): guards around every execution, in this order ---
 # "none" turns both off (an empty variable counts as unset, so it cannot).
@@ -463,6 +469,7 @@ SANDBOX_PORTS = {
     "retell": env_int("SANDBOX_RETELL_PORT", 8702, minimum=1, maximum=65535),
     "stripe": env_int("SANDBOX_STRIPE_PORT", 8703, minimum=1, maximum=65535),
     "sentry": env_int("SANDBOX_SENTRY_PORT", 8704, minimum=1, maximum=65535),
+    "federation": env_int("SANDBOX_FEDERATION_PORT", 8710, minimum=1, maximum=65535),
 }
 
 
@@ -488,6 +495,27 @@ STRIPE_WEBHOOK_SECRET = env_secret("STRIPE_WEBHOOK_SECRET", "whsec_sandbox_demo"
 CALCOM_WEBHOOK_SECRET = env_secret(
     "CALCOM_WEBHOOK_SECRET", "calcom_sandbox_webhook_secret" if SANDBOX else None
 )
+
+# --- Federation: remote MCP servers and the marketplace (docs/servers/federation.md) ---
+# The MCP Registry the marketplace browses (the sandbox registry with SANDBOX=1).
+FEDERATION_REGISTRY_URL = _upstream(
+    "FEDERATION_REGISTRY_URL", "https://registry.modelcontextprotocol.io", "federation"
+)
+# Remote servers may only be reached on public addresses, except inside these networks (CIDR,
+# e.g. 10.1.2.0/24 for an internal MCP server; 127.0.0.0/8 in tests). Private, loopback,
+# link-local (cloud metadata) and other special ranges are refused otherwise.
+FEDERATION_ALLOWED_NETWORKS = env_list("FEDERATION_ALLOWED_NETWORKS", [])
+for _network in FEDERATION_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"FEDERATION_ALLOWED_NETWORKS: {_network!r} is not an IP network (e.g. 10.0.0.0/8)"
+        ) from None
+# A remote answer larger than this is refused (bytes, headers excluded).
+FEDERATION_MAX_RESPONSE_BYTES = env_int("FEDERATION_MAX_RESPONSE_BYTES", 1_048_576, minimum=1024)
+# The deadline of one remote tool call unless its registration says otherwise.
+FEDERATION_DEFAULT_TIMEOUT = env_float("FEDERATION_DEFAULT_TIMEOUT", 30.0, minimum=0.1)
 
 # --- Sentry ---
 SENTRY_DSN = env_secret("SENTRY_DSN")
