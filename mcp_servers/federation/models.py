@@ -107,6 +107,7 @@ class RemoteTool(models.Model):
 
     class Meta:
         ordering = ["server", "name", "-version"]
+        permissions = [("approve_remotetool", "Can approve or reject remote tool versions")]
         constraints = [
             models.UniqueConstraint(fields=["server", "name", "version"], name="fed_tool_version_unique"),
             models.UniqueConstraint(
