@@ -4,6 +4,9 @@ Registry the marketplace browses (mcp_core.http.UpstreamClient).
 
 The SDK client is asynchronous; each remote call runs in its own short event loop
 (anyio.run) inside the pipeline's synchronous execution, bounded by the call's deadline.
+
+The SDK and its HTTP stack are imported on first use, not with this module: importing them takes
+seconds, which every web and worker process would otherwise pay at start-up.
 """
 
 from __future__ import annotations
@@ -19,12 +22,7 @@ from urllib.parse import quote, urlsplit
 
 import anyio
 import certifi
-import httpx2
-import mcp_types as types
 from django.conf import settings
-from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.exceptions import MCPError as RemoteProtocolError
 
 from mcp_core.contracts import ErrorCode, MCPError, OperationContext
 from mcp_core.http import UpstreamClient
@@ -106,33 +104,19 @@ class AnswerTooLarge(Exception):
 
 
 @lru_cache(maxsize=1)
-def _ssl_context() -> ssl.SSLContext:
+def ssl_context() -> ssl.SSLContext:
     # Built once per process: creating a context per call would cost milliseconds each time.
     return ssl.create_default_context(cafile=certifi.where())
 
 
 @dataclass
-class _Incident:
+class Incident:
     """What the guard refused during one call; the SDK may wrap our exception in its own."""
 
     error: MCPError | None = None
 
 
-class _CappedStream(httpx2.AsyncByteStream):
-    def __init__(self, inner: httpx2.AsyncByteStream, cap: int, incident: _Incident) -> None:
-        self.inner, self.cap, self.incident = inner, cap, incident
-
-    async def __aiter__(self):
-        total = 0
-        async for chunk in self.inner:
-            total += len(chunk)
-            if total > self.cap:
-                self.incident.error = too_large(self.cap)
-                raise AnswerTooLarge(self.incident.error.message)
-            yield chunk
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+# --- the remote MCP client --------------------------------------------------------------------
 
 
 def too_large(cap: int) -> MCPError:
@@ -141,47 +125,6 @@ def too_large(cap: int) -> MCPError:
         f"The remote server's answer is larger than FEDERATION_MAX_RESPONSE_BYTES ({cap} bytes)",
         details={"problem": "answer_too_large", "limit_bytes": cap},
     )
-
-
-class GuardedTransport(httpx2.AsyncBaseTransport):
-    """Every request, redirects included: the host is resolved once and checked, the
-    connection goes to that checked address (no second lookup a rebinding DNS could answer
-    differently; TLS still verifies the host name), and the answer is cut at the size cap."""
-
-    def __init__(self, cap: int, incident: _Incident) -> None:
-        self.inner = httpx2.AsyncHTTPTransport(verify=_ssl_context(), trust_env=False)
-        self.cap, self.incident = cap, incident
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        host = request.url.host
-        scheme = request.url.scheme
-        try:
-            address = await resolve_checked(host, request.url.port or 443, scheme=scheme)
-        except AddressRefused as exc:
-            self.incident.error = MCPError(
-                ErrorCode.FORBIDDEN,
-                f"Outbound address refused: {exc}",
-                details={"problem": "address_refused"},
-            )
-            raise
-        if scheme == "https":
-            request.extensions = {**request.extensions, "sni_hostname": host}
-        shown_host = f"[{address}]" if address.version == 6 else str(address)
-        request.url = request.url.copy_with(host=shown_host.strip("[]"))
-        response = await self.inner.handle_async_request(request)
-        length = response.headers.get("content-length", "")
-        if length.isdigit() and int(length) > self.cap:
-            await response.aclose()
-            self.incident.error = too_large(self.cap)
-            raise AnswerTooLarge(self.incident.error.message)
-        response.stream = _CappedStream(response.stream, self.cap, self.incident)
-        return response
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
-# --- the remote MCP client --------------------------------------------------------------------
 
 
 @dataclass
@@ -217,7 +160,9 @@ class RemoteMCPClient:
     def list_tools(self, timeout: float) -> list[dict[str, Any]]:
         """Every tool the server lists (all pages), as JSON-shaped dicts."""
 
-        async def fetch(client: Client) -> list[dict[str, Any]]:
+        import mcp_types as types
+
+        async def fetch(client) -> list[dict[str, Any]]:
             tools: list[dict[str, Any]] = []
             cursor = None
             for _ in range(50):  # a bounded number of pages: a hostile server may never end
@@ -231,7 +176,9 @@ class RemoteMCPClient:
         return self._run(fetch, timeout)
 
     def call_tool(self, name: str, arguments: dict[str, Any], ctx: OperationContext) -> RemoteCall:
-        async def call(client: Client) -> RemoteCall:
+        import mcp_types as types
+
+        async def call(client) -> RemoteCall:
             # session.send_request, not Client.call_tool: the latter would list the tools again
             # to check the answer against the server's *current* schema; ours is the pinned one.
             result = await client.session.send_request(
@@ -246,13 +193,13 @@ class RemoteMCPClient:
 
         return self._run(call, ctx.remaining())
 
-    def _run(self, work: Callable[[Client], Awaitable[Any]], timeout: float) -> Any:
+    def _run(self, work: Callable[[Any], Awaitable[Any]], timeout: float) -> Any:
         if timeout <= 0:
             raise MCPError(ErrorCode.TIMEOUT, "No time left for the remote call")
         problem = url_problem(self.url)
         if problem:
             raise MCPError(ErrorCode.VALIDATION_ERROR, problem, details={"field": "url"})
-        incident = _Incident()
+        incident = Incident()
         try:
             return anyio.run(self._session, work, timeout, incident)
         except MCPError:
@@ -262,7 +209,13 @@ class RemoteMCPClient:
                 raise
             raise self._mapped(_unwrap(exc), incident, timeout) from None
 
-    async def _session(self, work, timeout: float, incident: _Incident) -> Any:
+    async def _session(self, work, timeout: float, incident: Incident) -> Any:
+        import httpx2
+        from mcp import Client
+        from mcp.client.streamable_http import streamable_http_client
+
+        from .transport import GuardedTransport
+
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
         http = httpx2.AsyncClient(
             headers=headers,
@@ -279,7 +232,10 @@ class RemoteMCPClient:
                 async with Client(transport, mode=self.era, raise_exceptions=True) as client:
                     return await work(client)
 
-    def _mapped(self, exc: BaseException, incident: _Incident, timeout: float) -> MCPError:
+    def _mapped(self, exc: BaseException, incident: Incident, timeout: float) -> MCPError:
+        import httpx2
+        from mcp.shared.exceptions import MCPError as RemoteProtocolError
+
         if incident.error is not None:
             return incident.error
         if isinstance(exc, TimeoutError | httpx2.TimeoutException):
