@@ -176,3 +176,18 @@ def test_it_lists_and_syncs_registrations_through_its_own_operations(remote, ten
     assert {t["tool_name"] for t in tools.data["tools"]} >= {"fed_demo_echo", "fed_demo_add"}
     synced = call_operation("federation", "sync_server", {"server": "demo"}, principal=platform())
     assert synced.success and synced.data["unchanged"] == 6
+
+
+def test_it_describes_remote_tools_in_the_api_discovery_and_openapi(remote, tenants, key_factory):
+    register(remote.url)
+    key = key_factory(tenant=None, scopes=["fed_demo:read"])
+    client = Client()
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+    listed = {s["name"]: s for s in client.get("/api/v1/mcp/services", **auth).json()["services"]}
+    assert set(listed) == {"fed_demo"}  # the key's scope names this service only
+    echo = next(op for op in listed["fed_demo"]["operations"] if op["name"] == "echo")
+    assert echo["params_schema"]["properties"]["text"]["type"] == "string"
+    answer = client.post(
+        "/api/v1/mcp/fed_demo/echo?tenant=fed-a", {"text": "rest"}, content_type="application/json", **auth
+    ).json()
+    assert answer["success"] and answer["data"] == {"text": "rest"}
