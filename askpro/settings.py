@@ -575,6 +575,10 @@ LOGGING = {
     # logs one line per call itself, without query strings.
     "loggers": {
         "stripe": {"level": "WARNING"},
+        # The MCP SDK's HTTP stack logs every request's full URL at INFO: a remote server's URL
+        # may carry a key in its query string, and one line per remote call is noise anyway.
+        "httpx2": {"level": "WARNING"},
+        "mcp": {"level": "WARNING"},
         # Only through the root handler: Django's own console handler (DEBUG) would print a
         # second, plain copy of each line, which breaks LOG_FORMAT=json.
         "django": {"handlers": [], "propagate": True},

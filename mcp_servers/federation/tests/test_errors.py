@@ -126,3 +126,51 @@ def test_it_refuses_the_federation_operations_to_tenant_keys(tenants):
 
     response = call_operation("federation", "list_servers", {}, principal=tenant_key(tenants[0]))
     assert response.error["code"] == "forbidden"
+
+
+@pytest.mark.parametrize(
+    ("definition", "problem"),
+    [
+        ({"name": "bad name!", "inputSchema": {"type": "object"}}, "name:"),
+        ({"name": "t", "inputSchema": {"type": "array"}}, "inputSchema:"),
+        (
+            {"name": "t", "inputSchema": {"type": "object", "properties": {"x": {"type": 5}}}},
+            "not a valid JSON Schema",
+        ),
+        (
+            {"name": "t", "inputSchema": {"type": "object", "properties": {"tenant": {"type": "string"}}}},
+            "tenant",
+        ),
+        ({"name": "t", "inputSchema": {"type": "object"}, "description": "x" * 5000}, "description:"),
+        ({"name": "t", "inputSchema": {"type": "object", "description": "x" * 70_000}}, "larger than"),
+        (
+            {"name": "t", "inputSchema": {"type": "object"}, "outputSchema": {"type": "string"}},
+            "outputSchema:",
+        ),
+    ],
+)
+def test_it_refuses_tool_definitions_that_cannot_become_operations(definition, problem):
+    from mcp_servers.federation.schemas import definition_problem
+
+    assert problem in (definition_problem(definition) or "")
+
+
+def test_it_never_approves_an_invalid_version(tenants):
+    from mcp_core.contracts import MCPError
+    from mcp_servers.federation.models import RemoteTool
+
+    server = RemoteServer.objects.create(slug="inv", title="Inv", url="https://example.com/mcp")
+    tool = RemoteTool.objects.create(
+        server=server,
+        name="t",
+        operation="t",
+        digest="x",
+        definition={"name": "t"},
+        status="invalid",
+        problem="bad",
+    )
+    with pytest.raises(MCPError) as refused:
+        services.approve_tool(tool)
+    assert refused.value.code == "validation_error"
+    tool.refresh_from_db()
+    assert tool.status == "invalid"
