@@ -151,7 +151,13 @@ def get_registry() -> Registry:
             return _registry
         version = _shared_version()
         if _registry is None or version != _state["version"]:
-            _registry, complete = with_dynamic_servers(_static)
+            # No version published yet: nothing derived at run time was ever approved through
+            # this cache, and the database is not asked (a test run collecting its matrices, a
+            # process starting before migrate). ensure_registry_version() heals a lost key.
+            if version:
+                _registry, complete = with_dynamic_servers(_static)
+            else:
+                _registry, complete = _static, True
             # Incomplete: read again at the next recheck rather than keep a partial set.
             _state["version"] = version if complete else None
         _state["checked"] = time.monotonic()
@@ -169,6 +175,18 @@ def bump_registry_version() -> None:
     with _lock:
         _state["checked"] = 0.0
         _state["version"] = None
+
+
+def ensure_registry_version() -> None:
+    """Publish a version if the cache lost it (a flushed Redis), so that servers derived at
+    run time come back; their provider calls this when it knows it has some."""
+    try:
+        if cache.add(VERSION_KEY, 1, timeout=None):
+            with _lock:
+                _state["checked"] = 0.0
+                _state["version"] = None
+    except Exception:
+        logger.exception("could not publish a registry version")
 
 
 def reset_registry_for_tests() -> None:

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from mcp_core.contracts import ErrorCode, MCPError, OperationContext
 from mcp_core.health import HealthResult, HealthStatus
+from mcp_core.registry import ensure_registry_version
 from mcp_core.schemas import NoParams
 from mcp_core.server import MCPServer, operation
 
@@ -43,6 +44,8 @@ class FederationServer(MCPServer):
 
     def health(self) -> HealthResult:
         count = RemoteServer.objects.filter(enabled=True).count()
+        if count:
+            ensure_registry_version()  # run periodically: brings the services back after a cache flush
         pending = RemoteTool.objects.filter(status=RemoteTool.Status.PENDING, server__enabled=True).count()
         detail = f"{count} enabled remote server(s)"
         if pending:
