@@ -12,7 +12,7 @@ from mcp_core.discovery import operations_for
 from mcp_core.health import HealthStatus
 from mcp_core.models import AuditEntry
 from mcp_core.pipeline import call_operation
-from mcp_core.registry import VERSION_KEY, get_registry
+from mcp_core.registry import VERSION_KEY, bump_registry_version, get_registry
 from mcp_servers.federation import services
 from mcp_servers.federation.models import RemoteServer, RemoteTool
 from tests.mcp.helpers import LEGACY, MODERN, call_tool, list_tools
@@ -99,10 +99,7 @@ def test_it_keeps_a_remote_server_to_its_allowed_tenants(remote, tenants):
     a, b = tenants
     server = register(remote.url, all_tenants=False)
     server.tenants.set([a])
-    services.registry_changed()
-    from mcp_core.registry import bump_registry_version
-
-    bump_registry_version()
+    bump_registry_version()  # what the admin's save does once the transaction commits
     assert call_operation("fed_demo", "echo", {"text": "x"}, principal=tenant_key(a)).success
     # Tenant B's key neither sees the tool nor learns it exists.
     assert "fed_demo_echo" not in {op.tool_name for op in operations_for(tenant_key(b))}
@@ -146,8 +143,6 @@ def test_it_pins_tools_and_uses_a_changed_one_only_after_approval(tenants):
         assert '-  "description": "Return the text unchanged."' in diff
         assert "analytics" in diff
         # Still the pinned v1: its description, and its output schema checks the answer.
-        from mcp_core.registry import bump_registry_version
-
         bump_registry_version()
         op = get_registry().get_operation("fed_rug", "echo")
         assert "Return the text unchanged." in op.description
