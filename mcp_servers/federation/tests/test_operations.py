@@ -186,3 +186,12 @@ def test_it_describes_remote_tools_in_the_api_discovery_and_openapi(remote, tena
         "/api/v1/mcp/fed_demo/echo?tenant=fed-a", {"text": "rest"}, content_type="application/json", **auth
     ).json()
     assert answer["success"] and answer["data"] == {"text": "rest"}
+
+
+def test_it_reads_no_remote_servers_before_a_version_is_published_and_heals_a_lost_one(remote, tenants):
+    register(remote.url)
+    cache.delete(VERSION_KEY)  # a flushed cache
+    with override_settings(MCP_REGISTRY_RECHECK_SECONDS=0):
+        assert get_registry().get_server("fed_demo") is None
+        assert get_registry().get_server("federation").health().status == HealthStatus.HEALTHY
+        assert get_registry().get_server("fed_demo") is not None
