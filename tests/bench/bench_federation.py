@@ -183,11 +183,6 @@ def main() -> None:
             _warm(base, body, headers)
             check_once(base + "/mcp", body, headers)
             federated = _mcp_calls(base, body, headers, args.calls)
-            modern_body, _ = tools_call(
-                "fed_benchm_echo", {"text": "hi", "tenant": "salon-sonnenschein"}, modern=False
-            )
-            _warm(base, modern_body, headers)
-            federated_modern = _mcp_calls(base, modern_body, headers, args.calls)
             through = load(
                 base + "/mcp", method="POST", body=body, headers=headers, seconds=args.seconds,
                 connections=args.connections,
@@ -206,10 +201,9 @@ def main() -> None:
         ("SDK client -> remote, one kept session", kept),
         ("SDK client -> remote, a session per call", fresh),
         ("/mcp -> federation client (2025-11-25 handshake) -> remote", federated),
-        ("/mcp -> federation client (2026-07-28, stateless) -> remote", federated_modern),
     ):
         print(f"{label:58} {p50(values):8.2f} {p50(values) / p50(kept):7.1f}x")
-    for label, values in (("2025-11-25", federated), ("2026-07-28", federated_modern)):
+    for label, values in (("2025-11-25", federated),):
         print(f"  overhead per call through /mcp ({label}): {p50(values) - p50(kept):.1f} ms over a kept "
               f"SDK session, {p50(values) - p50(fresh):.1f} ms over an SDK session per call")  # fmt: skip
     print(f"\n== Throughput, {args.connections} concurrent callers, {args.seconds}s each ==")
