@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "mcp_servers.stripe",
     "mcp_servers.messaging",
     "mcp_servers.analytics",
+    "mcp_servers.federation",
     "dashboard",
     # OAuth 2.1 for MCP clients (Claude.ai connectors): django-oauth-toolkit's models and views,
     # configured and extended by mcp_core.oauth (docs/oauth.md).
@@ -362,6 +363,7 @@ MCP_SERVERS = env_list(
         "mcp_servers.stripe.server.StripeServer",
         "mcp_servers.messaging.server.MessagingServer",
         "mcp_servers.analytics.server.AnalyticsServer",
+        "mcp_servers.federation.server.FederationServer",
     ],
 )
 MCP_DEFAULT_TIMEOUT = env_float("MCP_DEFAULT_TIMEOUT", 30.0, minimum=0.1)
@@ -446,6 +448,10 @@ MCP_AUDIT_BATCHED_TRANSPORTS = env_list("MCP_AUDIT_BATCHED_TRANSPORTS", ["mcp", 
 # Health (docs/health.md): a stored health run this young is served instead of running the
 # checks again; one run at a time across processes (a lock in the default cache).
 MCP_HEALTH_REUSE_SECONDS = env_float("MCP_HEALTH_REUSE_SECONDS", 5.0, minimum=0.0)
+# Services added at run time (federated remote MCP servers, mcp_core/registry.py): each process
+# looks at the shared registry version at most this often, so an approval reaches every
+# instance within this many seconds.
+MCP_REGISTRY_RECHECK_SECONDS = env_float("MCP_REGISTRY_RECHECK_SECONDS", 2.0, minimum=0.0)
 
 # --- Resilience (docs/operations.md, "Resilience"): guards around every execution, in this order ---
 # "none" turns both off (an empty variable counts as unset, so it cannot).
@@ -552,6 +558,7 @@ SANDBOX_PORTS = {
     "stripe": env_int("SANDBOX_STRIPE_PORT", 8703, minimum=1, maximum=65535),
     "sentry": env_int("SANDBOX_SENTRY_PORT", 8704, minimum=1, maximum=65535),
     "messaging": env_int("SANDBOX_MESSAGING_PORT", 8705, minimum=1, maximum=65535),
+    "federation": env_int("SANDBOX_FEDERATION_PORT", 8710, minimum=1, maximum=65535),
 }
 
 
@@ -593,6 +600,26 @@ if MESSAGING_PUBLIC_URL and not MESSAGING_PUBLIC_URL.startswith(("https://", "ht
     )
 # Deferred messages (quiet hours) due for sending are picked up this many at a time per run.
 MESSAGING_DEFERRED_BATCH = env_int("MESSAGING_DEFERRED_BATCH", 100, minimum=1, maximum=10_000)
+# --- Federation: remote MCP servers and the marketplace (docs/servers/federation.md) ---
+# The MCP Registry the marketplace browses (the sandbox registry with SANDBOX=1).
+FEDERATION_REGISTRY_URL = _upstream(
+    "FEDERATION_REGISTRY_URL", "https://registry.modelcontextprotocol.io", "federation"
+)
+# Remote servers may only be reached on public addresses, except inside these networks (CIDR,
+# e.g. 10.1.2.0/24 for an internal MCP server; 127.0.0.0/8 in tests). Private, loopback,
+# link-local (cloud metadata) and other special ranges are refused otherwise.
+FEDERATION_ALLOWED_NETWORKS = env_list("FEDERATION_ALLOWED_NETWORKS", [])
+for _network in FEDERATION_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"FEDERATION_ALLOWED_NETWORKS: {_network!r} is not an IP network (e.g. 10.0.0.0/8)"
+        ) from None
+# A remote answer larger than this is refused (bytes, headers excluded).
+FEDERATION_MAX_RESPONSE_BYTES = env_int("FEDERATION_MAX_RESPONSE_BYTES", 1_048_576, minimum=1024)
+# The deadline of one remote tool call unless its registration says otherwise.
+FEDERATION_DEFAULT_TIMEOUT = env_float("FEDERATION_DEFAULT_TIMEOUT", 30.0, minimum=0.1)
 
 # --- Sentry ---
 SENTRY_DSN = env_secret("SENTRY_DSN")
@@ -728,6 +755,10 @@ LOGGING = {
     # logs one line per call itself, without query strings.
     "loggers": {
         "stripe": {"level": "WARNING"},
+        # The MCP SDK's HTTP stack logs every request's full URL at INFO: a remote server's URL
+        # may carry a key in its query string, and one line per remote call is noise anyway.
+        "httpx2": {"level": "WARNING"},
+        "mcp": {"level": "WARNING"},
         # Only through the root handler: Django's own console handler (DEBUG) would print a
         # second, plain copy of each line, which breaks LOG_FORMAT=json.
         "django": {"handlers": [], "propagate": True},

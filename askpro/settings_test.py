@@ -30,3 +30,7 @@ if "MCP_AUDIT_FLUSH_MS" not in os.environ:
 # is empty (tests/production serves collectstatic's output with the production settings).
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
+# Tests never reach the public MCP Registry: the marketplace's own tests start the sandbox
+# registry; elsewhere (admin pages visited in bulk) a refused local port answers at once.
+if "FEDERATION_REGISTRY_URL" not in os.environ:
+    FEDERATION_REGISTRY_URL = "http://127.0.0.1:9"

@@ -3,6 +3,7 @@ tool list, the admin console and the test matrices."""
 
 from __future__ import annotations
 
+import copy
 from functools import lru_cache
 from typing import Any
 
@@ -14,11 +15,15 @@ from .server import Operation
 
 @lru_cache(maxsize=512)
 def params_schema(op: Operation) -> dict[str, Any]:
+    if op.schemas is not None:
+        return copy.deepcopy(dict(op.schemas.params))
     return json_schema(op.params)
 
 
 @lru_cache(maxsize=512)
 def result_schema(op: Operation) -> dict[str, Any]:
+    if op.schemas is not None:
+        return copy.deepcopy(dict(op.schemas.result))
     return json_schema(op.result)
 
 
@@ -44,6 +49,8 @@ def describe_operation(op: Operation) -> dict[str, Any]:
 
 def operation_allowed(op: Operation, principal: Principal) -> bool:
     if not principal.has_scope(op.scope):
+        return False
+    if not op.available_to(principal.tenant_id):
         return False
     return not (op.platform_only and not principal.is_platform)
 

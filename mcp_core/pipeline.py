@@ -34,7 +34,7 @@ from .limits import INT64_MAX, string_problem
 from .prometheus import observe_call
 from .recorder import get_recorder
 from .registry import get_registry
-from .schemas import decode_params, describe_validation_error, to_builtins
+from .schemas import describe_validation_error, to_builtins
 from .server import Operation
 
 logger = logging.getLogger(__name__)
@@ -159,6 +159,23 @@ def _check_operator_tenant(request: MCPRequest, principal: Principal) -> None:
         )
 
 
+def _refuse_tenant(op: Operation, request: MCPRequest, principal: Principal, tenant: Company) -> None:
+    """An operation limited to some tenants (a federated server's allow-list). A tenant key
+    never learns it exists: the same answer as an unknown operation; a platform key or an
+    operator is told which tenant may not use it."""
+    if principal.tenant_id is not None and principal.tenant_ids is None:
+        raise MCPError(
+            ErrorCode.NOT_FOUND,
+            f"No operation {request.operation!r} on service {request.service!r}",
+            details={"service": request.service, "operation": request.operation},
+        )
+    raise MCPError(
+        ErrorCode.FORBIDDEN,
+        f"tenant: {tenant.slug!r} may not use {op.tool_name}",
+        details={"field": "tenant"},
+    )
+
+
 def _execute(op: Operation, ctx: OperationContext, params: Any) -> Any:
     server = get_registry().get_server(op.service)
     if op.annotations.open_world:
@@ -256,11 +273,13 @@ def _route(request: MCPRequest) -> MCPResponse:
         if op.platform_only and not principal.is_platform:
             raise MCPError(ErrorCode.FORBIDDEN, f"{op.tool_name} is available to platform keys only")
         try:
-            params = decode_params(op.params, request.params)
+            params = op.decode(request.params)
         except msgspec.ValidationError as exc:
             detail = describe_validation_error(exc)
             raise MCPError(ErrorCode.VALIDATION_ERROR, detail["message"], details=detail) from None
         tenant = _resolve_tenant(op, request, principal)
+        if tenant is not None and not op.available_to(tenant.pk):
+            _refuse_tenant(op, request, principal, tenant)
         if tenant is not None:
             logs.bind(tenant=tenant.slug)  # undone with the rest when route() returns
         timeout = op.timeout or settings.MCP_DEFAULT_TIMEOUT

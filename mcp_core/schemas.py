@@ -210,3 +210,81 @@ def decode_params(struct_type: type, raw: Any) -> Any:
 
 def to_builtins(value: Any) -> Any:
     return msgspec.to_builtins(value)
+
+
+# --- JSON Schema params (operations derived at run time, e.g. federated remote tools) ----------
+
+
+def jsonschema_validator(schema: dict[str, Any]) -> Any:
+    """A validator for a (pinned) JSON Schema: draft 2020-12 unless it names its own, and no
+    $ref that leaves the document (nothing is fetched)."""
+    import jsonschema.validators
+
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    return cls(schema)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def schema_violation(validator: Any, value: Any) -> msgspec.ValidationError | None:
+    """The first violation of a JSON Schema, worded as msgspec words its own (so that
+    describe_validation_error names the field and the problem), or None."""
+    import jsonschema.exceptions
+    from referencing.exceptions import Unresolvable
+
+    try:
+        error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    except Unresolvable:
+        return msgspec.ValidationError("Invalid schema: a $ref does not resolve inside the schema")
+    if error is None:
+        return None
+    path = ".".join(str(part) for part in error.absolute_path)
+    if error.validator == "required":
+        missing = next((n for n in error.validator_value if n not in (error.instance or {})), "")
+        text = f"Object missing required field `{missing}`"
+        return msgspec.ValidationError(f"{text} - at `$.{path}`" if path else text)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = set((error.schema or {}).get("properties", {}))
+        extra = next((n for n in error.instance if n not in known), "")
+        text = f"Object contains unknown field `{extra}`"
+        return msgspec.ValidationError(f"{text} - at `$.{path}`" if path else text)
+    if error.validator == "type":
+        expected = error.validator_value
+        expected = " | ".join(expected) if isinstance(expected, list) else expected
+        return _refuse(path, f"Expected `{expected}`, got `{_json_type(error.instance)}`")
+    return _refuse(path, f"Invalid value: {shown(error.message, 200)}")
+
+
+def json_params_decoder(schema: dict[str, Any]) -> Any:
+    """decode(raw) -> dict for params described by a JSON Schema (an object schema): the same
+    global limits as Struct params first, then the schema; msgspec.ValidationError otherwise."""
+    validator = jsonschema_validator(schema)
+
+    def decode(raw: Any) -> dict[str, Any]:
+        if raw is None:
+            raw = {}
+        found = _raw_problem(raw)
+        if found is not None:
+            raise _refuse(*found)
+        if not isinstance(raw, dict):
+            raise msgspec.ValidationError(f"Expected `object`, got `{_json_type(raw)}`")
+        violation = schema_violation(validator, raw)
+        if violation is not None:
+            raise violation
+        return raw
+
+    return decode

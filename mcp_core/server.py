@@ -37,6 +37,13 @@ class Operation:
     platform_only: bool
     func: Callable[..., Any] = field(repr=False)
     service: str = ""
+    # Set only for operations a server derives at run time from records (federated remote
+    # tools, mcp_core.registry's governed path): their params and result are JSON Schemas,
+    # not Structs. `revision` tells two versions of one such operation apart (caches key on it);
+    # `tenant_ids` limits the operation to these tenants (None: every tenant).
+    schemas: DynamicSchemas | None = field(default=None, repr=False, compare=False)
+    revision: str = ""
+    tenant_ids: frozenset[int] | None = None
 
     @property
     def scope(self) -> str:
@@ -45,6 +52,27 @@ class Operation:
     @property
     def tool_name(self) -> str:
         return f"{self.service}_{self.name}"
+
+    def decode(self, raw: Any) -> Any:
+        """Validated params, or msgspec.ValidationError naming the field."""
+        from .schemas import decode_params
+
+        if self.schemas is not None:
+            return self.schemas.decode(raw)
+        return decode_params(self.params, raw)
+
+    def available_to(self, tenant_id: int | None) -> bool:
+        """Whether a tenant may use this operation (platform-wide callers: always)."""
+        return self.tenant_ids is None or tenant_id is None or tenant_id in self.tenant_ids
+
+
+@dataclass(frozen=True)
+class DynamicSchemas:
+    """The JSON Schemas of an operation derived at run time, and its params decoder."""
+
+    params: Mapping[str, Any]
+    result: Mapping[str, Any]
+    decode: Callable[[Any], Any] = field(repr=False)
 
 
 def operation(
@@ -149,3 +177,11 @@ class MCPServer:
     def health(self) -> HealthResult:
         """Check the server's dependencies cheaply. Must not raise; must honour short timeouts."""
         raise NotImplementedError
+
+    def dynamic_servers(self) -> list[MCPServer]:
+        """Servers this server derives at run time from its records (federation: one per remote
+        MCP server with approved tools). The one governed way a service joins the registry
+        after start: mcp_core.registry asks for them again whenever the shared registry version
+        changes (bump_registry_version), and they pass the same system of scopes, tenants,
+        guards and audit as every other server. Reads the database; may raise."""
+        return []

@@ -51,6 +51,7 @@ def every_model_row(alice, bob):
     )
 
     from dashboard.models import HealthCheckResult, ImprovementRun, Recommendation
+    from mcp_servers.federation.models import RemoteServer, RemoteTool
     from mcp_servers.messaging.models import Message, MessagingAccount, OptOut
     from mcp_servers.queue.models import TaskFailure
     from mcp_servers.webhooks.models import RejectedDelivery, WebhookEvent
@@ -103,6 +104,16 @@ def every_model_row(alice, bob):
         company=alice, channel="sms", direction="outbound", customer_number="+4915112345678", body="Hallo"
     )
     OptOut.objects.create(company=alice, number="+4915112345678", keyword="STOP")
+    remote = RemoteServer.objects.create(
+        slug="weather", title="Weather", url="https://weather.mcp.example.com/mcp", bearer_token="fed-token"
+    )
+    RemoteTool.objects.create(
+        server=remote,
+        name="forecast",
+        operation="forecast",
+        digest="0" * 64,
+        definition={"name": "forecast", "description": "A forecast.", "inputSchema": {"type": "object"}},
+    )
     Recommendation.objects.create(
         analyzer="slow_operations",
         fingerprint="database.search",

@@ -1,0 +1,221 @@
+"""Federation: a remote tool called through /mcp (the whole pipeline, the address guard, the
+pinned-schema check, the audit row) against calling the same remote server directly with the
+official SDK client, and the cost of checking a remote answer against its pinned schema.
+
+The remote is the test suite's SDK server (mcp_servers/federation/tests/remote_app.py) under
+uvicorn; the control plane runs under gunicorn on a throw-away database. Side by side, one run:
+- per call, one at a time: direct SDK client on one kept session, direct SDK client with a
+  session per call (what the federation client does), and /mcp -> remote;
+- throughput with N concurrent callers: direct SDK sessions against /mcp;
+- the schema check alone (jsonschema, compiled validator) per answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import statistics
+import time
+from collections.abc import Iterator
+
+from tests.bench.bench_mcp import check_once, tools_call
+from tests.bench.harness import (
+    PYTHON,
+    bench_database,
+    bench_env,
+    free_port,
+    gunicorn,
+    load,
+    run_manage,
+    served,
+)
+
+ALLOW = {"FEDERATION_ALLOWED_NETWORKS": "127.0.0.0/8", "MCP_REGISTRY_RECHECK_SECONDS": "0.5"}
+
+
+@contextlib.contextmanager
+def remote_server(database_url: str) -> Iterator[str]:
+    port = free_port()
+    command = [PYTHON, "-m", "uvicorn", "mcp_servers.federation.tests.remote_app:app", "--host", "127.0.0.1",
+               "--port", str(port), "--log-level", "warning", "--no-access-log"]  # fmt: skip
+    with served(
+        command, env=bench_env(database_url), probe=f"http://127.0.0.1:{port}/mcp", any_answer=True
+    ) as base:
+        yield base + "/mcp"
+
+
+# The federation client opens a session per call (the handshake era pays initialize for each).
+REGISTER = """
+from mcp_servers.federation import services
+from mcp_servers.federation.models import RemoteServer
+server = RemoteServer.objects.create(slug="bench", title="Bench", url={url!r}, era={era!r}, enabled=True, all_tenants=True)
+services.sync_tools(server)
+for tool in server.tools.filter(status="pending"):
+    services.approve_tool(tool)
+"""
+
+
+async def _sdk_calls(url: str, n: int, *, per_call_session: bool) -> list[float]:
+    from mcp import Client
+
+    times: list[float] = []
+    if per_call_session:
+        for _ in range(n):
+            started = time.perf_counter()
+            async with Client(url, mode="legacy") as client:
+                await client.call_tool("echo", {"text": "hi"})
+            times.append((time.perf_counter() - started) * 1000)
+        return times
+    async with Client(url, mode="legacy") as client:
+        for _ in range(n):
+            started = time.perf_counter()
+            await client.call_tool("echo", {"text": "hi"})
+            times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+async def _sdk_throughput(url: str, seconds: float, connections: int) -> float:
+    from mcp import Client
+
+    done = 0
+    stop = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal done
+        async with Client(url, mode="legacy") as client:
+            while time.perf_counter() < stop:
+                await client.call_tool("echo", {"text": "hi"})
+                done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    return done / (time.perf_counter() - started)
+
+
+def _warm(base: str, body: str, headers: dict[str, str]) -> None:
+    """The first federated call of each worker imports the SDK (seconds on a busy machine)."""
+    import urllib.request
+
+    for _ in range(4):
+        request = urllib.request.Request(base + "/mcp", data=body.encode(), headers=headers, method="POST")
+        with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310 - local bench server
+            response.read()
+
+
+def _mcp_calls(base: str, body: str, headers: dict[str, str], n: int) -> list[float]:
+    import http.client
+
+    conn = http.client.HTTPConnection(base.removeprefix("http://"), timeout=30)
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        conn.request("POST", "/mcp", body=body, headers=headers)
+        answer = json.loads(conn.getresponse().read())
+        times.append((time.perf_counter() - started) * 1000)
+        if "error" in answer or answer["result"].get("isError"):
+            raise RuntimeError(f"federated call failed: {answer}")
+    conn.close()
+    return times
+
+
+def _validation_us(iterations: int) -> tuple[float, float]:
+    """Per answer: the pinned-schema check of a small answer, and of a 200-row answer."""
+    from jsonschema import Draft202012Validator
+
+    small_schema = {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
+    rows_schema = {
+        "type": "object",
+        "properties": {
+            "rows": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "name": {"type": "string"},
+                        "ok": {"type": "boolean"},
+                    },
+                    "required": ["id", "name"],
+                },
+            }
+        },
+        "required": ["rows"],
+    }
+    rows = {"rows": [{"id": i, "name": f"row {i}", "ok": True} for i in range(200)]}
+    results = []
+    for schema, value in ((small_schema, {"text": "hi"}), (rows_schema, rows)):
+        validator = Draft202012Validator(schema)
+        started = time.perf_counter()
+        for _ in range(iterations):
+            if next(validator.iter_errors(value), None) is not None:
+                raise RuntimeError("bench answer does not validate")
+        results.append((time.perf_counter() - started) / iterations * 1e6)
+    return results[0], results[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=6)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--calls", type=int, default=150)
+    args = parser.parse_args()
+    with bench_database() as database_url, remote_server(database_url) as remote:
+        run_manage(
+            ["shell", "-c", REGISTER.format(url=remote, era="legacy")], database_url=database_url, **ALLOW
+        )
+        raw_key = run_manage(
+            ["create_api_key", "--platform", "--scopes", "*", "--name", "bench"], database_url=database_url
+        ).strip()
+        run_manage(["seed_demo"], database_url=database_url)
+        from tests.bench.bench_mcp import lift_demo_rate_limit
+
+        lift_demo_rate_limit(database_url)
+        kept = asyncio.run(_sdk_calls(remote, args.calls, per_call_session=False))
+        fresh = asyncio.run(_sdk_calls(remote, args.calls, per_call_session=True))
+        direct_rps = asyncio.run(_sdk_throughput(remote, args.seconds, args.connections))
+        body, headers = tools_call(
+            "fed_bench_echo", {"text": "hi", "tenant": "salon-sonnenschein"}, modern=False
+        )
+        headers = {**headers, "Authorization": f"Bearer {raw_key}"}
+        with gunicorn(database_url, workers=2, **ALLOW) as base:
+            _warm(base, body, headers)
+            check_once(base + "/mcp", body, headers)
+            federated = _mcp_calls(base, body, headers, args.calls)
+            through = load(
+                base + "/mcp", method="POST", body=body, headers=headers, seconds=args.seconds,
+                connections=args.connections,
+            )  # fmt: skip
+            check_once(base + "/mcp", body, headers)
+        small_us, rows_us = _validation_us(2000)
+
+    def p50(values: list[float]) -> float:
+        return statistics.median(values)
+
+    print(
+        f"\n== Federated tool call vs the remote directly (SDK client), {args.calls} calls one at a time =="
+    )
+    print(f"{'path':58} {'p50 ms':>8} {'vs kept':>8}")
+    for label, values in (
+        ("SDK client -> remote, one kept session", kept),
+        ("SDK client -> remote, a session per call", fresh),
+        ("/mcp -> federation client (2025-11-25 handshake) -> remote", federated),
+    ):
+        print(f"{label:58} {p50(values):8.2f} {p50(values) / p50(kept):7.1f}x")
+    for label, values in (("2025-11-25", federated),):
+        print(f"  overhead per call through /mcp ({label}): {p50(values) - p50(kept):.1f} ms over a kept "
+              f"SDK session, {p50(values) - p50(fresh):.1f} ms over an SDK session per call")  # fmt: skip
+    print(f"\n== Throughput, {args.connections} concurrent callers, {args.seconds}s each ==")
+    print(f"{'path':58} {'req/s':>8} {'ratio':>8}")
+    print(f"{'SDK client sessions -> remote (uvicorn, 1 worker)':58} {direct_rps:8.0f} {1.0:7.2f}x")
+    print(f"{'/mcp -> remote (gunicorn -w 2)':58} {through['rps']:8.0f} {through['rps'] / direct_rps:7.2f}x")
+    print(f"  errors during the /mcp load: {through['errors']:.0f}")
+    print("\n== Checking a remote answer against its pinned output schema (compiled jsonschema validator) ==")
+    print(f"  small answer ({{text}}): {small_us:.1f} us per answer "
+          f"({small_us / 1000 / p50(federated) * 100:.2f}% of a federated call)")  # fmt: skip
+    print(f"  200-row answer: {rows_us:.1f} us per answer")
+
+
+if __name__ == "__main__":
+    main()
