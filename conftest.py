@@ -13,17 +13,22 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from askpro.models import Appointment, Branch, Call, Company, Customer, PhoneNumber, Plan, Service
+from mcp_core import shared_state
 from mcp_core.api_keys import api_key_create
 
 
 @pytest.fixture(autouse=True)
 def _clean_cache():
-    """Each test starts with an empty cache namespace (only this run's keys, never FLUSHDB)."""
+    """Each test starts with an empty cache namespace (only this run's keys, never FLUSHDB) and
+    with this process's view of Redis as healthy: a test that points the cache at a dead Redis
+    (health checks, live events) pauses the shared state for MCP_RESILIENCE_REDIS_RETRY_SECONDS,
+    which would otherwise let the next test's limits and breakers fail open."""
     yield
     if hasattr(cache, "delete_pattern"):
         cache.delete_pattern("*")
     else:
         cache.clear()
+    shared_state.health.reset()
 
 
 def make_tenant(slug: str, *, name: str | None = None, phone: str = "+4930000001") -> Company:

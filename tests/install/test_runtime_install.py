@@ -41,7 +41,8 @@ CACHE = Path(tempfile.gettempdir()) / "askpro-runtime-venvs"
 REDIS_DB = int(os.environ.get("TEST_RUNTIME_REDIS_DB", "2"))
 REDIS = f"redis://127.0.0.1:6379/{REDIS_DB}"
 RABBITMQ = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
-DEV_ONLY = ("pytest", "pytest_django", "playwright", "mcp", "ruff")
+# (mcp is a runtime dependency: the federation server's client.)
+DEV_ONLY = ("pytest", "pytest_django", "playwright", "ruff")
 _COPY_IGNORE = shutil.ignore_patterns(
     ".git",
     ".venv",
