@@ -224,7 +224,8 @@ def jsonschema_validator(schema: dict[str, Any]) -> Any:
     return cls(schema)
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """The JSON Schema type name of a decoded JSON value (bool is not an integer here)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -265,7 +266,7 @@ def schema_violation(validator: Any, value: Any) -> msgspec.ValidationError | No
     if error.validator == "type":
         expected = error.validator_value
         expected = " | ".join(expected) if isinstance(expected, list) else expected
-        return _refuse(path, f"Expected `{expected}`, got `{_json_type(error.instance)}`")
+        return _refuse(path, f"Expected `{expected}`, got `{json_type(error.instance)}`")
     return _refuse(path, f"Invalid value: {shown(error.message, 200)}")
 
 
@@ -281,7 +282,7 @@ def json_params_decoder(schema: dict[str, Any]) -> Any:
         if found is not None:
             raise _refuse(*found)
         if not isinstance(raw, dict):
-            raise msgspec.ValidationError(f"Expected `object`, got `{_json_type(raw)}`")
+            raise msgspec.ValidationError(f"Expected `object`, got `{json_type(raw)}`")
         violation = schema_violation(validator, raw)
         if violation is not None:
             raise violation

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mcp_core.discovery import params_schema
+from mcp_core.schemas import json_type
 from mcp_core.server import Operation
 
 # hint(name, schema) -> a value to use for that property, or NOTHING to fall back to the default.
@@ -66,9 +67,9 @@ def json_types(schema: dict[str, Any], root: dict[str, Any]) -> set[str]:
     found: set[str] = set()
     for branch in branches(schema, root):
         if "enum" in branch:
-            found |= {_json_type(value) for value in branch["enum"]}
+            found |= {json_type(value) for value in branch["enum"]}
         elif "const" in branch:
-            found.add(_json_type(branch["const"]))
+            found.add(json_type(branch["const"]))
         elif "type" in branch:
             kinds = branch["type"] if isinstance(branch["type"], list) else [branch["type"]]
             found |= set(kinds)
@@ -77,22 +78,6 @@ def json_types(schema: dict[str, Any], root: dict[str, Any]) -> set[str]:
     if "integer" in found:
         found.add("integer")
     return found
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
 
 
 def sample(schema: dict[str, Any], root: dict[str, Any], *, name: str = "", hint: Hint | None = None) -> Any:
