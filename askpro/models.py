@@ -46,6 +46,12 @@ class Company(SecretsModel):
     slug = models.SlugField(unique=True)
     timezone = models.CharField(max_length=64, default="Europe/Berlin")
     currency = models.CharField(max_length=3, default="EUR")
+    language = models.CharField(
+        max_length=2,
+        choices=[("de", "Deutsch"), ("en", "English")],
+        default="de",
+        help_text="Language of messages to customers who have not chosen their own.",
+    )
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, null=True, blank=True)
     is_active = models.BooleanField(default=True)
     billing_status = models.CharField(
@@ -183,10 +189,20 @@ class Service(models.Model):
 class Customer(models.Model):
     """A caller or client of a company, identified by phone within that company."""
 
+    class Channel(models.TextChoices):
+        WHATSAPP = "whatsapp", "WhatsApp"
+        SMS = "sms", "SMS"
+        EMAIL = "email", "Email"
+
     company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="customers")
     name = models.CharField(max_length=200)
     email = models.EmailField(blank=True, default="")
     phone = models.CharField(max_length=32, blank=True, default="")
+    # Blank: the company's language / the company's channel order decides.
+    language = models.CharField(
+        max_length=2, choices=[("de", "Deutsch"), ("en", "English")], blank=True, default=""
+    )
+    preferred_channel = models.CharField(max_length=10, choices=Channel.choices, blank=True, default="")
     notes = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
