@@ -44,7 +44,7 @@ class SendEmailParams(Params):
         Annotated[str, Meta(min_length=1, max_length=300, description="Free-form: the subject")] | None
     ) = None
     text: Annotated[str, Meta(min_length=1, max_length=50_000, description="Free-form: the plain-text part")] | None = None  # fmt: skip
-    html: Annotated[str, Meta(min_length=1, max_length=200_000, description="Free-form: the HTML part (else the text)")] | None = None  # fmt: skip
+    html: Annotated[str, Meta(min_length=1, max_length=65_536, description="Free-form: the HTML part (else the text)")] | None = None  # fmt: skip
     language: Annotated[Language, Meta(description="Default: the customer's, else the company's")] | None = (
         None
     )

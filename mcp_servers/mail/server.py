@@ -14,6 +14,7 @@ import time
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from askpro.models import Appointment
 from mcp_core.contracts import ErrorCode, MCPError, OperationContext
 from mcp_core.health import HealthResult, HealthStatus
 from mcp_core.schemas import NoParams
@@ -220,6 +221,8 @@ class EmailServer(MCPServer):
         if params.template is not None:
             rows = rows.filter(template=params.template)
         if params.appointment_id is not None:
+            # Another tenant's appointment is not_found, not an empty list: the id is checked.
+            services.tenant_record(Appointment, company, params.appointment_id, "appointment_id")
             rows = rows.filter(appointment_id=params.appointment_id)
         if params.since is not None:
             rows = rows.filter(created_at__gte=params.since)

@@ -178,6 +178,11 @@ def test_it_keeps_each_tenants_emails_and_suppressions_to_itself(world):
     other = world.call("get_email_status", {"email_id": mine}, key=world.bob_key)
     assert other.error["code"] == "not_found" and other.error["details"]["field"] == "email_id"
     assert world.call("list_emails", {}, key=world.bob_key).data["emails"] == []
+    by_appointment = world.call("list_emails", {"appointment_id": world.appointment.pk}, key=world.bob_key)
+    assert (
+        by_appointment.error["code"] == "not_found"
+        and by_appointment.error["details"]["field"] == "appointment_id"
+    )
     assert world.call("list_suppressions", {}, key=world.bob_key).data["suppressions"] == []
     removed = world.call("remove_suppression", {"address": "gone@example.com"}, key=world.bob_key)
     assert removed.data["removed"] is False and Suppression.objects.filter(company=world.alice).exists()
