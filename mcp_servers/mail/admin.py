@@ -45,6 +45,7 @@ class OutboundEmailAdmin(admin.ModelAdmin):
     search_fields = ("to_email", "message_id", "subject")
     list_select_related = ("company",)
     date_hierarchy = "created_at"
+    change_list_template = "admin/mcp_email/outboundemail_change_list.html"
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
