@@ -36,8 +36,9 @@ from mcp_core.sandbox import SandboxServer
 
 from .webhooks import sign_webhook
 
-# aiosmtpd logs every SMTP command at INFO (AUTH masked): the sandbox keeps them quiet.
-logging.getLogger("mail.log").setLevel(logging.WARNING)
+# aiosmtpd logs every SMTP command at INFO (AUTH masked) and a deprecation of its own API at
+# WARNING on every login: the sandbox keeps them quiet.
+logging.getLogger("mail.log").setLevel(logging.ERROR)
 
 DEMO_USERNAME = "sandbox"
 DEMO_PASSWORD = "sandbox-demo-password"  # noqa: S105 - the sandbox's demo credential
