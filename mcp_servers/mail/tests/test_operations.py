@@ -115,6 +115,16 @@ def test_it_sends_an_invoice_without_an_invitation(world):
     assert received.ics() is None
 
 
+def test_it_sends_the_callers_own_html_part_when_given(world):
+    answer = world.call("send_email", {"to": "c@example.com", "subject": "Angebot", "text": "Nur heute.",
+                                       "html": "<p><strong>Nur heute.</strong></p>"})  # fmt: skip
+    assert answer.success, answer.error
+    [received] = world.sandbox.received()
+    assert "<p><strong>Nur heute.</strong></p>" in received.html() and received.text().startswith(
+        "Nur heute."
+    )
+
+
 def test_it_sends_a_free_form_email_in_the_branded_frame(world):
     world.alice_account.footer = "Alice's Salon · Hauptstraße 1 · Berlin"
     world.alice_account.save()
@@ -256,9 +266,13 @@ def test_it_builds_a_provider_connection_through_anymail(world):
 
 def test_it_is_healthy_when_the_tenants_smtp_servers_answer(world):
     from mcp_core.health import HealthStatus
+    from mcp_core.registry import get_registry
     from mcp_servers.mail.server import EmailServer
 
-    assert EmailServer().health().status == HealthStatus.HEALTHY
+    # Registered, so mcp_health_check and /health/ run it with the others (in threads, which
+    # cannot see this test's uncommitted rows: the check itself is called here).
+    result = get_registry().get_server("email").health()
+    assert result.status == HealthStatus.HEALTHY and "2 SMTP server(s) answered" in result.detail
     world.alice_account.smtp_password = "wrong"
     world.alice_account.save()
     result = EmailServer().health()
