@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from anymail.exceptions import AnymailError, AnymailRecipientsRefused
-from django.core.mail import EmailMessage, get_connection
+from django.core.mail import BadHeaderError, EmailMessage, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 
 from mcp_core.contracts import ErrorCode, MCPError, OperationContext
@@ -131,6 +131,12 @@ def map_error(exc: BaseException, transport: str, what: str) -> MCPError:
     """A backend's exception -> an MCP error. The SMTP server's reply is passed on (it names
     no credential); an authentication failure says only that."""
     details: dict[str, Any] = {"transport": transport}
+    if isinstance(exc, BadHeaderError):  # Django refuses a line break in a header value
+        return MCPError(
+            ErrorCode.VALIDATION_ERROR,
+            "email: a header value (sender name, subject) contains a line break",
+            details=details,
+        )
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         details["smtp_code"] = exc.smtp_code
         return MCPError(

@@ -71,6 +71,9 @@ def _invalid(field: str, message: str) -> MCPError:
 
 def _check_send(params: SendEmailParams) -> None:
     """Either a template with its record, or free-form subject and text; never both."""
+    if params.subject is not None and ("\n" in params.subject or "\r" in params.subject):
+        # A line break in a header would start another header (header injection).
+        raise _invalid("subject", "must be one line (no line breaks)")
     if params.template is None:
         if params.subject is None or params.text is None:
             field = (

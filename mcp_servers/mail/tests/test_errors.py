@@ -28,6 +28,7 @@ pytestmark = pytest.mark.django_db
         ({"to": "c@example.com", "template": "welcome", "appointment_id": 1}, "template"),
         ({"to": "c@example.com", "subject": "s", "text": "t", "language": "fr"}, "language"),
         ({"to": "c@example.com", "template": "reminder", "appointment_id": 0}, "appointment_id"),
+        ({"to": "c@example.com", "subject": "Hallo\nBcc: all@example.com", "text": "t"}, "subject"),
     ],
 )
 def test_it_refuses_bad_send_params_naming_the_field(world, params, field):
