@@ -305,21 +305,36 @@ def unsuppress(company: Company, address: str) -> bool:
     return bool(deleted)
 
 
-# --- tracking events (Postmark's webhook payloads) --------------------------------------------
+# --- tracking events (Postmark's webhook payloads, read through django-anymail) ---------------
 
 # Bounce types after which an address is never tried again (Postmark deactivates it too).
 HARD_BOUNCES = frozenset({"HardBounce", "BadEmailAddress", "ManuallyDeactivated", "Blocked"})
 
 
-def email_for_event(company: Company, payload: dict[str, Any]) -> OutboundEmail | None:
-    metadata = payload.get("Metadata") if isinstance(payload.get("Metadata"), dict) else {}
+def normalized_event(payload: dict[str, Any]) -> Any:
+    """anymail's AnymailTrackingEvent for a Postmark payload (its event types, message id,
+    metadata, recipient), or None for one it cannot read. Authentication is verify_postmark's;
+    the view is used for its parsing only."""
+    from anymail.exceptions import AnymailError
+    from anymail.webhooks.postmark import PostmarkTrackingWebhookView
+
+    # The view wants a secret to be built; it never checks one here (verify_postmark did).
+    view = PostmarkTrackingWebhookView(webhook_secret="parsing-only")  # noqa: S106
+    try:
+        return view.esp_to_anymail_event(payload)
+    except (AnymailError, KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def email_for_event(company: Company, event: Any) -> OutboundEmail | None:
+    metadata = event.metadata if isinstance(event.metadata, dict) else {}
     raw_id = str(metadata.get("email_id") or metadata.get("email-id") or "")
     rows = OutboundEmail.objects.filter(company=company)
     if raw_id.isdigit() and len(raw_id) < 19:
         found = rows.filter(pk=int(raw_id)).first()
         if found is not None:
             return found
-    message_id = str(payload.get("MessageID") or "").strip()[:200]
+    message_id = str(event.message_id or "").strip()[:200]
     if not message_id:
         return None
     return (
@@ -339,37 +354,39 @@ def apply_status(email: OutboundEmail, status: str, detail: str = "") -> bool:
 
 
 def handle_tracking_event(company: Company, payload: dict[str, Any]) -> str:
-    """A verified Postmark event: Delivery, Bounce or SpamComplaint (others are noted only).
-    A hard bounce or a complaint puts the address on the tenant's suppression list."""
-    kind = str(payload.get("RecordType") or "")
-    email = email_for_event(company, payload)
-    address = str(
-        payload.get("Email") or payload.get("Recipient") or (email.to_email if email else "")
-    ).strip()
+    """A verified Postmark event, normalised by anymail: delivered, bounced/rejected, complained
+    (others are noted only). A hard bounce or a complaint puts the address on the tenant's
+    suppression list; a soft bounce does not."""
+    event = normalized_event(payload)
+    if event is None:
+        return "ignored: not a Postmark tracking event"
+    kind = str(event.event_type)
+    email = email_for_event(company, event)
+    address = str(event.recipient or (email.to_email if email else "")).strip()
     label = f"email {email.pk}" if email else "an email not recorded here"
-    if kind == "Delivery":
+    if kind == "delivered":
         changed = email is not None and apply_status(email, "delivered")
         return f"{label} delivered" + ("" if changed else " (kept its status)")
-    if kind == "Bounce":
-        bounce = str(payload.get("Type") or "")
+    if kind in ("bounced", "rejected", "deferred"):
+        bounce = str(payload.get("Type") or kind)[:40]
         hard = bounce in HARD_BOUNCES or payload.get("Inactive") is True
-        detail = " ".join(str(payload.get("Description") or payload.get("Details") or bounce).split())[:300]
+        detail = " ".join(str(event.description or event.mta_response or bounce).split())[:300]
         if not hard:
-            return f"{label}: soft bounce ({bounce[:40]}), not suppressed"
+            return f"{label}: soft bounce ({bounce}), not suppressed"
         if email is not None:
             apply_status(email, "bounced", f"hard bounce: {detail}")
         if "@" in address:
             suppress(company, address, Suppression.Reason.HARD_BOUNCE, detail=detail, email=email)
-            return f"{label} bounced ({bounce[:40]}); address suppressed"
-        return f"{label} bounced ({bounce[:40]}); no address to suppress"
-    if kind == "SpamComplaint":
+            return f"{label} bounced ({bounce}); address suppressed"
+        return f"{label} bounced ({bounce}); no address to suppress"
+    if kind == "complained":
         if email is not None:
             apply_status(email, "complained", "the recipient marked it as spam")
         if "@" in address:
             suppress(company, address, Suppression.Reason.COMPLAINT, detail="spam complaint", email=email)
             return f"{label}: spam complaint; address suppressed"
         return f"{label}: spam complaint; no address to suppress"
-    return f"ignored: record type {kind[:40]!r}"
+    return f"ignored: {kind} event"
 
 
 # --- preview --------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ Postmark signs nothing: a webhook authenticates with HTTP basic auth in the URL 
 (https://user:password@askpro.example.com/webhooks/postmark?tenant=acme), which is also how
 django-anymail's tracking views authenticate every provider (its WEBHOOK_SECRET,
 "user:password"). So the tenant's webhook secret is that "user:password" pair, compared in
-constant time with the Authorization header. Secrets are per tenant only (each tenant has its
+constant time with the Authorization header; the payload is then read by anymail's Postmark
+tracking parser (services.normalized_event). Secrets are per tenant only (each tenant has its
 own provider account), so a delivery names its tenant in the URL. Mailgun's, SendGrid's and
 SES's event formats are not taken here (their sending works; their events do not update
 status or suppress).

@@ -139,3 +139,18 @@ def test_it_refuses_deliveries_without_the_tenants_webhook_secret(routed, client
     assert OutboundEmail.objects.get(pk=email_id).status == "sent" and not Suppression.objects.exists()
     assert RejectedDelivery.objects.get(provider="postmark", reason=reason).count == 1
     assert routed.alice_account.webhook_secret not in answer.content.decode()
+
+
+def test_it_reads_events_through_anymail_and_ignores_what_it_cannot_read(routed):
+    from mcp_servers.mail import services
+
+    email_id, received = sent(routed)
+    bad_address = {**routed.sandbox.tracking_event(received, "hard_bounce"), "Type": "BadEmailAddress",
+                   "Inactive": False}  # fmt: skip
+    assert "address suppressed" in services.handle_tracking_event(routed.alice, bad_address)
+    assert Suppression.objects.get().reason == "hard_bounce"
+    assert OutboundEmail.objects.get(pk=email_id).status == "bounced"
+    garbled = {**routed.sandbox.tracking_event(received, "complaint"), "BouncedAt": 12}
+    assert services.handle_tracking_event(routed.alice, garbled) == "ignored: not a Postmark tracking event"
+    opened = {"RecordType": "Open", "MessageID": received.message_id, "Recipient": "kunde@example.com"}
+    assert services.handle_tracking_event(routed.alice, opened) == "ignored: opened event"
