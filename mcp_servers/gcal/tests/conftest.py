@@ -110,3 +110,11 @@ def routed(world, client, django_capture_on_commit_callbacks):
     world.sandbox.sink = sink
     world.answers = answers
     return world
+
+
+@pytest.fixture
+def staff(world):
+    """Anna, a stylist at Alice's main branch."""
+    from askpro.models import Staff
+
+    return Staff.objects.create(company=world.alice, branch=world.alice.branches.get(), name="Anna")
