@@ -35,21 +35,42 @@ class BusyQuery:
 
 
 BusySource = Callable[[BusyQuery], list[Interval]]
+Covers = Callable[[int], bool]
 _sources: dict[str, BusySource] = {}
+_covers: dict[str, Covers] = {}
 
 
-def busy_source(name: str) -> Callable[[BusySource], BusySource]:
-    """Declare `func(query) -> [(start, end), ...]` as a source of busy time."""
+def busy_source(name: str, *, covers: Covers | None = None) -> Callable[[BusySource], BusySource]:
+    """Declare `func(query) -> [(start, end), ...]` as a source of busy time; `covers(company_id)`
+    says cheaply whether the source holds anything for a tenant (default: it may)."""
 
     def decorator(func: BusySource) -> BusySource:
         _sources[name] = func
+        _covers[name] = covers or (lambda company_id: True)
         return func
 
     return decorator
 
 
+def forget_source(name: str) -> None:
+    """Unregister a source (tests that declare their own)."""
+    _sources.pop(name, None)
+    _covers.pop(name, None)
+
+
 def sources() -> dict[str, BusySource]:
     return dict(_sources)
+
+
+def tenant_has_busy_time(company_id: int) -> bool:
+    """Whether any source holds busy time for the tenant (so hot paths ask only then)."""
+    for name, covers in list(_covers.items()):
+        try:
+            if covers(company_id):
+                return True
+        except Exception:
+            logger.exception("busy-time source %s failed to say whether it covers a tenant", name)
+    return False
 
 
 def merge(intervals: Iterable[Interval]) -> list[Interval]:

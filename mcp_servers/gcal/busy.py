@@ -48,7 +48,11 @@ def intersect(a: list[Interval], b: list[Interval]) -> list[Interval]:
     return out
 
 
-@busy_source("gcal")
+def covers(company_id: int) -> bool:
+    return CalendarLink.objects.filter(company_id=company_id).exists()
+
+
+@busy_source("gcal", covers=covers)
 def google_busy(query: BusyQuery) -> list[Interval]:
     links = CalendarLink.objects.filter(company_id=query.company_id)
     branch = _branch_of(query)
