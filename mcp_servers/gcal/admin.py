@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -31,12 +31,12 @@ class GoogleAccountAdmin(SecretFieldsAdmin):
 
     @admin.display(description="Google")
     def connect_link(self, obj: GoogleAccount) -> str:
-        url = reverse("admin:mcp_gcal_googleaccount_connect", args=[obj.company_id])
+        url = reverse("admin:mcp_gcal_googleaccount_connect", args=[obj.pk])
         return format_html('<a href="{}">Connect Google Calendar</a>', url)
 
     def get_urls(self):
         own = [
-            path("connect/<int:company_id>/", self.admin_site.admin_view(self.connect_view),
+            path("<path:object_id>/connect/", self.admin_site.admin_view(self.connect_view),
                  name="mcp_gcal_googleaccount_connect"),
             path("callback/", self.admin_site.admin_view(self.callback_view), name="mcp_gcal_googleaccount_callback"),
         ]  # fmt: skip
@@ -45,16 +45,16 @@ class GoogleAccountAdmin(SecretFieldsAdmin):
     def _redirect_uri(self, request) -> str:
         return request.build_absolute_uri(reverse("admin:mcp_gcal_googleaccount_callback"))
 
-    def connect_view(self, request, company_id: int):
-        """Send the operator to Google's consent page for this tenant."""
+    def connect_view(self, request, object_id: str):
+        """Send the operator to Google's consent page for this account's tenant."""
         if not self.has_change_permission(request) or not self.has_add_permission(request):
             raise PermissionDenied
-        from askpro.models import Company
-
-        company = get_object_or_404(Company, pk=company_id)
+        if not object_id.isdigit():
+            raise Http404("no such Google Calendar account")
+        row = get_object_or_404(GoogleAccount, pk=int(object_id))
         try:
             return HttpResponseRedirect(
-                connect.authorization_url(request.session, company, self._redirect_uri(request))
+                connect.authorization_url(request.session, row.company, self._redirect_uri(request))
             )
         except connect.ConnectError as exc:
             self.message_user(request, str(exc), messages.ERROR)

@@ -16,8 +16,10 @@ pytestmark = pytest.mark.django_db
 
 
 def consent(admin_client, company) -> str:
-    """Start the flow in the admin; the sandbox's consent page sends back to the callback."""
-    start = admin_client.get(f"/admin/mcp_gcal/googleaccount/connect/{company.pk}/")
+    """Start the flow in the admin (on the tenant's account row, made first with its company);
+    the sandbox's consent page sends back to the callback."""
+    row, _ = GoogleAccount.objects.get_or_create(company=company)
+    start = admin_client.get(f"/admin/mcp_gcal/googleaccount/{row.pk}/connect/")
     assert start.status_code == 302
     to_google = urlsplit(start["Location"])
     query = parse_qs(to_google.query)
@@ -48,14 +50,15 @@ def test_it_refuses_a_callback_with_a_forged_state_or_from_another_session(
     google.state.add_user(ALICE_USER)
     callback = consent(admin_client, alice)
     forged = callback.replace("state=", "state=x")
-    assert admin_client.get(forged).status_code == 302 and not GoogleAccount.objects.exists()
+    assert admin_client.get(forged).status_code == 302 and not GoogleAccount.objects.get().refresh_token
     other = django_user_model.objects.create_superuser("other", "o@example.com", "pw-other-123")
     client.force_login(other)
     assert client.get(callback).status_code == 302  # a state started in another session
-    assert not GoogleAccount.objects.exists()
+    assert not GoogleAccount.objects.get().refresh_token
 
 
 def test_it_refuses_to_start_without_the_platforms_oauth_client(google, admin_client, alice, settings):
     settings.GCAL_OAUTH_CLIENT_SECRET = ""
-    answer = admin_client.get(f"/admin/mcp_gcal/googleaccount/connect/{alice.pk}/")
+    row = GoogleAccount.objects.create(company=alice)
+    answer = admin_client.get(f"/admin/mcp_gcal/googleaccount/{row.pk}/connect/")
     assert answer.status_code == 302 and answer["Location"].endswith("/admin/mcp_gcal/googleaccount/")
