@@ -219,3 +219,24 @@ def test_it_acts_as_a_workspace_user_through_domain_wide_delegation(world):
     answer = world.bob_call("list_calendars")
     assert [c["calendar_id"] for c in answer.data["calendars"]] == [BOB_CALENDAR]
     assert answer.data["calendars"][0]["primary"] is True  # the delegated user's own calendar
+
+
+def test_it_reports_health_from_the_tenants_credentials(google, world):
+    from mcp_servers.gcal.server import GoogleCalendarServer
+
+    server = GoogleCalendarServer()
+    assert server.is_configured() and server.health().status == "healthy"
+    world.sandbox.state.refresh_tokens.pop(world.alice_account.refresh_token)
+    from mcp_servers.gcal.client import forget_credentials
+
+    forget_credentials()
+    result = server.health()
+    assert result.status == "degraded" and "alice-salon" in result.detail
+    assert world.alice_account.refresh_token not in result.detail
+
+
+def test_it_is_not_configured_in_health_without_any_credential(google, alice):
+    from mcp_servers.gcal.server import GoogleCalendarServer
+
+    server = GoogleCalendarServer()
+    assert not server.is_configured() and server.health().status == "not_configured"
