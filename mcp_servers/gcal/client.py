@@ -102,18 +102,61 @@ def credentials_for(auth: GoogleAuth):
 
 
 def forget_credentials() -> None:
+    """Drop cached credentials (and this thread's services built on them)."""
     with _credentials_lock:
         _credentials.clear()
+    _services.__dict__.pop("by_key", None)
 
 
-def calendar_service(auth: GoogleAuth, timeout: float):
-    """The library's Calendar service on an authorized httplib2 transport with `timeout`."""
-    http = google_auth_httplib2.AuthorizedHttp(credentials_for(auth), http=httplib2.Http(timeout=timeout))
-    return build_from_document(
-        document(),
-        http=http,
-        client_options={"api_endpoint": settings.GCAL_API_BASE + "/calendar/v3/"},
-    )
+class _Service:
+    """The library's Calendar service for one credential, with its resources (events(),
+    calendarList(), …) made once: the library builds every method and its docstring each time a
+    resource is asked for (several ms of CPU), so they are kept per thread and credential."""
+
+    def __init__(self, auth: GoogleAuth) -> None:
+        self.http = google_auth_httplib2.AuthorizedHttp(
+            credentials_for(auth), http=httplib2.Http(timeout=READ_TIMEOUT)
+        )
+        self.service = build_from_document(
+            document(),
+            http=self.http,
+            client_options={"api_endpoint": settings.GCAL_API_BASE + "/calendar/v3/"},
+        )
+        self.resources: dict[str, Any] = {}
+
+    def __getattr__(self, name: str):
+        def resource():
+            found = self.resources.get(name)
+            if found is None:
+                found = self.resources[name] = getattr(self.service, name)()
+            return found
+
+        return resource
+
+    def set_timeout(self, timeout: float) -> None:
+        """The socket timeout for the next request, on new and kept-alive connections alike."""
+        http = self.http.http
+        http.timeout = timeout
+        for connection in list(http.connections.values()):
+            connection.timeout = timeout
+            if getattr(connection, "sock", None) is not None:
+                connection.sock.settimeout(timeout)
+
+
+_services = threading.local()
+
+
+def calendar_service(auth: GoogleAuth, timeout: float) -> _Service:
+    """This thread's service for the credential and API base, its timeout set to `timeout`."""
+    cache: dict[tuple[str, str], _Service] = _services.__dict__.setdefault("by_key", {})
+    key = (auth.fingerprint, settings.GCAL_API_BASE)
+    service = cache.get(key)
+    if service is None:
+        if len(cache) > 50:
+            cache.clear()
+        service = cache[key] = _Service(auth)
+    service.set_timeout(timeout)
+    return service
 
 
 def _reason(exc: HttpError) -> str:
