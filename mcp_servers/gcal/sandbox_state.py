@@ -10,6 +10,7 @@ import json
 import re
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -141,8 +142,6 @@ class CalendarState:
         return calendar_id
 
     def issue_access_token(self, principal: str, lifetime_s: float = 3600.0) -> str:
-        import time
-
         token = "ya29." + secrets.token_urlsafe(32)
         with self.lock:
             self.access_tokens[token] = (principal, time.time() + lifetime_s)
@@ -150,8 +149,6 @@ class CalendarState:
         return token
 
     def principal_for(self, token: str) -> str | None:
-        import time
-
         with self.lock:
             found = self.access_tokens.get(token)
         if found is None or found[1] < time.time():
@@ -178,8 +175,6 @@ class CalendarState:
 
     def notify(self, calendar: Calendar, state: str = "exists") -> None:
         """Owe every open channel on the calendar a notification (sent by the sandbox)."""
-        import time
-
         now_ms = int(time.time() * 1000)
         for channel in self.channels.values():
             if channel.calendar_id == calendar.id and channel.expiration_ms > now_ms:
