@@ -240,3 +240,24 @@ def test_it_is_not_configured_in_health_without_any_credential(google, alice):
 
     server = GoogleCalendarServer()
     assert not server.is_configured() and server.health().status == "not_configured"
+
+
+def test_it_renews_channels_that_expire_within_a_day(world):
+    from django.utils import timezone
+
+    from mcp_servers.gcal.tasks import renew_channels
+
+    old = world.call("watch_calendar", {"calendar_id": ALICE_USER}).data["channel_id"]
+    far = world.call("watch_calendar", {"calendar_id": world.alice_staff_calendar}).data["channel_id"]
+    PushChannel.objects.filter(channel_id=old).update(expires_at=timezone.now() + dt.timedelta(hours=2))
+    assert renew_channels() == 1
+    assert (
+        PushChannel.objects.get(channel_id=old).stopped_at is not None
+        and old not in world.sandbox.state.channels
+    )
+    fresh = PushChannel.objects.filter(calendar__calendar_id=ALICE_USER, stopped_at__isnull=True).get()
+    assert (
+        fresh.channel_id in world.sandbox.state.channels
+        and fresh.expires_at > timezone.now() + dt.timedelta(days=6)
+    )
+    assert PushChannel.objects.get(channel_id=far).stopped_at is None
