@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from urllib.parse import urlencode
 
 import requests
@@ -18,8 +19,9 @@ from django.conf import settings
 from django.core import signing
 
 from askpro.models import Company
+from mcp_core.contracts import MCPError
 
-from .client import SCOPES, forget_credentials
+from .client import SCOPES, GoogleAuth, execute, forget_credentials
 from .models import GoogleAccount
 
 logger = logging.getLogger(__name__)
@@ -30,6 +32,20 @@ SESSION_KEY = "gcal_connect_nonce"
 
 class ConnectError(Exception):
     """The flow cannot finish; the message says why (no secret in it)."""
+
+
+def _primary_calendar(refresh_token: str) -> str:
+    """Who connected: the id of their primary calendar (their address); "" if not readable."""
+    try:
+        answer = execute(
+            None, GoogleAuth("oauth", refresh_token), "list calendars",
+            lambda s: s.calendarList().list(maxResults=250), deadline=time.monotonic() + 10,
+        )  # fmt: skip
+    except MCPError:
+        return ""
+    return next(
+        (str(i["id"])[:254] for i in answer.get("items") or [] if i.get("primary") and i.get("id")), ""
+    )
 
 
 def authorization_url(session, company: Company, redirect_uri: str) -> str:
@@ -84,7 +100,8 @@ def finish(session, *, state: str, code: str, error: str, redirect_uri: str) -> 
     row, _ = GoogleAccount.objects.get_or_create(company=company)
     row.mode = GoogleAccount.Mode.OAUTH
     row.refresh_token = refresh
-    row.save()
     forget_credentials()
+    row.connected_as = _primary_calendar(refresh)
+    row.save()
     logger.info("gcal: tenant %s connected Google Calendar", company.slug)
     return row

@@ -37,6 +37,7 @@ def test_it_connects_a_tenant_and_stores_the_refresh_token_encrypted(google, adm
     row = GoogleAccount.objects.get(company=alice)
     assert done.status_code == 302 and done["Location"].endswith(f"/googleaccount/{row.pk}/change/")
     assert row.mode == "oauth" and google.state.refresh_tokens[row.refresh_token] == ALICE_USER
+    assert row.connected_as == ALICE_USER
     from mcp_core.api_keys import api_key_authenticate
     from mcp_core.pipeline import call_operation
 
