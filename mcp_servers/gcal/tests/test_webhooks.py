@@ -113,3 +113,14 @@ def test_it_refuses_an_unknown_resource_state(watched, client):
     )
     answer = post(client, headers)
     assert answer.status_code == 400 and answer.json()["reason"] == "bad_payload"
+
+
+def test_it_restarts_a_full_sync_only_when_google_says_the_token_is_gone(watched):
+    watched.sandbox.deliver()
+    watched.sandbox.expire_sync_tokens(watched.alice_staff_calendar)
+    made = watched.sandbox.add_event(watched.alice_staff_calendar, start=T0, end=T0 + HOUR)
+    watched.sandbox.deliver()
+    lists = watched.sandbox.requests_to(r"/events$")[-2:]
+    assert "syncToken" in lists[0].query and "syncToken" not in lists[1].query
+    assert WebhookEvent.objects.get(type="push.exists").result.startswith("full (after 410) sync")
+    assert BusyBlock.objects.filter(event_id=made["id"]).exists()
