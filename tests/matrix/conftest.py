@@ -146,7 +146,9 @@ def _tenants(django_db_setup, django_db_blocker):
             # A Google calendar and a push channel on it (gcal server).
             from mcp_servers.gcal.models import CalendarLink, PushChannel
 
-            calendar = CalendarLink.objects.create(company=company, calendar_id=f"{word}@{company.slug}.example")
+            calendar = CalendarLink.objects.create(
+                company=company, calendar_id=f"{word}@{company.slug}.example"
+            )
             PushChannel.objects.create(company=company, calendar=calendar, channel_id=f"{word}channel0001")
         a.refresh_from_db()
         b.refresh_from_db()
