@@ -231,6 +231,8 @@ def put_back(link: CalendarLink, appointment_ids: list[int], *, deadline: float 
     """After a sync: the appointments whose events were edited in Google get them written
     again (the rule), each logged. Returns how many."""
     done = 0
+    if _account(link.company_id) is None:  # two-way sync is off: Google's edit stands
+        return done
     for appointment_id in appointment_ids:
         found = EventLink.objects.filter(calendar=link, appointment_id=appointment_id).first()
         conflict(link, found.event_id if found else "", appointment_id, "edited_in_google")

@@ -132,11 +132,19 @@ def test_it_puts_back_an_appointment_event_edited_or_deleted_in_google_on_sync(b
 
 
 def test_it_leaves_appointments_alone_for_a_tenant_without_two_way_sync(booked):
+    booked.call("sync_calendar", {"calendar_id": booked.alice_staff_calendar})
     booked.alice_account.two_way_sync = False
     booked.alice_account.save()
     before = len(booked.sandbox.request_log)
     save(booked, starts_at=T0 + HOUR, ends_at=T0 + 2 * HOUR)
     assert len(booked.sandbox.request_log) == before
+    link, _ = google_event(booked)
+    booked.sandbox.edit_event(
+        booked.alice_staff_calendar, link.event_id, start=T0 + 5 * HOUR, end=T0 + 6 * HOUR
+    )
+    booked.call("sync_calendar", {"calendar_id": booked.alice_staff_calendar})
+    _, event = google_event(booked)
+    assert event["start"]["dateTime"] == "2030-03-04T14:00:00.000Z" and not SyncConflict.objects.exists()
 
 
 def test_it_blocks_google_busy_time_for_booking_from_stored_blocks_only(booked, staff):
