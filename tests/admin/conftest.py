@@ -118,6 +118,22 @@ def every_model_row(alice, bob):
     Suppression.objects.create(company=alice, address="gone@alice.example", reason="hard_bounce", email=sent)
     appointment = alice.appointments.first()
     CalendarSequence.objects.create(company=alice, appointment=appointment, uid="appointment-1@alice.askpro")
+    from mcp_servers.gcal.models import CalendarLink, GoogleAccount, PushChannel, ServiceBuffer, SyncConflict
+
+    GoogleAccount.objects.create(
+        company=alice, refresh_token="1//google-refresh", service_account_key='{"private_key": "k"}',
+        push_secret="push-secret",
+    )  # fmt: skip
+    calendar = CalendarLink.objects.create(company=alice, calendar_id="anna@alice-salon.example")
+    ServiceBuffer.objects.create(company=alice, service=alice.services.first(), before_minutes=5)
+    PushChannel.objects.create(company=alice, calendar=calendar, channel_id="c" * 32)
+    SyncConflict.objects.create(
+        company=alice,
+        calendar_id=calendar.calendar_id,
+        event_id="e1",
+        kind="edited_in_google",
+        resolution="-",
+    )
     remote = RemoteServer.objects.create(
         slug="weather", title="Weather", url="https://weather.mcp.example.com/mcp", bearer_token="fed-token"
     )
