@@ -109,6 +109,8 @@ def _first_email_id(company: Company) -> int | None:
     from mcp_servers.mail.models import OutboundEmail
 
     return OutboundEmail.objects.filter(company=company).order_by("pk").values_list("pk", flat=True).first()
+
+
 def _google_ids(company: Company) -> dict[str, Any]:
     """The tenant's Google calendar and push channel (gcal server), by their Google ids."""
     from mcp_servers.gcal.models import PushChannel
