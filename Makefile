@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export DATABASE_URL_TEST ?= postgres://postgres@127.0.0.1:5432/askpro
 export REDIS_URL_TEST ?= redis://127.0.0.1:6379/0
+# `make test` runs the suite on every core (pytest-xdist); TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= auto
 
 .PHONY: install install-dev run serve test lint check bench clean
 
@@ -46,7 +48,7 @@ test: install-dev
 	DATABASE_URL=$${DATABASE_URL:-$(DATABASE_URL_TEST)} REDIS_URL=$${REDIS_URL:-$(REDIS_URL_TEST)} ./scripts/ensure_services.sh
 	./scripts/ensure_browser.sh
 	./scripts/ensure_conformance.sh
-	DATABASE_URL=$${DATABASE_URL:-$(DATABASE_URL_TEST)} REDIS_URL=$${REDIS_URL:-$(REDIS_URL_TEST)} $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	DATABASE_URL=$${DATABASE_URL:-$(DATABASE_URL_TEST)} REDIS_URL=$${REDIS_URL:-$(REDIS_URL_TEST)} $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist load $(PYTEST_ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -5,8 +5,14 @@ import os
 os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/askpro")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
-# Every test run gets its own cache namespace so that concurrent runs never see each other's keys.
+# Every test run gets its own cache namespace so that concurrent runs never see each other's keys;
+# under pytest-xdist each worker its own too (workers inherit the controller's environment, so the
+# worker's name is appended to whatever prefix was inherited).
 os.environ.setdefault("CACHE_KEY_PREFIX", f"askpro-test-{os.getpid()}")
+if os.environ.get("PYTEST_XDIST_WORKER") and not os.environ["CACHE_KEY_PREFIX"].endswith(
+    "-" + os.environ["PYTEST_XDIST_WORKER"]
+):
+    os.environ["CACHE_KEY_PREFIX"] += "-" + os.environ["PYTEST_XDIST_WORKER"]
 # pytest-django runs with DEBUG off, where tenant credentials need a real key: a fixed test-only one.
 os.environ.setdefault("CREDENTIALS_ENCRYPTION_KEY", "End74mnnIlAcXaUnHm5cCb0erJJmlxvz7l8CQ8Li4aM=")
 

@@ -447,14 +447,18 @@ def test_it_skips_an_oversized_stdio_line_unread_and_answers_the_next(alice, ali
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_it_survives_hostile_input_in_a_real_stdio_process(alice, alice_key):
+def test_it_survives_hostile_input_in_a_real_stdio_process(key_factory):
     """The real `manage.py mcp_stdio` process: every hostile line is answered (one line each,
     JSON-RPC errors), an oversized line included, and a valid request after them all still is;
-    the process exits 0 when stdin closes."""
+    the process exits 0 when stdin closes. Its own committed tenant: the module's tenants are
+    gone after any transactional test's flush (which, under pytest-xdist, may come first)."""
     import subprocess
     import sys
 
+    from conftest import make_tenant
     from tests.mcp.conftest import ROOT, child_env
+
+    alice_key = key_factory(tenant=make_tenant("stdio-salon", phone="+4930333333"), scopes=["*"])
 
     limit = 64 * 1024
     lines = [line for _, line, _, _ in STDIO_CASES]
