@@ -63,6 +63,7 @@ def page_context(answers: dict[str, dict[str, Any]]) -> dict[str, Any]:
     overview, funnel = answers["get_overview"], answers["get_call_funnel"]
     appts, util = answers["get_appointment_stats"], answers["get_utilisation"]
     money, cohorts = answers["get_revenue"], answers["get_customer_cohorts"]
+    messaging = answers["get_messaging"]
     calls_chart = _pairs(
         funnel,
         [("calls", "Calls"), ("answered", "Answered"), ("transferred", "Transferred"), ("missed", "Missed"),
@@ -105,7 +106,18 @@ def page_context(answers: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "money": money,
         "revenue_chart": revenue_chart,
         "cohorts": cohorts,
+        "messaging": messaging,
+        "no_show_chart": svg_charts.paired_bars(
+            ["Reminded", "Not reminded"],
+            [_percent(messaging[g]["no_show_rate"]["current"]) for g in ("reminded", "not_reminded")],
+            [_percent(messaging[g]["no_show_rate"]["previous"]) for g in ("reminded", "not_reminded")],
+            label="No-show rate (%) of reminded against not reminded appointments, this period and the one before",
+        ),
     }
+
+
+def _percent(rate: float | None) -> float | None:
+    return None if rate is None else round(rate * 100, 1)
 
 
 def presets(today: dt.date) -> list[tuple[str, str, str]]:

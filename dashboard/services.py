@@ -82,7 +82,10 @@ ANALYTICS_PAGE_OPERATIONS = (
     "get_utilisation",
     "get_revenue",
     "get_customer_cohorts",
+    "get_messaging",
 )
+# Operations of the page that read the whole tenant and take no branch_id (messages carry none).
+ANALYTICS_WHOLE_TENANT = frozenset({"get_messaging"})
 
 
 def analytics_report(
@@ -93,9 +96,15 @@ def analytics_report(
     they may not see) stops there, so one mistake is reported and audited once."""
     principal = rights.principal(tenant)
     answers: dict[str, MCPResponse] = {}
+    tenant_wide = {key: value for key, value in params.items() if key != "branch_id"}
     for name in ANALYTICS_PAGE_OPERATIONS:
         answers[name] = call_operation(
-            "analytics", name, params, principal=principal, tenant=tenant, transport="console"
+            "analytics",
+            name,
+            tenant_wide if name in ANALYTICS_WHOLE_TENANT else params,
+            principal=principal,
+            tenant=tenant,
+            transport="console",
         )
         if not answers[name].success:
             break

@@ -613,3 +613,58 @@ def daily_rows(company_id: int, period: Period, branch_id: int | None, currency:
 
 def call_rows(company_id: int, period: Period, branch_id: int | None, limit: int) -> list[tuple]:
     return rows(CALL_ROWS_SQL, _current_only(company_id, period, branch_id, limit=limit))
+
+
+# get_messaging: outbound messages by Twilio's final word, and appointments by whether a message
+# reached the customer before them. The messaging server's table is read by name (no server
+# imports another); messaging_table() in reports.py finds it through the app registry.
+DELIVERED_STATUSES = ("delivered", "read", "partially_delivered")
+FAILED_STATUSES = ("failed", "undelivered")
+# Statuses after which the message was not refused: Twilio handed it on (sent) or better.
+REACHED_STATUSES = ("sent", *DELIVERED_STATUSES)
+PENDING_STATUSES = ("deferred", "accepted", "scheduled", "queued", "sending", "sent")
+CHANNELS = ("sms", "whatsapp")
+
+MESSAGING_SQL = f"""
+WITH outbound AS MATERIALIZED (
+    SELECT m.channel, m.created_at >= %(since)s AS cur, m.status
+    FROM {{messages}} m
+    WHERE m.company_id = %(company)s AND m.direction = 'outbound'
+      AND m.created_at >= %(prev_since)s AND m.created_at < %(until)s
+),
+delivery AS (
+    SELECT coalesce(channel, 'all') AS channel, cur, count(*) AS messages,
+           count(*) FILTER (WHERE status IN ({_quoted(DELIVERED_STATUSES)})) AS delivered,
+           count(*) FILTER (WHERE status = 'read') AS read,
+           count(*) FILTER (WHERE status IN ({_quoted(FAILED_STATUSES)})) AS failed,
+           count(*) FILTER (WHERE status IN ({_quoted(PENDING_STATUSES)})) AS pending
+    FROM outbound GROUP BY GROUPING SETS ((channel, cur), (cur))
+),
+appts AS (
+    SELECT a.starts_at >= %(since)s AS cur, a.status,
+           EXISTS (
+               -- on the (company, customer_number, created_at) index of the messages
+               SELECT 1 FROM {{messages}} m
+               WHERE m.company_id = %(company)s AND m.customer_number = cu.phone AND m.direction = 'outbound'
+                 AND m.created_at >= a.created_at AND m.created_at < a.starts_at
+                 AND m.created_at >= a.starts_at - %(window)s * interval '1 hour'
+                 AND m.status IN ({_quoted(REACHED_STATUSES)})
+           ) AS reminded
+    FROM askpro_appointment a JOIN askpro_customer cu ON cu.id = a.customer_id
+    WHERE a.company_id = %(company)s AND a.starts_at >= %(prev_since)s AND a.starts_at < %(until)s
+      AND cu.company_id = %(company)s
+),
+reminders AS (
+    SELECT reminded, cur, count(*) AS appointments,
+           count(*) FILTER (WHERE status = 'completed') AS completed,
+           count(*) FILTER (WHERE status = 'no_show') AS no_shows
+    FROM appts GROUP BY reminded, cur
+)
+SELECT (SELECT json_agg(d) FROM delivery d) AS delivery, (SELECT json_agg(r) FROM reminders r) AS reminders
+"""
+
+
+def messaging(company_id: int, period: Period, messages_table: str, window_hours: int) -> dict[str, Any]:
+    sql = MESSAGING_SQL.replace("{messages}", connection.ops.quote_name(messages_table))
+    row = _one_row(sql, _params(company_id, period, None, window=window_hours))
+    return {"delivery": row["delivery"] or [], "reminders": row["reminders"] or []}
