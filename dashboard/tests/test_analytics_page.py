@@ -8,8 +8,9 @@ import re
 import pytest
 from django.contrib.auth import get_user_model
 
+from dashboard.analytics_page import HEADLINES
 from mcp_core.models import AuditEntry, OperatorAccess
-from mcp_servers.analytics.tests.conftest import MARCH, salon  # noqa: F401 - the fixture
+from mcp_servers.analytics.tests.conftest import MARCH, op, reader, salon  # noqa: F401 - the fixtures
 from mcp_servers.analytics.tests.test_messaging import reminded  # noqa: F401 - the fixture
 
 
@@ -27,9 +28,18 @@ def test_it_shows_the_figures_of_a_period_as_charts(operator_client, salon):  # 
     # every operation was called once through the pipeline, as the operator
     rows = AuditEntry.objects.filter(service="analytics", principal="user:ops")
     assert sorted(rows.values_list("operation", flat=True)) == sorted(
-        ["get_overview", "get_call_funnel", "get_appointment_stats", "get_utilisation", "get_revenue",
+        ["get_call_funnel", "get_appointment_stats", "get_utilisation", "get_revenue",
          "get_customer_cohorts", "get_messaging"]
     )  # fmt: skip
+
+
+@pytest.mark.parametrize("branch", [None, "north"])
+def test_it_takes_the_headline_figures_from_other_answers_equal_to_get_overview(salon, reader, branch):  # noqa: F811
+    params = {**MARCH, **({"branch_id": salon[branch].pk} if branch else {})}
+    overview = op(reader, "get_overview", params)
+    named = {"missed_rate": "missed_call_rate"}  # the funnel's name of the overview's figure
+    for operation, key, _, _ in HEADLINES:
+        assert op(reader, operation, params)[key] == overview[named.get(key, key)], key
 
 
 def test_it_shows_delivery_and_the_no_show_rate_of_reminded_appointments(operator_client, reminded):  # noqa: F811

@@ -328,7 +328,7 @@ FLOOR_REVENUE = f"""
 SELECT x.cur, x.branch_id, x.service_id, x.staff_id, sum(x.total), count(x.total), sum(x.visit)
 FROM (
     SELECT i.paid_at >= %(since)s AS cur, a.branch_id, a.service_id, a.staff_id, i.total, 0 AS visit
-    FROM askpro_invoice i LEFT JOIN askpro_appointment a ON a.id = i.appointment_id
+    FROM askpro_invoice i LEFT JOIN askpro_appointment a ON a.id = i.appointment_id AND a.company_id = %(company)s
     WHERE i.company_id = %(company)s AND i.status = 'paid' AND i.currency = 'EUR'
       AND i.paid_at >= %(prev_since)s AND i.paid_at < %(until)s
     UNION ALL
