@@ -498,7 +498,7 @@ def measure(repeat: int, tenants: int, days: int) -> list[tuple]:
     for service, name, params, floor_sql in cases():
         op = registry.get_operation(service, name)
         server = registry.get_server(service)
-        floor_times, direct_times, routed_times, statements = [], [], [], 0
+        floor_times, unprepared_times, direct_times, routed_times, statements = [], [], [], [], 0
         for company in companies:
             period = resolve_period(company, None, None, default_days=days)
             floor_params = {
@@ -525,11 +525,19 @@ def measure(repeat: int, tenants: int, days: int) -> list[tuple]:
                 assert response.success, response.error
 
             def floor(floor_params=floor_params, floor_sql=floor_sql):
+                # psycopg prepares a statement run five times: no parsing or planning after that
                 raw.execute(floor_sql, floor_params).fetchall()
 
-            floor(), direct(), routed()  # warm: plans, caches, connections
+            def unprepared(floor_params=floor_params, floor_sql=floor_sql):
+                # the same statement parsed and planned each time, as every statement through
+                # Django's client-side binding is
+                raw.execute(floor_sql, floor_params, prepare=False).fetchall()
+
+            floor(), unprepared(), direct(), routed()  # warm: plans, caches, connections
+            runs = ((floor, floor_times), (unprepared, unprepared_times), (direct, direct_times),
+                    (routed, routed_times))  # fmt: skip
             for _ in range(repeat):
-                for fn, out in ((floor, floor_times), (direct, direct_times), (routed, routed_times)):
+                for fn, out in runs:
                     started = time.perf_counter()
                     if fn is direct:
                         with CaptureQueriesContext(connection) as queries:
@@ -539,8 +547,8 @@ def measure(repeat: int, tenants: int, days: int) -> list[tuple]:
                         fn()
                     out.append((time.perf_counter() - started) * 1000)
         rows.append(
-            (f"{service}.{name}", statistics.median(floor_times), statistics.median(direct_times),
-             statistics.median(routed_times), max(routed_times), statements)
+            (f"{service}.{name}", statistics.median(floor_times), statistics.median(unprepared_times),
+             statistics.median(direct_times), statistics.median(routed_times), max(routed_times), statements)
         )  # fmt: skip
     raw.close()
     return rows
@@ -615,14 +623,17 @@ def main() -> None:
         rows = measure(args.repeat, args.tenants, args.days)
         print(f"\n== Each operation against its floor ({args.days}-day period and the one before; median of "
               f"{args.repeat} x {args.tenants} tenants) ==")  # fmt: skip
-        print(f"{'operation':40} {'floor ms':>9} {'op ms':>8} {'x floor':>8} {'routed ms':>10} {'x floor':>8} "
-              f"{'max ms':>8} {'stmts':>6}  target")  # fmt: skip
-        for name, floor_ms, direct_ms, routed_ms, max_ms, statements in rows:
+        print(f"{'operation':40} {'floor ms':>9} {'unprep':>7} {'op ms':>8} {'x floor':>8} {'x unprep':>8} "
+              f"{'routed ms':>10} {'x floor':>8} {'max ms':>8} {'stmts':>6}  target")  # fmt: skip
+        for name, floor_ms, unprepared_ms, direct_ms, routed_ms, max_ms, statements in rows:
             ratio = direct_ms / floor_ms if floor_ms else float("nan")
+            unprepared_ratio = direct_ms / unprepared_ms if unprepared_ms else float("nan")
             routed_ratio = routed_ms / floor_ms if floor_ms else float("nan")
             ok = "ok" if ratio <= 2 and direct_ms < 300 else "MISSED"
-            print(f"{name:40} {floor_ms:9.1f} {direct_ms:8.1f} {ratio:7.2f}x {routed_ms:10.1f} {routed_ratio:7.2f}x "
-                  f"{max_ms:8.1f} {statements:6d}  {ok}")  # fmt: skip
+            print(f"{name:40} {floor_ms:9.2f} {unprepared_ms:7.2f} {direct_ms:8.2f} {ratio:7.2f}x "
+                  f"{unprepared_ratio:7.2f}x {routed_ms:10.1f} {routed_ratio:7.2f}x {max_ms:8.1f} {statements:6d}  {ok}")  # fmt: skip
+        print("  floor ms: the hand-written statement, prepared by psycopg after five runs; unprep: the same")
+        print("  parsed and planned each time (x unprep = op / unprep: what is left besides planning);")
         print("  op ms: the operation itself (its statements and Python); x floor = op / floor (the target);")
         print(
             "  routed ms: the same call through the orchestrator (key, validation, rate limit, breaker, one"
