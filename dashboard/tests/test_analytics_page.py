@@ -109,3 +109,31 @@ def test_it_downloads_a_report_as_csv(operator_client, salon):  # noqa: F811
 
 def test_it_requires_a_staff_login_for_analytics(client):
     assert client.get("/admin/analytics/").status_code == 302
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_reads_the_figures_on_connections_of_their_own_outside_a_transaction(
+    operator_client,
+    salon,  # noqa: F811
+    monkeypatch,
+):
+    import threading
+
+    from dashboard import services
+
+    threads = []
+    in_own_thread = services._in_own_thread
+
+    def spy(call, name):
+        threads.append((name, threading.current_thread().name))
+        return in_own_thread(call, name)
+
+    monkeypatch.setattr(services, "_in_own_thread", spy)
+    html = operator_client.get("/admin/analytics/", {"tenant": "alice-salon", **MARCH}).content.decode()
+    # the same figures as inside a transaction (test_it_shows_the_figures_of_a_period_as_charts)
+    assert re.search(r'Calls</span><span class="stat-value">5</span><span class="help">before: 2 · ', html)
+    assert "<td>Lapsed Rita</td><td>3</td><td>30.5</td><td>120.5</td>" in html
+    assert html.count('<svg class="a-chart"') == 7
+    assert sorted(name for name, _ in threads) == sorted(services.ANALYTICS_PAGE_OPERATIONS[1:])
+    assert all(thread.startswith("analytics-page") for _, thread in threads)
+    assert AuditEntry.objects.filter(service="analytics", principal="user:ops").count() == 6
