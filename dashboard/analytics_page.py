@@ -8,16 +8,19 @@ from typing import Any
 
 from . import svg_charts
 
+# The headline figures (get_overview's), each taken from the operation that the page calls for
+# its own section anyway: the page does not run get_overview, whose statement would read the
+# calls, appointments and invoices a second time. (operation, figure, label, kind)
 HEADLINES = [
-    ("calls", "Calls", ""),
-    ("booking_rate", "Calls → booking", "%"),
-    ("missed_call_rate", "Missed calls", "%"),
-    ("unknown_caller_rate", "Unknown callers", "%"),
-    ("appointments", "Appointments", ""),
-    ("cancellations", "Cancellations", ""),
-    ("no_shows", "No-shows", ""),
-    ("new_customers", "New customers", ""),
-    ("revenue", "Revenue", "money"),
+    ("get_call_funnel", "calls", "Calls", ""),
+    ("get_call_funnel", "booking_rate", "Calls → booking", "%"),
+    ("get_call_funnel", "missed_rate", "Missed calls", "%"),
+    ("get_call_funnel", "unknown_caller_rate", "Unknown callers", "%"),
+    ("get_appointment_stats", "appointments", "Appointments", ""),
+    ("get_appointment_stats", "cancellations", "Cancellations", ""),
+    ("get_appointment_stats", "no_shows", "No-shows", ""),
+    ("get_customer_cohorts", "new_customers", "New customers", ""),
+    ("get_revenue", "revenue", "Revenue", "money"),
 ]
 
 
@@ -31,16 +34,16 @@ def _shown(value: Any, kind: str) -> str:
     return f"{value:,}"
 
 
-def headline_cards(overview: dict[str, Any]) -> list[dict[str, Any]]:
+def headline_cards(answers: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     cards = []
-    for key, label, kind in HEADLINES:
-        fig = overview[key]
+    currency = answers["get_revenue"]["currency"]
+    for operation, key, label, kind in HEADLINES:
+        fig = answers[operation][key]
         pct = fig["change_pct"]
         cards.append(
             {
                 "label": label,
-                "value": _shown(fig["current"], kind)
-                + (f" {overview['currency']}" if kind == "money" else ""),
+                "value": _shown(fig["current"], kind) + (f" {currency}" if kind == "money" else ""),
                 "previous": _shown(fig["previous"], kind),
                 "change": "" if pct is None else f"{pct:+.1f} %",
                 "direction": "" if not pct else ("up" if pct > 0 else "down"),
@@ -60,9 +63,10 @@ def _pairs(data: dict[str, Any], names: list[tuple[str, str]], *, label: str):
 
 def page_context(answers: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Charts and tables from the data of each operation (all of them answered)."""
-    overview, funnel = answers["get_overview"], answers["get_call_funnel"]
+    funnel = answers["get_call_funnel"]
     appts, util = answers["get_appointment_stats"], answers["get_utilisation"]
     money, cohorts = answers["get_revenue"], answers["get_customer_cohorts"]
+    messaging = answers["get_messaging"]
     calls_chart = _pairs(
         funnel,
         [("calls", "Calls"), ("answered", "Answered"), ("transferred", "Transferred"), ("missed", "Missed"),
@@ -82,9 +86,9 @@ def page_context(answers: dict[str, dict[str, Any]]) -> dict[str, Any]:
         label="Revenue per branch, this period against the previous one",
     )
     return {
-        "period": overview["period"],
-        "currency": overview["currency"],
-        "cards": headline_cards(overview),
+        "period": funnel["period"],
+        "currency": money["currency"],
+        "cards": headline_cards(answers),
         "funnel": funnel["funnel"],
         "durations": {k: funnel[k] for k in ("avg_duration_sec", "median_duration_sec", "p90_duration_sec")},
         "calls_chart": calls_chart,
@@ -105,7 +109,18 @@ def page_context(answers: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "money": money,
         "revenue_chart": revenue_chart,
         "cohorts": cohorts,
+        "messaging": messaging,
+        "no_show_chart": svg_charts.paired_bars(
+            ["Reminded", "Not reminded"],
+            [_percent(messaging[g]["no_show_rate"]["current"]) for g in ("reminded", "not_reminded")],
+            [_percent(messaging[g]["no_show_rate"]["previous"]) for g in ("reminded", "not_reminded")],
+            label="No-show rate (%) of reminded against not reminded appointments, this period and the one before",
+        ),
     }
+
+
+def _percent(rate: float | None) -> float | None:
+    return None if rate is None else round(rate * 100, 1)
 
 
 def presets(today: dt.date) -> list[tuple[str, str, str]]:

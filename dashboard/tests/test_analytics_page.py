@@ -8,8 +8,10 @@ import re
 import pytest
 from django.contrib.auth import get_user_model
 
+from dashboard.analytics_page import HEADLINES
 from mcp_core.models import AuditEntry, OperatorAccess
-from mcp_servers.analytics.tests.conftest import MARCH, salon  # noqa: F401 - the fixture
+from mcp_servers.analytics.tests.conftest import MARCH, op, reader, salon  # noqa: F401 - the fixtures
+from mcp_servers.analytics.tests.test_messaging import reminded  # noqa: F401 - the fixture
 
 
 def test_it_shows_the_figures_of_a_period_as_charts(operator_client, salon):  # noqa: F811
@@ -19,16 +21,38 @@ def test_it_shows_the_figures_of_a_period_as_charts(operator_client, salon):  # 
     assert "2026-03-01 – 2026-03-31 (31 days, Europe/Berlin)" in html
     assert re.search(r'Calls</span><span class="stat-value">5</span><span class="help">before: 2 · ', html)
     assert "+150.0 %" in html
-    assert html.count('<svg class="a-chart"') == 6 and "<script" not in html.split("analytics-picker")[1]
+    assert html.count('<svg class="a-chart"') == 7 and "<script" not in html.split("analytics-picker")[1]
     assert "<title>Mon 10:00: 3 calls</title>" in html  # the heat map's busiest cell
     assert "<td>Lapsed Rita</td><td>3</td><td>30.5</td><td>120.5</td>" in html  # at risk as of 1 April
     assert "1 staff member(s) have no working hours recorded" in html
     # every operation was called once through the pipeline, as the operator
     rows = AuditEntry.objects.filter(service="analytics", principal="user:ops")
     assert sorted(rows.values_list("operation", flat=True)) == sorted(
-        ["get_overview", "get_call_funnel", "get_appointment_stats", "get_utilisation", "get_revenue",
-         "get_customer_cohorts"]
+        ["get_call_funnel", "get_appointment_stats", "get_utilisation", "get_revenue",
+         "get_customer_cohorts", "get_messaging"]
     )  # fmt: skip
+
+
+@pytest.mark.parametrize("branch", [None, "north"])
+def test_it_takes_the_headline_figures_from_other_answers_equal_to_get_overview(salon, reader, branch):  # noqa: F811
+    params = {**MARCH, **({"branch_id": salon[branch].pk} if branch else {})}
+    overview = op(reader, "get_overview", params)
+    named = {"missed_rate": "missed_call_rate"}  # the funnel's name of the overview's figure
+    for operation, key, _, _ in HEADLINES:
+        assert op(reader, operation, params)[key] == overview[named.get(key, key)], key
+
+
+def test_it_shows_delivery_and_the_no_show_rate_of_reminded_appointments(operator_client, reminded):  # noqa: F811
+    response = operator_client.get("/admin/analytics/", {"tenant": "alice-salon", **MARCH})
+    html = response.content.decode()
+    assert "<td>sms</td><td>3</td><td>2</td><td>0</td><td>1</td><td>0</td><td>67 %</td><td>–</td>" in html
+    assert "<td>all</td><td>6</td><td>4</td><td>1</td><td>1</td><td>1</td><td>80 %</td>" in html
+    assert "No-show rate: reminded 1 of 2, not reminded 3 of 5 appointments" in html
+    assert "<title>Reminded, period: 50</title>" in html and "<title>Not reminded, period: 60</title>" in html
+    # Another tenant's page shows its own message only.
+    bob = operator_client.get("/admin/analytics/", {"tenant": "bob-practice", **MARCH}).content.decode()
+    assert "<td>all</td><td>1</td><td>1</td><td>0</td><td>0</td><td>0</td><td>100 %</td>" in bob
+    assert "reminded 0 of 0, not reminded 0 of 0" in bob
 
 
 def test_it_narrows_the_page_to_one_branch(operator_client, salon):  # noqa: F811
@@ -85,3 +109,31 @@ def test_it_downloads_a_report_as_csv(operator_client, salon):  # noqa: F811
 
 def test_it_requires_a_staff_login_for_analytics(client):
     assert client.get("/admin/analytics/").status_code == 302
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_reads_the_figures_on_connections_of_their_own_outside_a_transaction(
+    operator_client,
+    salon,  # noqa: F811
+    monkeypatch,
+):
+    import threading
+
+    from dashboard import services
+
+    threads = []
+    in_own_thread = services._in_own_thread
+
+    def spy(call, name):
+        threads.append((name, threading.current_thread().name))
+        return in_own_thread(call, name)
+
+    monkeypatch.setattr(services, "_in_own_thread", spy)
+    html = operator_client.get("/admin/analytics/", {"tenant": "alice-salon", **MARCH}).content.decode()
+    # the same figures as inside a transaction (test_it_shows_the_figures_of_a_period_as_charts)
+    assert re.search(r'Calls</span><span class="stat-value">5</span><span class="help">before: 2 · ', html)
+    assert "<td>Lapsed Rita</td><td>3</td><td>30.5</td><td>120.5</td>" in html
+    assert html.count('<svg class="a-chart"') == 7
+    assert sorted(name for name, _ in threads) == sorted(services.ANALYTICS_PAGE_OPERATIONS[1:])
+    assert all(thread.startswith("analytics-page") for _, thread in threads)
+    assert AuditEntry.objects.filter(service="analytics", principal="user:ops").count() == 6

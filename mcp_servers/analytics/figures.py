@@ -113,7 +113,7 @@ bookings AS (
 ),
 revenue AS (
     SELECT i.paid_at >= %(since)s AS cur, sum(i.total) AS revenue
-    FROM askpro_invoice i LEFT JOIN askpro_appointment a ON a.id = i.appointment_id
+    FROM askpro_invoice i LEFT JOIN askpro_appointment a ON a.id = i.appointment_id AND a.company_id = %(company)s
     WHERE i.company_id = %(company)s AND i.status = 'paid' AND i.currency = %(currency)s
       AND i.paid_at >= %(prev_since)s AND i.paid_at < %(until)s
       AND (%(branch)s::bigint IS NULL OR a.branch_id = %(branch)s)
@@ -393,46 +393,41 @@ def customer_cohorts(
     }
 
 
+# Invoices and visits as one stream, grouped once: every dimension's revenue and visits come
+# out of the same GROUPING SETS pass (no join between two aggregates), and the names are joined
+# to the few grouped rows at the end.
 REVENUE_SQL = f"""
-WITH paid AS MATERIALIZED (
-    SELECT i.total, i.paid_at >= %(since)s AS cur, i.stripe_invoice_id IS NOT NULL AS from_stripe,
-           a.branch_id, a.service_id, a.staff_id
-    FROM askpro_invoice i LEFT JOIN askpro_appointment a ON a.id = i.appointment_id
+WITH stream AS (
+    -- The invoice's appointment is looked for among the tenant's own (a.company_id): besides
+    -- never crediting another tenant's branch, it lets the planner read the tenant's
+    -- appointments by index instead of hashing the whole table.
+    SELECT i.paid_at >= %(since)s AS cur, a.branch_id, a.service_id, a.staff_id, i.total,
+           i.stripe_invoice_id IS NOT NULL AS from_stripe, 1 AS invoice, 0 AS visit
+    FROM askpro_invoice i LEFT JOIN askpro_appointment a ON a.id = i.appointment_id AND a.company_id = %(company)s
     WHERE i.company_id = %(company)s AND i.status = 'paid' AND i.currency = %(currency)s
       AND i.paid_at >= %(prev_since)s AND i.paid_at < %(until)s
       AND (%(branch)s::bigint IS NULL OR a.branch_id = %(branch)s)
+    UNION ALL
+    SELECT a.starts_at >= %(since)s, a.branch_id, a.service_id, a.staff_id, NULL, NULL, 0, 1
+    FROM askpro_appointment a
+    WHERE a.company_id = %(company)s AND a.starts_at >= %(prev_since)s AND a.starts_at < %(until)s
+      AND a.status IN ({_quoted(VISIT_STATUSES)}) AND (%(branch)s::bigint IS NULL OR a.branch_id = %(branch)s)
 ),
-money AS (
+grouped AS (
     SELECT cur, CASE WHEN GROUPING(branch_id) = 0 THEN 'branch' WHEN GROUPING(service_id) = 0 THEN 'service'
                      WHEN GROUPING(staff_id) = 0 THEN 'staff' ELSE 'all' END AS dimension,
-           coalesce(branch_id, service_id, staff_id) AS key, sum(total) AS revenue, count(*) AS invoices,
-           sum(total) FILTER (WHERE from_stripe) AS stripe, sum(total) FILTER (WHERE NOT from_stripe) AS local
-    FROM paid GROUP BY GROUPING SETS ((cur), (cur, branch_id), (cur, service_id), (cur, staff_id))
-),
-visits AS (
-    SELECT cur, CASE WHEN GROUPING(branch_id) = 0 THEN 'branch' WHEN GROUPING(service_id) = 0 THEN 'service'
-                     WHEN GROUPING(staff_id) = 0 THEN 'staff' ELSE 'all' END AS dimension,
-           coalesce(branch_id, service_id, staff_id) AS key, count(*) AS visits
-    FROM (
-        SELECT a.starts_at >= %(since)s AS cur, a.branch_id, a.service_id, a.staff_id
-        FROM askpro_appointment a
-        WHERE a.company_id = %(company)s AND a.starts_at >= %(prev_since)s AND a.starts_at < %(until)s
-          AND a.status IN ({_quoted(VISIT_STATUSES)}) AND (%(branch)s::bigint IS NULL OR a.branch_id = %(branch)s)
-    ) a
-    GROUP BY GROUPING SETS ((cur), (cur, branch_id), (cur, service_id), (cur, staff_id))
+           coalesce(branch_id, service_id, staff_id) AS key, sum(total) AS paid, sum(invoice) AS invoices,
+           coalesce(sum(total) FILTER (WHERE from_stripe), 0) AS stripe,
+           coalesce(sum(total) FILTER (WHERE NOT from_stripe), 0) AS local, sum(visit) AS visits
+    FROM stream GROUP BY GROUPING SETS ((cur), (cur, branch_id), (cur, service_id), (cur, staff_id))
 )
 SELECT json_agg(t ORDER BY t.dimension, t.revenue DESC NULLS LAST, t.key NULLS LAST, t.cur DESC) AS rows FROM (
-    SELECT coalesce(m.cur, v.cur) AS cur, coalesce(m.dimension, v.dimension) AS dimension,
-           coalesce(m.key, v.key) AS key,
-           CASE coalesce(m.dimension, v.dimension)
-                WHEN 'branch' THEN (SELECT name FROM askpro_branch WHERE id = coalesce(m.key, v.key))
-                WHEN 'service' THEN (SELECT name FROM askpro_service WHERE id = coalesce(m.key, v.key))
-                WHEN 'staff' THEN (SELECT name FROM askpro_staff WHERE id = coalesce(m.key, v.key)) END AS name,
-           coalesce(m.revenue, 0) AS revenue, coalesce(m.invoices, 0) AS invoices,
-           coalesce(m.stripe, 0) AS stripe, coalesce(m.local, 0) AS local, coalesce(v.visits, 0) AS visits,
-           round(m.revenue / nullif(v.visits, 0), 2) AS average_per_visit
-    FROM money m FULL JOIN visits v
-      ON v.cur = m.cur AND v.dimension = m.dimension AND coalesce(v.key, 0) = coalesce(m.key, 0)
+    SELECT g.cur, g.dimension, g.key, coalesce(b.name, sv.name, st.name) AS name, coalesce(g.paid, 0) AS revenue,
+           g.invoices, g.stripe, g.local, g.visits, round(g.paid / nullif(g.visits, 0), 2) AS average_per_visit
+    FROM grouped g
+    LEFT JOIN askpro_branch b ON g.dimension = 'branch' AND b.id = g.key
+    LEFT JOIN askpro_service sv ON g.dimension = 'service' AND sv.id = g.key
+    LEFT JOIN askpro_staff st ON g.dimension = 'staff' AND st.id = g.key
 ) t
 """
 
@@ -554,7 +549,7 @@ appt_days AS (
 ),
 money_days AS (
     SELECT (i.paid_at AT TIME ZONE %(tz)s)::date AS day, sum(i.total) AS revenue
-    FROM askpro_invoice i LEFT JOIN askpro_appointment a ON a.id = i.appointment_id
+    FROM askpro_invoice i LEFT JOIN askpro_appointment a ON a.id = i.appointment_id AND a.company_id = %(company)s
     WHERE i.company_id = %(company)s AND i.status = 'paid' AND i.currency = %(currency)s
       AND i.paid_at >= %(since)s AND i.paid_at < %(until)s
       AND (%(branch)s::bigint IS NULL OR a.branch_id = %(branch)s)
@@ -613,3 +608,58 @@ def daily_rows(company_id: int, period: Period, branch_id: int | None, currency:
 
 def call_rows(company_id: int, period: Period, branch_id: int | None, limit: int) -> list[tuple]:
     return rows(CALL_ROWS_SQL, _current_only(company_id, period, branch_id, limit=limit))
+
+
+# get_messaging: outbound messages by Twilio's final word, and appointments by whether a message
+# reached the customer before them. The messaging server's table is read by name (no server
+# imports another); messaging_table() in reports.py finds it through the app registry.
+DELIVERED_STATUSES = ("delivered", "read", "partially_delivered")
+FAILED_STATUSES = ("failed", "undelivered")
+# Statuses after which the message was not refused: Twilio handed it on (sent) or better.
+REACHED_STATUSES = ("sent", *DELIVERED_STATUSES)
+PENDING_STATUSES = ("deferred", "accepted", "scheduled", "queued", "sending", "sent")
+CHANNELS = ("sms", "whatsapp")
+
+MESSAGING_SQL = f"""
+WITH outbound AS MATERIALIZED (
+    SELECT m.channel, m.created_at >= %(since)s AS cur, m.status
+    FROM {{messages}} m
+    WHERE m.company_id = %(company)s AND m.direction = 'outbound'
+      AND m.created_at >= %(prev_since)s AND m.created_at < %(until)s
+),
+delivery AS (
+    SELECT coalesce(channel, 'all') AS channel, cur, count(*) AS messages,
+           count(*) FILTER (WHERE status IN ({_quoted(DELIVERED_STATUSES)})) AS delivered,
+           count(*) FILTER (WHERE status = 'read') AS read,
+           count(*) FILTER (WHERE status IN ({_quoted(FAILED_STATUSES)})) AS failed,
+           count(*) FILTER (WHERE status IN ({_quoted(PENDING_STATUSES)})) AS pending
+    FROM outbound GROUP BY GROUPING SETS ((channel, cur), (cur))
+),
+appts AS (
+    SELECT a.starts_at >= %(since)s AS cur, a.status,
+           EXISTS (
+               -- on the (company, customer_number, created_at) index of the messages
+               SELECT 1 FROM {{messages}} m
+               WHERE m.company_id = %(company)s AND m.customer_number = cu.phone AND m.direction = 'outbound'
+                 AND m.created_at >= a.created_at AND m.created_at < a.starts_at
+                 AND m.created_at >= a.starts_at - %(window)s * interval '1 hour'
+                 AND m.status IN ({_quoted(REACHED_STATUSES)})
+           ) AS reminded
+    FROM askpro_appointment a JOIN askpro_customer cu ON cu.id = a.customer_id
+    WHERE a.company_id = %(company)s AND a.starts_at >= %(prev_since)s AND a.starts_at < %(until)s
+      AND cu.company_id = %(company)s
+),
+reminders AS (
+    SELECT reminded, cur, count(*) AS appointments,
+           count(*) FILTER (WHERE status = 'completed') AS completed,
+           count(*) FILTER (WHERE status = 'no_show') AS no_shows
+    FROM appts GROUP BY reminded, cur
+)
+SELECT (SELECT json_agg(d) FROM delivery d) AS delivery, (SELECT json_agg(r) FROM reminders r) AS reminders
+"""
+
+
+def messaging(company_id: int, period: Period, messages_table: str, window_hours: int) -> dict[str, Any]:
+    sql = MESSAGING_SQL.replace("{messages}", connection.ops.quote_name(messages_table))
+    row = _one_row(sql, _params(company_id, period, None, window=window_hours))
+    return {"delivery": row["delivery"] or [], "reminders": row["reminders"] or []}

@@ -10,6 +10,7 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
@@ -26,6 +27,7 @@ from .schemas import (
     AtRiskCustomer,
     BranchUtilisation,
     CallFunnelResult,
+    ChannelDelivery,
     Cohort,
     CohortParams,
     CohortsResult,
@@ -37,10 +39,13 @@ from .schemas import (
     Figure,
     FunnelStage,
     HourRow,
+    MessagingParams,
+    MessagingResult,
     OutcomeRow,
     OverviewResult,
     PeriodOut,
     PeriodParams,
+    ReminderGroup,
     RevenueResult,
     RevenueRow,
     SlotRow,
@@ -423,3 +428,47 @@ def export_csv(company: Company, params: ExportParams) -> ExportResult:
 def _csv_safe(row: list[Any]) -> list[Any]:
     """Names typed by people could start a spreadsheet formula; prefix those with a quote."""
     return [f"'{v}" if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v for v in row]
+
+
+def messaging_table() -> str:
+    """The messaging server's message table, found through the app registry (not an import: no
+    server imports another); without the messaging app there is nothing to report."""
+    try:
+        return apps.get_model("mcp_messaging", "Message")._meta.db_table
+    except LookupError:
+        raise MCPError(ErrorCode.NOT_CONFIGURED, "analytics: the messaging server is not installed") from None
+
+
+def messaging(company: Company, params: MessagingParams) -> MessagingResult:
+    r = Report(company, PeriodParams(date_from=params.date_from, date_to=params.date_to))
+    data = figures.messaging(company.pk, r.period, messaging_table(), params.reminder_hours)
+    by_channel: dict[str, dict[str, dict[str, Any]]] = defaultdict(lambda: {"current": {}, "previous": {}})
+    for row in data["delivery"]:
+        by_channel[row.pop("channel")]["current" if row.pop("cur") else "previous"] = row
+    by_reminded: dict[bool, dict[str, dict[str, Any]]] = defaultdict(lambda: {"current": {}, "previous": {}})
+    for row in data["reminders"]:
+        by_reminded[row.pop("reminded")]["current" if row.pop("cur") else "previous"] = row
+
+    def group(t: dict[str, dict[str, Any]]) -> ReminderGroup:
+        return ReminderGroup(
+            no_show_rate=_rate(t, "no_shows", ("completed", "no_shows")),
+            **{name: _pair(t, name) for name in ("appointments", "completed", "no_shows")},
+        )
+
+    return MessagingResult(
+        period=r.period_out(),
+        reminder_hours=params.reminder_hours,
+        channels=[
+            ChannelDelivery(
+                channel=channel,
+                delivery_rate=_rate(by_channel[channel], "delivered", ("delivered", "failed")),
+                **{
+                    name: _pair(by_channel[channel], name)
+                    for name in ("messages", "delivered", "read", "failed", "pending")
+                },
+            )
+            for channel in (*figures.CHANNELS, "all")
+        ],
+        reminded=group(by_reminded[True]),
+        not_reminded=group(by_reminded[False]),
+    )

@@ -305,3 +305,48 @@ class ExportResult(Result):
     rows: int
     truncated: bool
     max_rows: int
+
+
+# --- get_messaging ---
+class MessagingParams(Params):
+    date_from: (
+        Annotated[dt.date, Meta(description="First local day (default: 29 days before date_to)")] | None
+    ) = None
+    date_to: (
+        Annotated[dt.date, Meta(description="Last local day, inclusive (default: today, or date_from + 29)")]
+        | None
+    ) = None
+    reminder_hours: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=336,
+            description="A message counts as a reminder when it reached the customer at most this many "
+            "hours before the appointment (and after it was booked)",
+        ),
+    ] = 72
+
+
+class ChannelDelivery(Result):
+    channel: Literal["sms", "whatsapp", "all"]
+    messages: Figure  # Outbound messages created in the period
+    delivered: Figure  # delivered, read or partially delivered
+    read: Figure  # WhatsApp read receipts
+    failed: Figure  # failed or undelivered
+    pending: Figure  # No final status yet (deferred, queued, sending, sent)
+    delivery_rate: Annotated[Figure, Meta(description="delivered / (delivered + failed)")]
+
+
+class ReminderGroup(Result):
+    appointments: Figure  # Appointments (with a customer) starting in the period
+    completed: Figure
+    no_shows: Figure
+    no_show_rate: Annotated[Figure, Meta(description="no_shows / (completed + no_shows)")]
+
+
+class MessagingResult(Result):
+    period: PeriodOut
+    reminder_hours: int
+    channels: list[ChannelDelivery]  # sms, whatsapp, then all
+    reminded: ReminderGroup
+    not_reminded: ReminderGroup

@@ -22,6 +22,8 @@ from .schemas import (
     ComparePeriodsResult,
     ExportParams,
     ExportResult,
+    MessagingParams,
+    MessagingResult,
     OverviewResult,
     PeriodParams,
     RevenueResult,
@@ -139,6 +141,20 @@ class AnalyticsServer(MCPServer):
     )
     def export_csv(self, ctx: OperationContext, params: ExportParams) -> ExportResult:
         return reports.export_csv(ctx.require_tenant(), params)
+
+    @operation(
+        description="""Messaging: outbound SMS and WhatsApp messages per channel (delivered, read,
+        failed, pending, delivery rate), and the no-show rate of appointments whose customer was
+        reminded (an outbound message reached their number in the reminder_hours before the start,
+        after the booking) against those who were not. The whole tenant (messages carry no
+        branch). The period is date_from..date_to, compared with as many days just before it.""",
+        params=MessagingParams,
+        result=MessagingResult,
+        scope="read",
+        read_only=True,
+    )
+    def get_messaging(self, ctx: OperationContext, params: MessagingParams) -> MessagingResult:
+        return reports.messaging(ctx.require_tenant(), params)
 
     def health(self) -> HealthResult:
         if not self.is_configured():

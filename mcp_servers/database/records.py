@@ -7,7 +7,8 @@ from __future__ import annotations
 import datetime as dt
 
 from django.apps import apps
-from django.db.models import Func, IntegerField, Q, Subquery
+from django.db import connection
+from django.db.models import Q
 from django.utils import timezone
 
 from askpro.models import Appointment, Branch, Call, Company, Customer, PhoneNumber, Service, Staff
@@ -33,20 +34,6 @@ from .schemas import (
 from .sql_guard import allowed_tables, secret_columns
 
 
-def _count(queryset) -> Subquery:
-    """count(*) of `queryset` as a scalar subquery (one statement counts several tables).
-
-    The querysets name the tenant by its id, not by an outer reference: an uncorrelated
-    subquery is planned once with the id known (an InitPlan, parallel where that helps)."""
-    # count(*), not count(id): the (company, ...) indexes then answer it by an index-only scan.
-    return Subquery(
-        queryset.order_by()
-        .annotate(n=Func(template="COUNT(*)", output_field=IntegerField()))
-        .values("n")[:1],
-        output_field=IntegerField(),
-    )
-
-
 def describe_tables(tenant: Company, params: GetSchemaParams) -> GetSchemaResult:
     """Columns (never secret ones), indexes and the tenant's row count of each allowed table."""
     allowed = sorted(allowed_tables())
@@ -60,28 +47,27 @@ def describe_tables(tenant: Company, params: GetSchemaParams) -> GetSchemaResult
         )
     models_by_table = {model._meta.db_table: model for model in apps.get_models()}
     secrets = secret_columns()
-    # Every table's tenant row count in one statement (a scalar subquery per table).
+    # Every table's tenant row count in one statement (a scalar subquery per table), as plain
+    # SQL: building a subquery per table through the ORM cost more than the counting.
     counted = {
-        name: models_by_table[name]
+        name: models_by_table[name]._meta.get_field("company").column
         for name in wanted
         if name in models_by_table
         and name != "askpro_company"
         and "company" in {f.name for f in models_by_table[name]._meta.concrete_fields}
     }
-    tenant_counts = (
-        Company.objects.filter(pk=tenant.pk)
-        .annotate(
-            **{
-                f"n_{i}": _count(m.objects.filter(company_id=tenant.pk))
-                for i, m in enumerate(counted.values())
-            }
-        )
-        .values(*(f"n_{i}" for i in range(len(counted))))
-        .get()
-        if counted
-        else {}
-    )
-    counts_by_table = {name: tenant_counts[f"n_{i}"] or 0 for i, name in enumerate(counted)}
+    tenant_counts: dict[str, int] = {}
+    if counted:
+        quote = connection.ops.quote_name
+        # count(*), not count(id): the (company, ...) indexes answer it by an index-only scan.
+        subqueries = [
+            f"(SELECT count(*) FROM {quote(name)} WHERE {quote(column)} = %s)"
+            for name, column in counted.items()
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT " + ", ".join(subqueries), [tenant.pk] * len(counted))
+            tenant_counts = dict(zip(counted, cursor.fetchone(), strict=True))
+    counts_by_table = {name: tenant_counts[name] or 0 for name in counted}
     tables = []
     for name in wanted:
         model = models_by_table.get(name)
@@ -182,8 +168,9 @@ def failed_appointments(tenant: Company, params: FailedAppointmentsParams) -> Fa
 
 
 def tenant_stats(tenant: Company) -> TenantStatsResult:
+    """One statement: a scalar count per table, each on its (company, ...) index. Plain SQL,
+    not a queryset: building nine subqueries through the ORM cost about as much as counting."""
     now = timezone.now()
-    # One statement: a scalar count per table, each on its (company, ...) index.
     per_table = {
         "branches": Branch,
         "staff": Staff,
@@ -193,60 +180,85 @@ def tenant_stats(tenant: Company) -> TenantStatsResult:
         "calls": Call,
         "phone_numbers": PhoneNumber,
     }
-    counts = (
-        Company.objects.filter(pk=tenant.pk)
-        .annotate(
-            # (prefixed: the plain names are the Company's related managers)
-            **{
-                f"n_{name}": _count(model.objects.filter(company_id=tenant.pk))
-                for name, model in per_table.items()
-            },
-            n_calls_last_30_days=_count(
-                Call.objects.filter(company_id=tenant.pk, started_at__gte=now - dt.timedelta(days=30))
-            ),
-            n_appointments_upcoming=_count(
-                Appointment.objects.filter(
-                    company_id=tenant.pk,
-                    starts_at__gte=now,
-                    status__in=[Appointment.Status.SCHEDULED, Appointment.Status.CONFIRMED],
-                )
-            ),
-        )
-        .values(*(f"n_{name}" for name in [*per_table, "calls_last_30_days", "appointments_upcoming"]))
-        .get()
+    # count(*), not count(id): the (company, ...) indexes answer it by an index-only scan.
+    counts = [
+        f"(SELECT count(*) FROM {model._meta.db_table} WHERE company_id = %s)" for model in per_table.values()
+    ]
+    values: list = [tenant.pk] * len(per_table)
+    counts.append(f"(SELECT count(*) FROM {Call._meta.db_table} WHERE company_id = %s AND started_at >= %s)")
+    values += [tenant.pk, connection.ops.adapt_datetimefield_value(now - dt.timedelta(days=30))]
+    counts.append(
+        f"(SELECT count(*) FROM {Appointment._meta.db_table} WHERE company_id = %s AND starts_at >= %s"
+        " AND status IN (%s, %s))"
     )
-    return TenantStatsResult(tenant=tenant.slug, **{key[2:]: value or 0 for key, value in counts.items()})
+    values += [
+        tenant.pk,
+        connection.ops.adapt_datetimefield_value(now),
+        Appointment.Status.SCHEDULED.value,
+        Appointment.Status.CONFIRMED.value,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(counts), values)
+        row = cursor.fetchone()
+    names = [*per_table, "calls_last_30_days", "appointments_upcoming"]
+    return TenantStatsResult(tenant=tenant.slug, **dict(zip(names, row, strict=True)))
+
+
+PHONE_MAPPING_SQL = """
+SELECT n.number, n.type, n.is_active, b.id, b.name, b.is_active, b.calcom_event_type_id, b.retell_agent_id
+FROM {numbers} n LEFT JOIN {branches} b ON b.id = n.branch_id
+WHERE n.company_id = %s{filters}
+ORDER BY n.number
+"""
 
 
 def phone_mapping(tenant: Company, params: PhoneMappingParams) -> PhoneMappingResult:
-    numbers = PhoneNumber.objects.filter(company=tenant).select_related("branch")
+    """One statement (two with a branch_id, which is checked first). Plain SQL on the
+    (company, is_active) index, not a queryset: the statement takes a fraction of a
+    millisecond, and building it and model instances through the ORM took several times that."""
+    if (
+        params.branch_id is not None
+        and not Branch.objects.filter(company=tenant, pk=params.branch_id).exists()
+    ):
+        raise MCPError(
+            ErrorCode.NOT_FOUND,
+            f"branch_id: no branch {params.branch_id} for this tenant",
+            details={"field": "branch_id"},
+        )
+    filters, values = [], [tenant.pk]
     if not params.include_inactive:
-        numbers = numbers.filter(is_active=True)
+        filters.append("n.is_active = %s")
+        values.append(True)
     if params.phone_number:
-        numbers = numbers.filter(number=params.phone_number.strip())
+        filters.append("n.number = %s")
+        values.append(params.phone_number.strip())
     if params.branch_id is not None:
-        if not Branch.objects.filter(company=tenant, pk=params.branch_id).exists():
-            raise MCPError(
-                ErrorCode.NOT_FOUND,
-                f"branch_id: no branch {params.branch_id} for this tenant",
-                details={"field": "branch_id"},
-            )
-        numbers = numbers.filter(branch_id=params.branch_id)
+        filters.append("n.branch_id = %s")
+        values.append(params.branch_id)
+    sql = PHONE_MAPPING_SQL.format(
+        numbers=PhoneNumber._meta.db_table,
+        branches=Branch._meta.db_table,
+        filters="".join(f" AND {condition}" for condition in filters),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        rows = cursor.fetchall()
+    # bool(): SQLite answers booleans as 0 and 1.
     mappings = [
         PhoneMapping(
-            phone_number=n.number,
-            type=n.type,
-            is_active=n.is_active,
+            phone_number=number,
+            type=kind,
+            is_active=bool(active),
             branch=None
-            if n.branch is None
+            if branch_id is None
             else MappedBranch(
-                id=n.branch.pk,
-                name=n.branch.name,
-                is_active=n.branch.is_active,
-                calcom_event_type_id=n.branch.calcom_event_type_id,
-                retell_agent_id=n.branch.retell_agent_id,
+                id=branch_id,
+                name=name,
+                is_active=bool(branch_active),
+                calcom_event_type_id=event_type,
+                retell_agent_id=agent,
             ),
         )
-        for n in numbers
+        for number, kind, active, branch_id, name, branch_active, event_type, agent in rows
     ]
     return PhoneMappingResult(mappings=mappings, total=len(mappings))

@@ -47,11 +47,13 @@ def generate(calls: int) -> list[tuple[str, float]]:
     """The records: small tables by the ORM, the big ones by generate_series."""
     from django.db import connection
 
-    from askpro.models import Branch, Company, Plan, Service, Staff, WorkingHours
+    from askpro.models import Branch, Company, PhoneNumber, Plan, Service, Staff, WorkingHours
 
     if Company.objects.filter(slug="tenant-0").exists():
+        timings = generate_messages()
         with connection.cursor() as cur:
-            return [("(data of an earlier run reused) VACUUM ANALYZE", _timed(cur, "VACUUM ANALYZE"))]
+            timings.append(("(data of an earlier run reused) VACUUM ANALYZE", _timed(cur, "VACUUM ANALYZE")))
+        return timings
     plan, _ = Plan.objects.get_or_create(
         code="bench",
         defaults={"name": "Bench", "requests_per_minute": 10_000_000, "max_concurrent_calls": 10_000},
@@ -60,6 +62,7 @@ def generate(calls: int) -> list[tuple[str, float]]:
         company = Company.objects.create(slug=f"tenant-{i}", name=f"Tenant {i}", plan=plan)
         for b in range(3):
             branch = Branch.objects.create(company=company, slug=f"b{b}", name=f"Branch {b}")
+            PhoneNumber.objects.create(company=company, branch=branch, number=f"+4930{i:02d}{b}00")
             for s in range(2):
                 staff = Staff.objects.create(company=company, branch=branch, name=f"Staff {b}.{s}")
                 if (b, s) != (2, 1):  # one staff member per tenant without working hours
@@ -67,6 +70,9 @@ def generate(calls: int) -> list[tuple[str, float]]:
                         WorkingHours(company=company, staff=staff, weekday=d, starts="09:00", ends="17:00")
                         for d in range(1, 6)
                     )
+        # a number that rings no branch and one switched off: the mapping's other rows
+        PhoneNumber.objects.create(company=company, number=f"+4930{i:02d}900", type="office")
+        PhoneNumber.objects.create(company=company, number=f"+4930{i:02d}901", is_active=False)
         Service.objects.bulk_create(
             Service(company=company, name=f"Service {k}", duration_minutes=30 + 15 * k, price=40 + 20 * k)
             for k in range(4)
@@ -87,8 +93,9 @@ def generate(calls: int) -> list[tuple[str, float]]:
                 f"{TENANTS * 5000:,} customers",
                 _timed(
                     cur,
-                    """INSERT INTO askpro_customer (company_id, name, email, phone, notes, created_at)
-                    SELECT co.id, 'Customer ' || g, '', '+4917' || co.id || '-' || g, '', now()
+                    """INSERT INTO askpro_customer (company_id, name, email, phone, notes, language,
+                        preferred_channel, created_at)
+                    SELECT co.id, 'Customer ' || g, '', '+4917' || co.id || '-' || g, '', '', '', now()
                     FROM askpro_company co CROSS JOIN generate_series(1, 5000) g
                     WHERE co.slug LIKE 'tenant-%%' ORDER BY co.id, g""",
                 ),
@@ -105,19 +112,22 @@ def generate(calls: int) -> list[tuple[str, float]]:
                         from_number, to_number, direction, status, disconnection_reason, call_successful,
                         started_at, ended_at, duration_sec, cost, transcript, summary, sentiment, analysis,
                         created_at)
-                    SELECT t.company_id, t.branches[1 + (g / 20) %% 3],
-                           CASE WHEN g %% 5 = 0 THEN NULL ELSE t.first_customer + (g / 20) %% 5000 END,
+                    SELECT t.company_id, t.branches[1 + k %% 3],
+                           CASE WHEN k %% 5 = 0 THEN NULL ELSE t.first_customer + k %% 5000 END,
                            NULL, '', '+49170' || g, '+4930', 'inbound',
-                           CASE WHEN g %% 17 = 0 THEN 'error' ELSE 'ended' END,
-                           CASE WHEN g %% 17 = 0 THEN 'error_unknown' WHEN g %% 13 = 0 THEN 'call_transfer'
-                                WHEN g %% 11 = 0 THEN 'dial_no_answer' WHEN g %% 2 = 0 THEN 'user_hangup'
+                           CASE WHEN k %% 17 = 0 THEN 'error' ELSE 'ended' END,
+                           CASE WHEN k %% 17 = 0 THEN 'error_unknown' WHEN k %% 13 = 0 THEN 'call_transfer'
+                                WHEN k %% 11 = 0 THEN 'dial_no_answer' WHEN k %% 2 = 0 THEN 'user_hangup'
                                 ELSE 'agent_hangup' END,
-                           g %% 3 <> 0, x.ts, x.ts + (20 + g %% 400) * interval '1 second', 20 + g %% 400, 0.1,
+                           k %% 3 <> 0, x.ts, x.ts + (20 + g %% 400) * interval '1 second', 20 + g %% 400, 0.1,
                            '', '', '', '{}'::jsonb, x.ts
                     FROM generate_series(0, %s - 1) g
                     JOIN t ON t.n = g %% 20
+                    -- k: the call's number within its tenant (g is the tenant's number modulo 20, so
+                    -- every per-call choice is made from k, or one tenant would get one kind only)
+                    CROSS JOIN LATERAL (SELECT g / 20 AS k) kk
                     CROSS JOIN LATERAL (
-                        SELECT date_trunc('day', now()) - ((g / 20) %% 400) * interval '1 day'
+                        SELECT date_trunc('day', now()) - (k %% 400) * interval '1 day'
                                + (7 + (g * 7) %% 12) * interval '1 hour' + (g %% 60) * interval '1 minute' AS ts
                     ) x""",
                     [calls],
@@ -134,18 +144,21 @@ def generate(calls: int) -> list[tuple[str, float]]:
                     INSERT INTO askpro_appointment (company_id, branch_id, customer_id, staff_id, service_id,
                         call_id, starts_at, ends_at, status, calcom_booking_id, calcom_booking_uid, error_message,
                         notes, metadata, created_at, updated_at)
-                    SELECT c.company_id, c.branch_id, c.customer_id, t.staff[1 + c.id %% 6],
-                           t.services[1 + c.id %% 4], c.id, x.starts, x.starts + (30 + 15 * (c.id %% 4)) * interval
-                           '1 minute',
-                           CASE WHEN c.id %% 10 = 0 THEN 'cancelled' WHEN c.id %% 10 = 2 THEN 'no_show'
-                                WHEN c.id %% 50 = 4 THEN 'failed' WHEN x.starts < now() THEN 'completed'
+                    SELECT c.company_id, c.branch_id, c.customer_id, t.staff[1 + h %% 6],
+                           t.services[1 + (h / 6) %% 4], c.id, x.starts,
+                           x.starts + (30 + 15 * ((h / 6) %% 4)) * interval '1 minute',
+                           CASE WHEN h %% 10 = 0 THEN 'cancelled' WHEN h %% 10 = 3 OR h %% 7 = 0 THEN 'no_show'
+                                WHEN h %% 50 = 4 THEN 'failed' WHEN x.starts < now() THEN 'completed'
                                 ELSE 'scheduled' END,
                            NULL, NULL, '', '', '{}'::jsonb, c.started_at + interval '2 minutes', now()
                     FROM askpro_call c JOIN t ON t.company_id = c.company_id
+                    -- the call's g is in its from_number; h: the appointment's number within its tenant
+                    CROSS JOIN LATERAL (SELECT substr(c.from_number, 7)::bigint / 20 AS k) kk
+                    CROSS JOIN LATERAL (SELECT k / 2 AS h) hh
                     CROSS JOIN LATERAL (
-                        SELECT date_trunc('hour', c.started_at) + (1 + c.id %% 20) * interval '1 day' AS starts
+                        SELECT date_trunc('hour', c.started_at) + (1 + h %% 20) * interval '1 day' AS starts
                     ) x
-                    WHERE (c.id / 20) %% 2 = 0 AND c.company_id IN (SELECT company_id FROM t)""",
+                    WHERE k %% 2 = 0 AND c.company_id IN (SELECT company_id FROM t)""",
                 ),
             )
         )
@@ -164,6 +177,7 @@ def generate(calls: int) -> list[tuple[str, float]]:
                 ),
             )
         )
+        timings += generate_messages()
         # VACUUM as autovacuum would have by now: it sets the visibility map, without which
         # every count reads the heap (fresh rows), and ANALYZE gives the planner the new sizes.
         timings.append(("VACUUM ANALYZE", _timed(cur, "VACUUM ANALYZE")))
@@ -172,6 +186,38 @@ def generate(calls: int) -> list[tuple[str, float]]:
         n_calls, n_appts, n_invoices = cur.fetchone()
         timings.append((f"(rows: {n_calls:,} calls, {n_appts:,} appointments, {n_invoices:,} invoices)", 0.0))
     return timings
+
+
+def generate_messages() -> list[tuple[str, float]]:
+    """Outbound SMS and WhatsApp reminders, 24 hours before two in three appointments that have a
+    customer and start by tomorrow, with Twilio's final statuses (once; kept databases too)."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT EXISTS (SELECT 1 FROM mcp_messaging_message)")
+        if cur.fetchone()[0]:
+            return []
+        seconds = _timed(
+            cur,
+            """INSERT INTO mcp_messaging_message (company_id, channel, direction, customer_number, sender, body,
+                content_sid, content_variables, twilio_sid, status, status_rank, error_code, error_message, price,
+                price_unit, segments, urgent, send_after, idempotency_key, keyword, created_at, sent_at,
+                updated_at)
+            SELECT a.company_id, CASE WHEN a.id %% 2 = 0 THEN 'whatsapp' ELSE 'sms' END, 'outbound', cu.phone,
+                   '+4930000', 'Reminder', '', '{}'::jsonb, 'SMb' || a.id, x.status,
+                   CASE x.status WHEN 'read' THEN 6 ELSE 5 END,
+                   CASE WHEN x.status IN ('failed', 'undelivered') THEN 30003 END, '', 0.0075, 'USD', 1, false,
+                   NULL, '', '', x.at, x.at, x.at
+            FROM askpro_appointment a JOIN askpro_customer cu ON cu.id = a.customer_id
+            CROSS JOIN LATERAL (
+                SELECT greatest(a.starts_at - interval '24 hours', a.created_at + interval '1 minute') AS at,
+                       CASE WHEN a.id %% 23 = 0 THEN 'failed' WHEN a.id %% 19 = 0 THEN 'undelivered'
+                            WHEN a.id %% 2 = 0 AND a.id %% 5 = 0 THEN 'read' ELSE 'delivered' END AS status
+            ) x
+            WHERE a.id %% 3 <> 0 AND a.starts_at < now() + interval '1 day'""",
+        )
+        cur.execute("SELECT count(*) FROM mcp_messaging_message")
+        return [(f"{cur.fetchone()[0]:,} reminder messages", seconds)]
 
 
 # --- the floors: one hand-written statement per operation, for the same answer ---
@@ -282,7 +328,7 @@ FLOOR_REVENUE = f"""
 SELECT x.cur, x.branch_id, x.service_id, x.staff_id, sum(x.total), count(x.total), sum(x.visit)
 FROM (
     SELECT i.paid_at >= %(since)s AS cur, a.branch_id, a.service_id, a.staff_id, i.total, 0 AS visit
-    FROM askpro_invoice i LEFT JOIN askpro_appointment a ON a.id = i.appointment_id
+    FROM askpro_invoice i LEFT JOIN askpro_appointment a ON a.id = i.appointment_id AND a.company_id = %(company)s
     WHERE i.company_id = %(company)s AND i.status = 'paid' AND i.currency = 'EUR'
       AND i.paid_at >= %(prev_since)s AND i.paid_at < %(until)s
     UNION ALL
@@ -319,6 +365,27 @@ LEFT JOIN (SELECT (paid_at AT TIME ZONE %(tz)s)::date AS day, sum(total) AS reve
            WHERE company_id = %(company)s AND status = 'paid' AND currency = 'EUR'
              AND paid_at >= %(since)s AND paid_at < %(until)s GROUP BY 1) r ON r.day = d.day
 ORDER BY 1
+"""
+
+FLOOR_MESSAGING = """
+SELECT 'delivery', m.channel, m.created_at >= %(since)s, count(*),
+       count(*) FILTER (WHERE m.status IN ('delivered', 'read', 'partially_delivered')),
+       count(*) FILTER (WHERE m.status = 'read'), count(*) FILTER (WHERE m.status IN ('failed', 'undelivered')),
+       count(*) FILTER (WHERE m.status IN ('deferred', 'accepted', 'scheduled', 'queued', 'sending', 'sent'))
+FROM mcp_messaging_message m
+WHERE m.company_id = %(company)s AND m.direction = 'outbound' AND m.created_at >= %(prev_since)s
+  AND m.created_at < %(until)s
+GROUP BY GROUPING SETS ((2, 3), (3))
+UNION ALL
+SELECT 'reminders', r.reminded::text, a.starts_at >= %(since)s, count(*), count(*) FILTER (WHERE a.status = 'completed'),
+       count(*) FILTER (WHERE a.status = 'no_show'), NULL, NULL
+FROM askpro_appointment a JOIN askpro_customer cu ON cu.id = a.customer_id
+CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM mcp_messaging_message m WHERE m.company_id = %(company)s
+    AND m.customer_number = cu.phone AND m.direction = 'outbound' AND m.created_at >= a.created_at
+    AND m.created_at < a.starts_at AND m.created_at >= a.starts_at - interval '72 hours'
+    AND m.status IN ('sent', 'delivered', 'read', 'partially_delivered')) AS reminded) r
+WHERE a.company_id = %(company)s AND a.starts_at >= %(prev_since)s AND a.starts_at < %(until)s
+GROUP BY 2, 3
 """
 
 FLOOR_TENANT_STATS = """
@@ -395,6 +462,7 @@ def cases() -> list[tuple[str, str, dict, str]]:
         ("analytics", "get_revenue", {}, FLOOR_REVENUE),
         ("analytics", "compare_periods", {"metric": "calls"}, FLOOR_COMPARE),
         ("analytics", "export_csv", {"report": "daily"}, FLOOR_EXPORT_DAILY),
+        ("analytics", "get_messaging", {}, FLOOR_MESSAGING),
         ("database", "get_tenant_stats", {}, FLOOR_TENANT_STATS),
         ("database", "get_schema", {}, FLOOR_SCHEMA),
         ("database", "get_call_stats", {"days": 7}, FLOOR_CALL_STATS),
@@ -430,7 +498,7 @@ def measure(repeat: int, tenants: int, days: int) -> list[tuple]:
     for service, name, params, floor_sql in cases():
         op = registry.get_operation(service, name)
         server = registry.get_server(service)
-        floor_times, direct_times, routed_times, statements = [], [], [], 0
+        floor_times, unprepared_times, direct_times, routed_times, statements = [], [], [], [], 0
         for company in companies:
             period = resolve_period(company, None, None, default_days=days)
             floor_params = {
@@ -457,11 +525,19 @@ def measure(repeat: int, tenants: int, days: int) -> list[tuple]:
                 assert response.success, response.error
 
             def floor(floor_params=floor_params, floor_sql=floor_sql):
+                # psycopg prepares a statement run five times: no parsing or planning after that
                 raw.execute(floor_sql, floor_params).fetchall()
 
-            floor(), direct(), routed()  # warm: plans, caches, connections
+            def unprepared(floor_params=floor_params, floor_sql=floor_sql):
+                # the same statement parsed and planned each time, as every statement through
+                # Django's client-side binding is
+                raw.execute(floor_sql, floor_params, prepare=False).fetchall()
+
+            floor(), unprepared(), direct(), routed()  # warm: plans, caches, connections
+            runs = ((floor, floor_times), (unprepared, unprepared_times), (direct, direct_times),
+                    (routed, routed_times))  # fmt: skip
             for _ in range(repeat):
-                for fn, out in ((floor, floor_times), (direct, direct_times), (routed, routed_times)):
+                for fn, out in runs:
                     started = time.perf_counter()
                     if fn is direct:
                         with CaptureQueriesContext(connection) as queries:
@@ -471,8 +547,8 @@ def measure(repeat: int, tenants: int, days: int) -> list[tuple]:
                         fn()
                     out.append((time.perf_counter() - started) * 1000)
         rows.append(
-            (f"{service}.{name}", statistics.median(floor_times), statistics.median(direct_times),
-             statistics.median(routed_times), max(routed_times), statements)
+            (f"{service}.{name}", statistics.median(floor_times), statistics.median(unprepared_times),
+             statistics.median(direct_times), statistics.median(routed_times), max(routed_times), statements)
         )  # fmt: skip
     raw.close()
     return rows
@@ -547,14 +623,17 @@ def main() -> None:
         rows = measure(args.repeat, args.tenants, args.days)
         print(f"\n== Each operation against its floor ({args.days}-day period and the one before; median of "
               f"{args.repeat} x {args.tenants} tenants) ==")  # fmt: skip
-        print(f"{'operation':40} {'floor ms':>9} {'op ms':>8} {'x floor':>8} {'routed ms':>10} {'x floor':>8} "
-              f"{'max ms':>8} {'stmts':>6}  target")  # fmt: skip
-        for name, floor_ms, direct_ms, routed_ms, max_ms, statements in rows:
+        print(f"{'operation':40} {'floor ms':>9} {'unprep':>7} {'op ms':>8} {'x floor':>8} {'x unprep':>8} "
+              f"{'routed ms':>10} {'x floor':>8} {'max ms':>8} {'stmts':>6}  target")  # fmt: skip
+        for name, floor_ms, unprepared_ms, direct_ms, routed_ms, max_ms, statements in rows:
             ratio = direct_ms / floor_ms if floor_ms else float("nan")
+            unprepared_ratio = direct_ms / unprepared_ms if unprepared_ms else float("nan")
             routed_ratio = routed_ms / floor_ms if floor_ms else float("nan")
             ok = "ok" if ratio <= 2 and direct_ms < 300 else "MISSED"
-            print(f"{name:40} {floor_ms:9.1f} {direct_ms:8.1f} {ratio:7.2f}x {routed_ms:10.1f} {routed_ratio:7.2f}x "
-                  f"{max_ms:8.1f} {statements:6d}  {ok}")  # fmt: skip
+            print(f"{name:40} {floor_ms:9.2f} {unprepared_ms:7.2f} {direct_ms:8.2f} {ratio:7.2f}x "
+                  f"{unprepared_ratio:7.2f}x {routed_ms:10.1f} {routed_ratio:7.2f}x {max_ms:8.1f} {statements:6d}  {ok}")  # fmt: skip
+        print("  floor ms: the hand-written statement, prepared by psycopg after five runs; unprep: the same")
+        print("  parsed and planned each time (x unprep = op / unprep: what is left besides planning);")
         print("  op ms: the operation itself (its statements and Python); x floor = op / floor (the target);")
         print(
             "  routed ms: the same call through the orchestrator (key, validation, rate limit, breaker, one"
@@ -565,7 +644,8 @@ def main() -> None:
         page_ms, page_max, page_queries = measure_page(args.repeat * 2, args.days)
         ok = "ok" if page_ms < 500 else "MISSED"
         print(f"\n== Analytics page (/admin/analytics/, tenant-1, {args.days} days): median {page_ms:.1f} ms, "
-              f"max {page_max:.1f} ms, {page_queries} queries  (target < 500 ms: {ok}) ==")  # fmt: skip
+              f"max {page_max:.1f} ms, {page_queries} queries on the request's connection, the operations' own "
+              f"connections not counted  (target < 500 ms: {ok}) ==")  # fmt: skip
         if args.http_seconds:
             print(f"\n== /mcp throughput, gunicorn -w 2, {args.http_seconds}s each ==")
             results = http_throughput(database_url, args.http_seconds)
