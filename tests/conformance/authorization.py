@@ -3,7 +3,7 @@
     .venv/bin/python -m tests.conformance.authorization [--spec-version 2025-11-25|2026-07-28]
 
 The scenarios exist only in the 0.2.0 pre-release (.tools/conformance-next). Like run.py it
-creates a throw-away database and serves the app with gunicorn (DEBUG off). It then registers a
+serves the app on a throw-away database with gunicorn (DEBUG off; run.conformance_server). It then registers a
 public client by dynamic registration for the suite's callback (http://127.0.0.1:<port>/callback),
 starts `conformance authorization`, and plays the person the suite asks for: when the suite prints
 the authorization URL it signs in as a superuser, allows the consent page, and follows the
@@ -26,10 +26,9 @@ import requests
 import yaml
 from bs4 import BeautifulSoup
 
-from tests.bench.harness import ROOT, bench_database, free_port, gunicorn, run_manage
-from tests.conformance.run import NEXT_BIN, NODE_BIN
+from tests.bench.harness import ROOT, free_port
+from tests.conformance.run import CONSENT_PASSWORD, NEXT_BIN, NODE_BIN, conformance_server
 
-PASSWORD = "conformance-password-1"
 BASELINE = Path(__file__).with_name("baseline-authorization.yml")
 
 
@@ -45,7 +44,7 @@ def consent(base: str, authorization_url: str) -> None:
         data={
             "csrfmiddlewaretoken": token,
             "username": "conformance",
-            "password": PASSWORD,
+            "password": CONSENT_PASSWORD,
             "next": "/admin/",
         },
         allow_redirects=False,
@@ -78,75 +77,75 @@ def checks_in(output: Path) -> dict[str, str]:
     return found
 
 
+def run_authorization_suite(base: str, spec_version: str) -> tuple[int, str]:
+    """The authorization-server scenarios of one spec version against base (a conformance_server,
+    whose superuser consents): (exit code, output)."""
+    conformance = shutil.which("conformance", path=str(NEXT_BIN))
+    if conformance is None:
+        return 2, "conformance 0.2.0 not installed (scripts/ensure_conformance.sh)"
+    env = {**os.environ, "PATH": f"{NODE_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    callback_port = free_port()
+    output = ROOT / "var" / "conformance-authorization" / spec_version
+    shutil.rmtree(output, ignore_errors=True)
+    registered = requests.post(
+        f"{base}/oauth/register/",
+        json={
+            "client_name": "MCP conformance suite",
+            "redirect_uris": [f"http://127.0.0.1:{callback_port}/callback"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "token_endpoint_auth_method": "none",
+        },
+        timeout=30,
+    )
+    registered.raise_for_status()
+    command = [
+        conformance,
+        "authorization",
+        "--url",
+        base,
+        "--client-id",
+        registered.json()["client_id"],
+        "--resource",
+        f"{base}/mcp",
+        "--port",
+        str(callback_port),
+        "--spec-version",
+        spec_version,
+        "--output-dir",
+        str(output),
+    ]
+    proc = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    printed = []
+    for line in proc.stdout:
+        printed.append(line)
+        if re.match(r"^https?://\S+/oauth/authorize/\?", line.strip()):
+            consent(base, line.strip())
+    proc.wait(timeout=600)
+    results = checks_in(output)
+    expected = set((yaml.safe_load(BASELINE.read_text()) or {}).get("authorization") or [])
+    failing = {name for name, status in results.items() if status == "FAILURE"}
+    printed.append(f"scenarios: {json.dumps(results, sort_keys=True)}\n")
+    unexpected, fixed = failing - expected, expected - failing
+    if not results:
+        return 1, "".join(printed) + "no results found\n"
+    if unexpected or fixed:
+        printed.append(
+            f"Baseline check failed: unexpected failures {sorted(unexpected)}, now passing {sorted(fixed)}\n"
+        )
+        return 1, "".join(printed)
+    return 0, "".join(printed) + "Baseline check passed\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--spec-version", default="2026-07-28")
     args = parser.parse_args()
-    conformance = shutil.which("conformance", path=str(NEXT_BIN))
-    if conformance is None:
-        print("conformance 0.2.0 not installed (scripts/ensure_conformance.sh)", file=sys.stderr)
-        return 2
-    env = {**os.environ, "PATH": f"{NODE_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    callback_port = free_port()
-    output = ROOT / "var" / "conformance-authorization" / args.spec_version
-    shutil.rmtree(output, ignore_errors=True)
-    with bench_database() as database_url:
-        run_manage(
-            ["createsuperuser", "--noinput", "--username", "conformance", "--email", "c@example.com"],
-            database_url=database_url,
-            DJANGO_SUPERUSER_PASSWORD=PASSWORD,
-        )
-        with gunicorn(database_url, workers=2) as base:
-            registered = requests.post(
-                f"{base}/oauth/register/",
-                json={
-                    "client_name": "MCP conformance suite",
-                    "redirect_uris": [f"http://127.0.0.1:{callback_port}/callback"],
-                    "grant_types": ["authorization_code", "refresh_token"],
-                    "token_endpoint_auth_method": "none",
-                },
-                timeout=30,
-            )
-            registered.raise_for_status()
-            command = [
-                conformance,
-                "authorization",
-                "--url",
-                base,
-                "--client-id",
-                registered.json()["client_id"],
-                "--resource",
-                f"{base}/mcp",
-                "--port",
-                str(callback_port),
-                "--spec-version",
-                args.spec_version,
-                "--output-dir",
-                str(output),
-            ]
-            proc = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-            )
-            printed = []
-            for line in proc.stdout:
-                printed.append(line)
-                print(line, end="")
-                if re.match(r"^https?://\S+/oauth/authorize/\?", line.strip()):
-                    consent(base, line.strip())
-            proc.wait(timeout=600)
-    results = checks_in(output)
-    expected = set((yaml.safe_load(BASELINE.read_text()) or {}).get("authorization") or [])
-    failing = {name for name, status in results.items() if status == "FAILURE"}
-    print(f"scenarios: {json.dumps(results, sort_keys=True)}")
-    unexpected, fixed = failing - expected, expected - failing
-    if not results:
-        print("no results found", file=sys.stderr)
-        return 1
-    if unexpected or fixed:
-        print(f"Baseline check failed: unexpected failures {sorted(unexpected)}, now passing {sorted(fixed)}")
-        return 1
-    print("Baseline check passed")
-    return 0
+    with conformance_server() as server:
+        code, output = run_authorization_suite(server.base, args.spec_version)
+    print(output)
+    return code
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ Needs Node >= 22 and the suite installed project-locally (nothing global):
     npm i --prefix .tools/node node@22 @modelcontextprotocol/conformance@0.1.16
     npm i --prefix .tools/conformance-next @modelcontextprotocol/conformance@0.2.0-alpha.12
 
-It creates a throw-away database, serves the app with gunicorn (DEBUG off) and puts a tiny
+It creates a throw-away database (conformance_server, shared by every run of the tests), serves the app with gunicorn (DEBUG off) and puts a tiny
 proxy in front that adds the API key (the suite cannot send headers), then runs every server
 scenario with tests/conformance/baseline.yml (baseline-2026.yml) as the expected failures: scenarios that call the
 suite's own fixture tools/resources/prompts, or features this server does not offer. The run
@@ -27,9 +27,12 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
 from tests.bench.harness import ROOT, bench_database, free_port, gunicorn, run_manage
 
+# The superuser who consents in the authorization scenarios (authorization.py).
+CONSENT_PASSWORD = "conformance-password-1"
 NODE_BIN = ROOT / ".tools" / "node" / "node_modules" / ".bin"
 # The 2026-07-28 scenarios exist only in the 0.2.0 pre-releases:
 #   npm i --prefix .tools/conformance-next @modelcontextprotocol/conformance@0.2.0-alpha.12
@@ -81,6 +84,61 @@ def auth_proxy(upstream: str, key: str) -> Iterator[int]:
         server.server_close()
 
 
+@contextlib.contextmanager
+def conformance_server() -> Iterator[SimpleNamespace]:
+    """One throw-away database and gunicorn (DEBUG off) for any number of suite runs: a
+    platform API key for the server scenarios, a superuser for the authorization scenarios'
+    consent (tests/conformance/authorization.py). Yields base (URL) and key."""
+    with bench_database() as database_url:
+        key = run_manage(
+            ["create_api_key", "--platform", "--scopes", "*", "--name", "conformance"],
+            database_url=database_url,
+        ).strip()
+        run_manage(
+            ["createsuperuser", "--noinput", "--username", "conformance", "--email", "c@example.com"],
+            database_url=database_url,
+            DJANGO_SUPERUSER_PASSWORD=CONSENT_PASSWORD,
+        )
+        with gunicorn(database_url, workers=2) as base:
+            yield SimpleNamespace(base=base, key=key)
+
+
+def suite_command(modern: bool) -> str | None:
+    return shutil.which("conformance", path=str(NEXT_BIN if modern else NODE_BIN))
+
+
+def run_server_suite(
+    base: str, key: str, *, modern: bool, scenarios: list[str] | None = None
+) -> tuple[int, str]:
+    """Every server scenario (or the named ones) of one era against base/mcp: (exit code, output)."""
+    conformance = suite_command(modern)
+    if conformance is None:
+        return 2, "conformance suite not installed (scripts/ensure_conformance.sh)"
+    env = {**os.environ, "PATH": f"{NODE_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    with auth_proxy(base, key) as port:
+        baseline = Path(__file__).with_name("baseline-2026.yml" if modern else "baseline.yml")
+        command = [
+            conformance,
+            "server",
+            "--url",
+            f"http://localhost:{port}/mcp",
+            "--expected-failures",
+            str(baseline),
+            "--output-dir",
+            str(ROOT / "var" / "conformance"),
+        ]
+        runs = (
+            [[*command, "--scenario", scenario] for scenario in scenarios]
+            if scenarios
+            else [[*command, *(["--requirements", "2026-07-28"] if modern else ["--suite", "all"])]]
+        )
+        results = [
+            subprocess.run(run, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+            for run in runs
+        ]
+    return max(r.returncode for r in results), "".join(r.stdout + r.stderr for r in results)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scenario", action="append", help="Only these scenarios (default: all)")
@@ -90,44 +148,17 @@ def main() -> int:
         help="The 2026-07-28 requirements with the 0.2.0 pre-release (installed in .tools/conformance-next)",
     )
     args = parser.parse_args()
-    suite_bin = NEXT_BIN if args.modern else NODE_BIN
-    conformance = shutil.which("conformance", path=str(suite_bin))
-    if conformance is None:
+    if suite_command(args.modern) is None:
         print(
             "conformance suite not installed: npm i --prefix .tools/node node@22 "
             "@modelcontextprotocol/conformance@0.1.16",
             file=sys.stderr,
         )
         return 2
-    env = {**os.environ, "PATH": f"{NODE_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    with bench_database() as database_url:
-        key = run_manage(
-            ["create_api_key", "--platform", "--scopes", "*", "--name", "conformance"],
-            database_url=database_url,
-        ).strip()
-        with gunicorn(database_url, workers=2) as base, auth_proxy(base, key) as port:
-            url = f"http://localhost:{port}/mcp"
-            output = ROOT / "var" / "conformance"
-            baseline = Path(__file__).with_name("baseline-2026.yml" if args.modern else "baseline.yml")
-            command = [
-                conformance,
-                "server",
-                "--url",
-                url,
-                "--expected-failures",
-                str(baseline),
-                "--output-dir",
-                str(output),
-            ]
-            if args.scenario:
-                codes = []
-                for scenario in args.scenario:
-                    codes.append(
-                        subprocess.run([*command, "--scenario", scenario], env=env, cwd=ROOT).returncode
-                    )
-                return max(codes)
-            every = ["--requirements", "2026-07-28"] if args.modern else ["--suite", "all"]
-            return subprocess.run([*command, *every], env=env, cwd=ROOT).returncode
+    with conformance_server() as server:
+        code, output = run_server_suite(server.base, server.key, modern=args.modern, scenarios=args.scenario)
+    print(output)
+    return code
 
 
 if __name__ == "__main__":

@@ -5,30 +5,31 @@ scripts/ensure_conformance.sh installs the suite and Node 22 into .tools/ (make 
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from tests.bench.harness import ROOT
+from tests.conformance.authorization import run_authorization_suite
+from tests.conformance.run import conformance_server, run_server_suite
 
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(scope="module")
+def server():
+    """One database and gunicorn for the four runs (each its own would start them four times)."""
+    with conformance_server() as served:
+        yield served
+
+
 @pytest.mark.parametrize("era", ["2025-11-25", "2026-07-28"])
-def test_it_passes_the_official_conformance_scenarios(era):
-    command = [sys.executable, "-m", "tests.conformance.run"] + (["--modern"] if era == "2026-07-28" else [])
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-4000:]
+def test_it_passes_the_official_conformance_scenarios(server, era):
+    code, output = run_server_suite(server.base, server.key, modern=era == "2026-07-28")
+    assert code == 0, output[-4000:]
     assert "Baseline check passed" in output, output[-4000:]
 
 
 @pytest.mark.parametrize("era", ["2025-11-25", "2026-07-28"])
-def test_it_passes_the_official_authorization_server_scenarios(era):
-    command = [sys.executable, "-m", "tests.conformance.authorization", "--spec-version", era]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-4000:]
+def test_it_passes_the_official_authorization_server_scenarios(server, era):
+    code, output = run_authorization_suite(server.base, era)
+    assert code == 0, output[-4000:]
     assert "Baseline check passed" in output, output[-4000:]
     assert '"authorization-code-grant": "SUCCESS"' in output, output[-4000:]

@@ -37,8 +37,9 @@ def _inline(node, lookup, depth=0):
     """The schema with every $ref replaced by what it points at."""
     assert depth < 50, "runaway $ref nesting"
     if isinstance(node, dict):
-        if set(node) == {"$ref"}:
-            return _inline(lookup(node["$ref"]), lookup, depth + 1)
+        if "$ref" in node:  # a $ref may carry siblings (a field's own description): they win
+            siblings = {key: value for key, value in node.items() if key != "$ref"}
+            return _inline({**lookup(node["$ref"]), **siblings}, lookup, depth + 1)
         return {key: _inline(value, lookup, depth + 1) for key, value in node.items() if key != "$defs"}
     if isinstance(node, list):
         return [_inline(item, lookup, depth + 1) for item in node]
