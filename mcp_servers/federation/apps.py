@@ -18,7 +18,9 @@ class FederationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        post_save.connect(_close_sessions, sender="mcp_federation.RemoteServer", dispatch_uid="fed-sessions-save")
+        post_save.connect(
+            _close_sessions, sender="mcp_federation.RemoteServer", dispatch_uid="fed-sessions-save"
+        )
         post_delete.connect(
             _close_sessions, sender="mcp_federation.RemoteServer", dispatch_uid="fed-sessions-delete"
         )

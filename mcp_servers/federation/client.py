@@ -119,6 +119,11 @@ class Incident:
     """What the guard refused during one call; the SDK may wrap our exception in its own."""
 
     error: MCPError | None = None
+    # The server answered 404 to a request carrying a session id: it no longer knows the
+    # session (restarted, expired), and did not process the request.
+    session_expired: bool = False
+    # The HTTP status of a refused request (the SDK reports it only as a JSON-RPC error).
+    http_status: int | None = None
 
 
 # The incident of the call being made. The SDK runs a request's HTTP exchange in the context of
@@ -292,8 +297,17 @@ class RemoteMCPClient:
                 f"The remote server did not answer within {timeout:.1f}s",
                 details={"problem": "remote_timeout"},
             )
-        if isinstance(exc, httpx2.HTTPStatusError):
-            status = exc.response.status_code
+        status = exc.response.status_code if isinstance(exc, httpx2.HTTPStatusError) else None
+        # The SDK turns a refused POST into a JSON-RPC error; the guard saw the status. A
+        # server's own JSON-RPC error body (its message) is kept, unless it is a refusal.
+        if (
+            status is None
+            and isinstance(exc, RemoteProtocolError)
+            and incident.http_status is not None
+            and (incident.http_status in (401, 403) or exc.message == "Server returned an error response")
+        ):
+            status = incident.http_status
+        if status is not None:
             what = "refused the platform's credential" if status in (401, 403) else f"answered HTTP {status}"
             return MCPError(
                 ErrorCode.UPSTREAM_ERROR,

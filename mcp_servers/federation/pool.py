@@ -33,6 +33,8 @@ from typing import Any
 
 from django.conf import settings
 
+from .client import CURRENT_INCIDENT
+
 # registration id, credential digest (URL, token, size cap, deadline), protocol era
 Key = tuple[int, str, str]
 Opener = Callable[[], AbstractAsyncContextManager[Any]]
@@ -45,14 +47,12 @@ CAUSE_WAIT_SECONDS = 0.5
 
 
 def _session_expired(exc: BaseException) -> bool:
+    """The server answered this call's request with 404 under the session's id (the guard saw
+    it: the SDK passes on the server's JSON-RPC error body, whatever it says)."""
     from mcp.shared.exceptions import MCPError as RemoteProtocolError
-    from mcp_types import INVALID_REQUEST
 
-    return (
-        isinstance(exc, RemoteProtocolError)
-        and exc.code == INVALID_REQUEST
-        and exc.message == "Session terminated"
-    )
+    incident = CURRENT_INCIDENT.get()
+    return isinstance(exc, RemoteProtocolError) and incident is not None and incident.session_expired
 
 
 def _connection_closed(exc: BaseException) -> bool:
@@ -111,6 +111,7 @@ class SessionPool:
         self._pid: int | None = None
         self._entries: OrderedDict[Key, _Entry] = OrderedDict()
         self._opening: dict[Key, asyncio.Lock] = {}
+        self._live: set[_Entry] = set()  # open or closing, kept or retired
         self.opened = 0  # sessions this process opened (tests, the bench)
 
     # --- from any thread ------------------------------------------------------------------
@@ -178,7 +179,7 @@ class SessionPool:
                 # A forked child (gunicorn, Celery prefork) inherits no thread: a loop of its own.
                 loop = asyncio.new_event_loop()
                 threading.Thread(target=loop.run_forever, name="federation-sessions", daemon=True).start()
-                self._entries, self._opening, self.opened = OrderedDict(), {}, 0
+                self._entries, self._opening, self._live, self.opened = OrderedDict(), {}, set(), 0
                 self._loop, self._pid = loop, os.getpid()
                 loop.call_soon_threadsafe(lambda: loop.create_task(self._reap()))
             return self._loop
@@ -198,6 +199,7 @@ class SessionPool:
                     raise
                 self._retire(entry)
                 if attempt == 0 and not fresh and _session_expired(exc):
+                    CURRENT_INCIDENT.get().session_expired = False
                     continue  # the server forgot the session: one new session, the same request
                 if _connection_closed(exc) and entry.task is not None:
                     # The session died under this call: its own error says why.
@@ -230,6 +232,8 @@ class SessionPool:
                     self._retire(other)
             entry = _Entry(key, opener)
             entry.task = asyncio.get_running_loop().create_task(entry.own())
+            self._live.add(entry)
+            entry.task.add_done_callback(lambda _task: self._live.discard(entry))
             try:
                 await entry.ready.wait()
             except BaseException:
@@ -256,7 +260,7 @@ class SessionPool:
                 self._retire(entry)
 
     async def _close_all(self, timeout: float) -> None:
-        entries = list(self._entries.values())
+        entries = list(self._live)
         for entry in entries:
             self._retire(entry)
             entry.stop.set()

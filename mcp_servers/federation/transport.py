@@ -7,7 +7,15 @@ import httpx2
 
 from mcp_core.contracts import ErrorCode, MCPError
 
-from .client import CURRENT_INCIDENT, AddressRefused, AnswerTooLarge, Incident, resolve_checked, ssl_context, too_large
+from .client import (
+    CURRENT_INCIDENT,
+    AddressRefused,
+    AnswerTooLarge,
+    Incident,
+    resolve_checked,
+    ssl_context,
+    too_large,
+)
 
 
 class _StreamTooLarge(AnswerTooLarge, httpx2.StreamError):
@@ -60,6 +68,10 @@ class GuardedTransport(httpx2.AsyncBaseTransport):
         shown_host = f"[{address}]" if address.version == 6 else str(address)
         request.url = request.url.copy_with(host=shown_host.strip("[]"))
         response = await self.inner.handle_async_request(request)
+        if response.status_code == 404 and "mcp-session-id" in request.headers:
+            incident.session_expired = True
+        elif response.status_code >= 400 and request.method == "POST":
+            incident.http_status = response.status_code
         length = response.headers.get("content-length", "")
         if length.isdigit() and int(length) > self.cap:
             await response.aclose()

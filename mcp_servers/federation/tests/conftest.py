@@ -34,8 +34,8 @@ def free_port() -> int:
 class Remote:
     """One remote server process; stopped by its pid."""
 
-    def __init__(self, mode: str = "normal", **env: str) -> None:
-        self.port = free_port()
+    def __init__(self, mode: str = "normal", port: int | None = None, **env: str) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/mcp"
         self.proc = subprocess.Popen(
             [

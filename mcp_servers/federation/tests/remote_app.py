@@ -106,11 +106,6 @@ STATS = {"initialize": 0, "posts": 0}
 _PEERS: set[tuple[str, int]] = set()
 
 
-@mcp.custom_route("/__stats", methods=["GET"])
-async def stats(request: Request) -> Response:
-    return JSONResponse({**STATS, "connections": len(_PEERS)})
-
-
 def _counted(scope, receive):
     _PEERS.add(tuple(scope.get("client") or ("?", 0)))
     if scope["method"] == "POST":
@@ -128,6 +123,9 @@ def _counted(scope, receive):
 
 
 async def app(scope, receive, send):
+    if scope["type"] == "http" and scope["path"] == "/__stats":
+        await JSONResponse({**STATS, "connections": len(_PEERS)})(scope, receive, send)
+        return
     if scope["type"] == "http" and scope["path"] == "/mcp":
         receive = _counted(scope, receive)
     if scope["type"] == "http" and scope["path"] == "/mcp" and MODE == "malformed":
