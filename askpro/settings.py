@@ -608,7 +608,8 @@ FEDERATION_REGISTRY_URL = _upstream(
 # Remote servers may only be reached on public addresses, except inside these networks (CIDR,
 # e.g. 10.1.2.0/24 for an internal MCP server; 127.0.0.0/8 in tests). Private, loopback,
 # link-local (cloud metadata) and other special ranges are refused otherwise.
-FEDERATION_ALLOWED_NETWORKS = env_list("FEDERATION_ALLOWED_NETWORKS", [])
+# With SANDBOX=1 the sandbox registry's remote servers listen on 127.0.0.1.
+FEDERATION_ALLOWED_NETWORKS = env_list("FEDERATION_ALLOWED_NETWORKS", ["127.0.0.1/32"] if SANDBOX else [])
 for _network in FEDERATION_ALLOWED_NETWORKS:
     try:
         ipaddress.ip_network(_network, strict=False)
