@@ -193,11 +193,17 @@ def main() -> None:
             for era, _, _ in ERAS:
                 _warm(base, *requests[era])
                 check_once(base + "/mcp", *requests[era])
+            # The pipeline alone, for reference: a local operation over the same /mcp.
+            local_body, local_headers = tools_call("echo_echo", {"text": "hi"}, modern=False)
+            local_request = local_body, {**local_headers, "Authorization": f"Bearer {raw_key}"}
+            check_once(base + "/mcp", *local_request)
             # Interleaved, so that neither era is measured on a busier machine than the other.
             federated = {era: [] for era, _, _ in ERAS}
+            local: list[float] = []
             for _ in range(3):
                 for era, _, _ in ERAS:
                     federated[era] += _mcp_calls(base, *requests[era], args.calls // 3)
+                local += _mcp_calls(base, *local_request, args.calls // 3)
             for era, _, _ in ERAS:
                 body, headers = requests[era]
                 through[era] = load(
@@ -221,6 +227,7 @@ def main() -> None:
     )
     for label, values in rows:
         print(f"{label:58} " + " ".join(f"{p50(values[era]):11.2f}" for era, _, _ in ERAS))
+    print(f"{'(/mcp -> a local operation, echo_echo, for reference)':58} {p50(local):11.2f}")
     print(f"{'overhead per call through /mcp over a kept SDK session':58} "
           + " ".join(f"{p50(federated[era]) - p50(kept[era]):11.2f}" for era, _, _ in ERAS))  # fmt: skip
     print(f"{'/mcp call / kept SDK session call':58} "

@@ -9,8 +9,8 @@ FED_REMOTE_MODE picks its behaviour:
 - bearer: the same tools, behind Authorization: Bearer $FED_REMOTE_TOKEN (else 401).
 - malformed: /mcp answers every POST with 200 and a body that is not JSON-RPC.
 
-GET /__stats counts what reached /mcp: `initialize` requests, POSTs, and distinct client
-connections (a kept session reuses one).
+GET /__stats counts what reached /mcp: `initialize` requests, POSTs, DELETEs (sessions ended)
+and distinct client connections (a kept session reuses one).
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ _STATEFUL = os.environ.get("FED_REMOTE_STATEFUL") == "1"
 _sdk_app = mcp.streamable_http_app(stateless_http=not _STATEFUL, json_response=not _STATEFUL)
 
 
-STATS = {"initialize": 0, "posts": 0}
+STATS = {"initialize": 0, "posts": 0, "deletes": 0}
 _PEERS: set[tuple[str, int]] = set()
 
 
@@ -110,6 +110,8 @@ def _counted(scope, receive):
     _PEERS.add(tuple(scope.get("client") or ("?", 0)))
     if scope["method"] == "POST":
         STATS["posts"] += 1
+    elif scope["method"] == "DELETE":  # a client ending its session
+        STATS["deletes"] += 1
 
     async def counting():
         message = await receive()

@@ -88,6 +88,10 @@ def test_it_reconnects_after_the_server_is_killed(era):
         assert client.call_tool("add", {"a": 1, "b": 2}, deadline()).structured == {"total": 3}
         assert second.stats()["initialize"] == (1 if era == "legacy" else 0)
         assert session_pool().opened - opened == (1 if era == "legacy" else 0)
+        # What the process does at exit: every session ends itself at the server (the one
+        # the restart made stale too; the server answers that one 404).
+        session_pool().close_all()
+        assert second.stats()["deletes"] == (2 if era == "legacy" else 0)
     finally:
         second.stop()
     with pytest.raises(MCPError) as down:
