@@ -236,6 +236,13 @@ class RemoteMCPClient:
         problem = url_problem(self.url)
         if problem:
             raise MCPError(ErrorCode.VALIDATION_ERROR, problem, details={"field": "url"})
+        # The SDK is imported here, in the caller's thread and before the deadline starts
+        # counting: the first call of a process would otherwise spend its time importing.
+        import httpx2  # noqa: F401
+        import mcp.client.streamable_http  # noqa: F401
+
+        from . import transport  # noqa: F401
+
         incident = Incident()
         key = self.pool_key()
         token = CURRENT_INCIDENT.set(incident)
