@@ -112,6 +112,7 @@ class SessionPool:
         self._entries: OrderedDict[Key, _Entry] = OrderedDict()
         self._opening: dict[Key, asyncio.Lock] = {}
         self._live: set[_Entry] = set()  # open or closing, kept or retired
+        self._reaper: asyncio.Task | None = None
         self.opened = 0  # sessions this process opened (tests, the bench)
 
     # --- from any thread ------------------------------------------------------------------
@@ -181,10 +182,14 @@ class SessionPool:
                 threading.Thread(target=loop.run_forever, name="federation-sessions", daemon=True).start()
                 self._entries, self._opening, self._live, self.opened = OrderedDict(), {}, set(), 0
                 self._loop, self._pid = loop, os.getpid()
-                loop.call_soon_threadsafe(lambda: loop.create_task(self._reap()))
+                loop.call_soon_threadsafe(self._start_reaper)
             return self._loop
 
     # --- on the pool's loop -----------------------------------------------------------------
+
+    def _start_reaper(self) -> None:
+        # Held: the loop keeps only a weak reference to its tasks.
+        self._reaper = asyncio.get_running_loop().create_task(self._reap())
 
     async def _call(self, key: Key, opener: Opener, work, timeout: float) -> Any:
         deadline = asyncio.get_running_loop().time() + timeout
@@ -215,6 +220,7 @@ class SessionPool:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _acquire(self, key: Key, opener: Opener, deadline: float) -> tuple[_Entry, bool]:
+        self._retire_idle()
         entry = self._entries.get(key)
         if entry is not None and entry.usable:
             self._entries.move_to_end(key)
@@ -250,6 +256,9 @@ class SessionPool:
     def _retire(self, entry: _Entry) -> None:
         if self._entries.get(entry.key) is entry:
             del self._entries[entry.key]
+            lock = self._opening.get(entry.key)
+            if lock is not None and not lock.locked():
+                del self._opening[entry.key]  # keys of gone credentials do not pile up
         entry.retired = True
         if entry.inflight == 0:
             entry.stop.set()
@@ -270,14 +279,17 @@ class SessionPool:
             for task in pending:
                 task.cancel()
 
+    def _retire_idle(self) -> None:
+        idle, now = settings.FEDERATION_SESSION_IDLE_SECONDS, time.monotonic()
+        for entry in list(self._entries.values()):
+            if entry.inflight == 0 and now - entry.last_used > idle:
+                self._retire(entry)
+
     async def _reap(self) -> None:
+        # At every call, and in between for a process that stopped calling.
         while True:
-            idle = settings.FEDERATION_SESSION_IDLE_SECONDS
-            await asyncio.sleep(min(idle / 2, 30.0))
-            now = time.monotonic()
-            for entry in list(self._entries.values()):
-                if entry.inflight == 0 and now - entry.last_used > idle:
-                    self._retire(entry)
+            await asyncio.sleep(min(settings.FEDERATION_SESSION_IDLE_SECONDS / 2, 30.0))
+            self._retire_idle()
 
 
 _pool = SessionPool()

@@ -150,6 +150,18 @@ def test_it_keeps_no_more_sessions_than_the_pool_size(remote):
         assert remote.stats()["initialize"] == before  # the most recent one stayed open
 
 
+def test_it_closes_a_session_left_idle(remote):
+    client = RemoteMCPClient(url=remote.url, era="legacy", registration=900_020)
+    client.call_tool("echo", {"text": "x"}, deadline())
+    opened = session_pool().opened
+    with override_settings(FEDERATION_SESSION_IDLE_SECONDS=0.2):
+        time.sleep(0.3)
+        client.call_tool("echo", {"text": "y"}, deadline())
+    assert session_pool().opened - opened == 1
+    client.call_tool("echo", {"text": "z"}, deadline())  # not idle: kept
+    assert session_pool().opened - opened == 1
+
+
 @pytest.mark.parametrize("era", ERAS)
 def test_it_holds_the_deadline_on_a_kept_session_and_recovers(remote, era):
     client = RemoteMCPClient(url=remote.url, era=era, registration=900_004, timeout=10)
