@@ -66,6 +66,8 @@ INSTALLED_APPS = [
     "mcp_servers.retell",
     "mcp_servers.stripe",
     "mcp_servers.messaging",
+    "mcp_servers.mail",
+    "mcp_servers.gcal",
     "mcp_servers.analytics",
     "mcp_servers.federation",
     "dashboard",
@@ -362,6 +364,8 @@ MCP_SERVERS = env_list(
         "mcp_servers.retell.server.RetellServer",
         "mcp_servers.stripe.server.StripeServer",
         "mcp_servers.messaging.server.MessagingServer",
+        "mcp_servers.mail.server.EmailServer",
+        "mcp_servers.gcal.server.GoogleCalendarServer",
         "mcp_servers.analytics.server.AnalyticsServer",
         "mcp_servers.federation.server.FederationServer",
     ],
@@ -558,6 +562,9 @@ SANDBOX_PORTS = {
     "stripe": env_int("SANDBOX_STRIPE_PORT", 8703, minimum=1, maximum=65535),
     "sentry": env_int("SANDBOX_SENTRY_PORT", 8704, minimum=1, maximum=65535),
     "messaging": env_int("SANDBOX_MESSAGING_PORT", 8705, minimum=1, maximum=65535),
+    # The email sandbox is an SMTP server (aiosmtpd), not HTTP: tenants' SMTP host 127.0.0.1.
+    "email": env_int("SANDBOX_EMAIL_PORT", 8706, minimum=1, maximum=65535),
+    "gcal": env_int("SANDBOX_GCAL_PORT", 8708, minimum=1, maximum=65535),
     "federation": env_int("SANDBOX_FEDERATION_PORT", 8710, minimum=1, maximum=65535),
 }
 
@@ -600,6 +607,41 @@ if MESSAGING_PUBLIC_URL and not MESSAGING_PUBLIC_URL.startswith(("https://", "ht
     )
 # Deferred messages (quiet hours) due for sending are picked up this many at a time per run.
 MESSAGING_DEFERRED_BATCH = env_int("MESSAGING_DEFERRED_BATCH", 100, minimum=1, maximum=10_000)
+# --- Google Calendar (mcp_servers.gcal): each tenant's calendars, two-way with appointments ---
+# Google's API origin (the client library appends /calendar/v3/), its OAuth token endpoint
+# (refresh tokens, service-account JWT grants, authorization codes) and its consent page; all
+# three point at the sandbox with SANDBOX=1.
+GCAL_API_BASE = _upstream("GCAL_API_BASE", "https://www.googleapis.com", "gcal").rstrip("/")
+GCAL_TOKEN_URI = env_str(
+    "GCAL_TOKEN_URI",
+    f"http://{SANDBOX_HOST}:{SANDBOX_PORTS['gcal']}/token"
+    if SANDBOX
+    else "https://oauth2.googleapis.com/token",
+)
+GCAL_AUTH_URI = env_str(
+    "GCAL_AUTH_URI",
+    f"http://{SANDBOX_HOST}:{SANDBOX_PORTS['gcal']}/o/oauth2/v2/auth"
+    if SANDBOX
+    else "https://accounts.google.com/o/oauth2/v2/auth",
+)
+# The platform's OAuth client (Google Cloud console) for the admin's "connect Google Calendar".
+GCAL_OAUTH_CLIENT_ID = env_str(
+    "GCAL_OAUTH_CLIENT_ID", "sandbox-client.apps.googleusercontent.com" if SANDBOX else ""
+)
+GCAL_OAUTH_CLIENT_SECRET = env_secret(
+    "GCAL_OAUTH_CLIENT_SECRET", "sandbox-client-secret" if SANDBOX else None
+)
+# The https address Google reaches this deployment at: push channels are opened to
+# <GCAL_PUBLIC_URL>/webhooks/gcal?tenant=<slug>. Empty: watch_calendar is refused.
+GCAL_PUBLIC_URL = (env_str("GCAL_PUBLIC_URL", "") or "").rstrip("/")
+if GCAL_PUBLIC_URL and not GCAL_PUBLIC_URL.startswith(("https://", "http://")):
+    raise ImproperlyConfigured(f"GCAL_PUBLIC_URL: expected an http(s):// address, got {GCAL_PUBLIC_URL!r}")
+# 403 rateLimitExceeded / 429 answers are retried this many times, waiting base * 2^n seconds
+# (or Retry-After), never past the call's deadline.
+GCAL_MAX_RETRIES = env_int("GCAL_MAX_RETRIES", 4, minimum=0, maximum=10)
+GCAL_RETRY_BASE_SECONDS = env_float("GCAL_RETRY_BASE_SECONDS", 0.5, minimum=0.0)
+# Push channels are asked to live this long (Google caps them, typically at 7 days).
+GCAL_CHANNEL_TTL_SECONDS = env_int("GCAL_CHANNEL_TTL_SECONDS", 7 * 24 * 3600, minimum=60)
 # --- Federation: remote MCP servers and the marketplace (docs/servers/federation.md) ---
 # The MCP Registry the marketplace browses (the sandbox registry with SANDBOX=1).
 FEDERATION_REGISTRY_URL = _upstream(

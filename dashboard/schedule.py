@@ -48,6 +48,12 @@ SCHEDULE = [
         description="Sends the SMS and WhatsApp messages whose tenant's quiet hours have ended.",
     ),
     Periodic(
+        "gcal: renew push channels",
+        "gcal.renew_channels",
+        minute="17",
+        description="Reopens Google Calendar push channels that expire within a day.",
+    ),
+    Periodic(
         "oauth: clear expired tokens",
         "oauth.clear_expired",
         minute="23",

@@ -8,6 +8,9 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 MCP_PATH = "/mcp"
+# The scope a 401 suggests (SEP-835): reading is enough to list tools and call read operations;
+# a client asks for more on the consent page, where the user's own rights bound the grant.
+CHALLENGE_SCOPE = "*:read"
 
 
 def origin(request: HttpRequest) -> str:
@@ -37,5 +40,6 @@ def challenge(request: HttpRequest, *, error: str | None = None, description: st
         params["error"] = error
     if description:
         params["error_description"] = description
+    params["scope"] = CHALLENGE_SCOPE
     params["resource_metadata"] = metadata_url(request)
     return "Bearer " + ", ".join(f'{key}="{_quoted(value)}"' for key, value in params.items())

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
+from mcp_core.busy_time import BusyQuery, without_busy
 from mcp_core.contracts import ErrorCode, MCPError, OperationContext
 
 from .schemas import Alternative, AlternativesResult, CheckAvailabilityParams, FindAlternativesParams, Slot
@@ -52,7 +53,12 @@ def slots(
             slot_start = dt.datetime.fromisoformat(item["start"])
             slot_end = dt.datetime.fromisoformat(item["end"]) if item.get("end") else slot_start
             found.append(Slot(start=slot_start, end=slot_end))
-    return sorted(found, key=lambda s: s.start)
+    found.sort(key=lambda s: s.start)
+    if not found:
+        return found
+    # Time blocked outside Cal.com (e.g. a staff member's Google Calendar) is not offered.
+    query = BusyQuery(access.company.pk, found[0].start, max(s.end for s in found), event_type_id)
+    return without_busy(found, query, lambda s: (s.start, s.end))
 
 
 def alternatives(

@@ -13,13 +13,17 @@ Answer shape (Retell's inbound webhook response):
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Q
+from django.utils import timezone
 
 from askpro.models import Branch, PhoneNumber, Service
+from mcp_core.busy_time import BusyQuery, busy_intervals, tenant_has_busy_time
 
 CACHE_PREFIX = "webhooks:inbound:v1:"
 UNKNOWN_TTL_S = 60  # an unknown number may be added any moment; don't remember it for long
@@ -90,6 +94,29 @@ def build_context(number: str) -> dict[str, Any] | None:
         "agent_id": agent_id,
         "variables": variables,
         "metadata": {"company_id": company.pk, "branch_id": branch.pk if branch else None},
+        # Busy time from outside the booking system (e.g. Google Calendar) changes by the
+        # minute, so it is read when a call comes in, and only for tenants that have some.
+        "busy_time": tenant_has_busy_time(company.pk),
+    }
+
+
+def busy_variables(context: dict[str, Any], now: dt.datetime | None = None) -> dict[str, str]:
+    """The rest of today's busy time (mcp_core.busy_time) in the branch's time zone:
+    busy_today "10:00-11:00, 14:00-15:30" and busy_now "true"/"false"."""
+    try:
+        zone = ZoneInfo(context["variables"].get("timezone") or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    now = (now or timezone.now()).astimezone(zone)
+    end_of_day = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(), zone)
+    meta = context["metadata"]
+    busy = busy_intervals(BusyQuery(meta["company_id"], now, end_of_day, branch_id=meta.get("branch_id")))
+    shown = [
+        f"{max(s, now).astimezone(zone):%H:%M}-{min(e, end_of_day).astimezone(zone):%H:%M}" for s, e in busy
+    ]
+    return {
+        "busy_today": ", ".join(shown),
+        "busy_now": "true" if any(s <= now < e for s, e in busy) else "false",
     }
 
 
@@ -121,10 +148,10 @@ def inbound_answer(payload: dict[str, Any]) -> dict[str, Any]:
         if settings.RETELL_DEFAULT_AGENT_ID:
             answer["override_agent_id"] = settings.RETELL_DEFAULT_AGENT_ID
         return {"call_inbound": answer}
-    answer = {
-        "dynamic_variables": {**context["variables"], "caller_number": caller},
-        "metadata": context["metadata"],
-    }
+    variables = {**context["variables"], "caller_number": caller}
+    if context.get("busy_time"):
+        variables.update(busy_variables(context))
+    answer = {"dynamic_variables": variables, "metadata": context["metadata"]}
     if context["agent_id"]:
         answer["override_agent_id"] = context["agent_id"]
     return {"call_inbound": answer}

@@ -104,6 +104,36 @@ def every_model_row(alice, bob):
         company=alice, channel="sms", direction="outbound", customer_number="+4915112345678", body="Hallo"
     )
     OptOut.objects.create(company=alice, number="+4915112345678", keyword="STOP")
+    from mcp_servers.mail.models import CalendarSequence, EmailAccount, OutboundEmail, Suppression
+
+    EmailAccount.objects.create(
+        company=alice,
+        smtp_host="smtp.alice.example",
+        smtp_password="smtp-password",
+        from_email="a@alice.example",
+    )
+    sent = OutboundEmail.objects.create(
+        company=alice, to_email="c@alice.example", subject="Hallo", status="sent"
+    )
+    Suppression.objects.create(company=alice, address="gone@alice.example", reason="hard_bounce", email=sent)
+    appointment = alice.appointments.first()
+    CalendarSequence.objects.create(company=alice, appointment=appointment, uid="appointment-1@alice.askpro")
+    from mcp_servers.gcal.models import CalendarLink, GoogleAccount, PushChannel, ServiceBuffer, SyncConflict
+
+    GoogleAccount.objects.create(
+        company=alice, refresh_token="1//google-refresh", service_account_key='{"private_key": "k"}',
+        push_secret="push-secret",
+    )  # fmt: skip
+    calendar = CalendarLink.objects.create(company=alice, calendar_id="anna@alice-salon.example")
+    ServiceBuffer.objects.create(company=alice, service=alice.services.first(), before_minutes=5)
+    PushChannel.objects.create(company=alice, calendar=calendar, channel_id="c" * 32)
+    SyncConflict.objects.create(
+        company=alice,
+        calendar_id=calendar.calendar_id,
+        event_id="e1",
+        kind="edited_in_google",
+        resolution="-",
+    )
     remote = RemoteServer.objects.create(
         slug="weather", title="Weather", url="https://weather.mcp.example.com/mcp", bearer_token="fed-token"
     )

@@ -3,6 +3,7 @@ than the stream's) reach an open stream as Server-Sent Events; who may open one;
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ from django.test import Client
 from mcp_core import live
 from tests.production.conftest import ROOT, wait_for
 
-from .conftest import SSE, stream_env, stream_health
+from .conftest import SSE, live_path, stream_env, stream_health
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -180,3 +181,56 @@ def test_it_ends_a_stream_at_its_maximum_age_so_a_withdrawn_right_takes_effect(t
         stream.close()
     finally:
         stop(server.proc, timeout=15)
+
+
+# Hostile values in every header the stream process reads (Cookie, Last-Event-ID, Origin, Host),
+# as raw bytes on the wire: whatever the HTTP parser lets through reaches the application, which
+# must answer with a 4xx of its own JSON shape (or uvicorn's 400), never a 500, and stay up.
+_HOSTILE_STREAM_HEADERS = [
+    ("Cookie", b"sessionid=\xff\xfe" + b"x" * 20),
+    ("Cookie", b"sessionid=" + b"a" * 5000),
+    ("Cookie", b'sessionid="\\x00"; other=\x01'),
+    ("Cookie", b"=;;;===;sessionid"),
+    ("Last-Event-ID", b"9" * 5000),
+    ("Last-Event-ID", b"-1"),
+    ("Last-Event-ID", b"1e9999"),
+    ("Last-Event-ID", b"\xff\xfe"),
+    ("Origin", b"http://\xff\xfe.example"),
+    ("Origin", b"http://" + b"o" * 5000),
+    ("Host", b"h" * 5000),
+    ("Host", b"\xff"),
+]
+
+
+def _raw_status(port: int, path: str, header: str, value: bytes) -> tuple[int, bytes]:
+    request = (
+        f"GET {path} HTTP/1.1\r\n".encode()
+        + (b"" if header == "Host" else f"Host: 127.0.0.1:{port}\r\n".encode())
+        + header.encode()
+        + b": "
+        + value
+        + b"\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        received = b""
+        while b"\r\n\r\n" not in received:
+            data = sock.recv(65536)
+            if not data:
+                break
+            received += data
+    status_line = received.split(b"\r\n", 1)[0]
+    return int(status_line.split()[1]), received
+
+
+def test_it_answers_hostile_headers_on_the_stream_with_a_4xx_and_stays_up(stream_server):
+    problems = []
+    for header, value in _HOSTILE_STREAM_HEADERS:
+        status, received = _raw_status(stream_server.port, live_path(), header, value)
+        if not 400 <= status < 500:
+            problems.append(f"{header} {value[:20]!r}: HTTP {status}")
+        elif value in received and len(value) > 8:
+            problems.append(f"{header} {value[:20]!r}: reflected")
+    assert not problems, "\n".join(problems)
+    assert stream_health(stream_server.base)["streams"] == 0
+    assert b"Traceback" not in stream_server.log.read_bytes()

@@ -490,3 +490,27 @@ def test_it_refuses_a_host_not_allowed_as_json_on_the_machine_paths(path, method
     assert response["Content-Type"].startswith("application/json")
     text = json.dumps(response.json())
     assert "Host" in text and "evil" not in text
+
+
+# The machine paths: what monitors and scrapers call. They read few headers (Authorization on
+# /metrics, X-Request-ID everywhere through the middleware, Host), and a hostile value in any of
+# them must get an answer of the path's own kind, never a 500 or a reflected value.
+MACHINE_PATHS = ["/metrics", "/health/live", "/health/ready", "/health/"]
+
+
+@pytest.mark.parametrize("path", MACHINE_PATHS)
+def test_it_answers_hostile_headers_on_the_machine_paths_without_a_server_error(path, client, settings, db):
+    settings.METRICS_TOKEN = "metrics-token-for-the-matrix"
+    problems = []
+    for header in ["Authorization", "X-Request-ID", "Accept"]:
+        for label, value in HEADER_VALUES.items():
+            response = client.get(path, headers={header: value})
+            # 200/503: health as it is; 401/403: not allowed; 400: the header itself refused.
+            if response.status_code not in (200, 400, 401, 403, 503):
+                problems.append(f"{header} {label}: HTTP {response.status_code}")
+            elif value in response.content.decode("utf-8", "replace") and label != "non-ASCII":
+                problems.append(f"{header} {label}: the value is reflected")
+    assert not problems, f"{path}:\n" + "\n".join(problems)
+    if path == "/metrics":  # the baseline: the scraper's own token is let in
+        allowed = client.get(path, headers={"Authorization": "Bearer metrics-token-for-the-matrix"})
+        assert allowed.status_code == 200

@@ -45,6 +45,7 @@ def test_it_points_an_unauthenticated_mcp_request_at_the_resource_metadata(clien
     assert challenge.startswith('Bearer realm="askpro"')
     assert 'resource_metadata="http://testserver/.well-known/oauth-protected-resource/mcp"' in challenge
     assert "error=" not in challenge
+    assert 'scope="*:read"' in challenge  # SEP-835: the least a client needs to start
     refused = post(client, "tools/list", key="eyJhbGciOiJIUzI1NiJ9.e30.x", era=LEGACY)
     assert refused.status_code == 401
     assert 'error="invalid_token"' in refused["WWW-Authenticate"]

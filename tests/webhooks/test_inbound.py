@@ -141,3 +141,36 @@ def test_it_accepts_an_inbound_request_signed_with_the_tenants_own_key(client, s
     salon.save()
     status, answer = _ask(client, secret="key_alice_own")
     assert status == 200 and answer["call_inbound"]["override_agent_id"] == "agent_alice_main"
+
+
+@pytest.mark.django_db
+def test_it_tells_the_agent_the_busy_time_of_today_for_tenants_that_have_some(client, salon, bob):
+    """Busy time from outside the booking system (mcp_core.busy_time, e.g. Google Calendar)
+    is read when the call comes in, only for tenants a source covers."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from mcp_core.busy_time import BusyQuery, busy_source, forget_source
+
+    now = timezone.now()
+    asked: list[BusyQuery] = []
+
+    def covers(company_id: int) -> bool:
+        return company_id == salon.pk
+
+    @busy_source("test-busy", covers=covers)
+    def busy(query: BusyQuery):
+        asked.append(query)
+        return [(now - dt.timedelta(minutes=5), now + dt.timedelta(minutes=25))]
+
+    cache.clear()
+    try:
+        _, answer = _ask(client)
+        _, other = _ask(client, to="+4940222222")
+    finally:
+        forget_source("test-busy")
+    variables = answer["call_inbound"]["dynamic_variables"]
+    assert variables["busy_now"] == "true" and variables["busy_today"].count("-") == 1
+    assert asked[0].company_id == salon.pk and asked[0].branch_id == salon.branches.get().pk
+    assert "busy_now" not in other["call_inbound"]["dynamic_variables"] and len(asked) == 1

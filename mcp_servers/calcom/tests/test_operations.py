@@ -64,6 +64,31 @@ def test_it_leaves_booked_slots_out_of_availability(calcom, alice, alice_key):
     assert start not in starts and len(starts) == 15
 
 
+def test_it_leaves_time_busy_outside_calcom_out_of_availability(calcom, alice, alice_key):
+    """A busy-time source (mcp_core.busy_time; the Google Calendar server declares one) hides
+    the slots it overlaps, for the tenant and event type it is asked about."""
+    from mcp_core.busy_time import BusyQuery, busy_source, forget_source
+
+    start = weekday_at(10)
+    asked: list[BusyQuery] = []
+
+    @busy_source("test-busy")
+    def busy(query: BusyQuery):
+        asked.append(query)
+        return [(start, start + dt.timedelta(minutes=45))] if query.company_id == alice.pk else []
+
+    try:
+        day = start.date().isoformat()
+        response = call(
+            alice_key, "check_availability", {"event_type_id": 42, "date_from": day, "date_to": day}
+        )
+    finally:
+        forget_source("test-busy")
+    starts = {dt.datetime.fromisoformat(s["start"]) for s in response.data["slots"]}
+    assert start not in starts and start + dt.timedelta(minutes=30) not in starts and len(starts) == 14
+    assert asked[0].event_type_id == 42
+
+
 def test_it_refuses_bad_availability_input_naming_the_field_without_calling_upstream(
     calcom, alice, alice_key
 ):
