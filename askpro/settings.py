@@ -650,7 +650,8 @@ FEDERATION_REGISTRY_URL = _upstream(
 # Remote servers may only be reached on public addresses, except inside these networks (CIDR,
 # e.g. 10.1.2.0/24 for an internal MCP server; 127.0.0.0/8 in tests). Private, loopback,
 # link-local (cloud metadata) and other special ranges are refused otherwise.
-FEDERATION_ALLOWED_NETWORKS = env_list("FEDERATION_ALLOWED_NETWORKS", [])
+# With SANDBOX=1 the sandbox registry's remote servers listen on 127.0.0.1.
+FEDERATION_ALLOWED_NETWORKS = env_list("FEDERATION_ALLOWED_NETWORKS", ["127.0.0.1/32"] if SANDBOX else [])
 for _network in FEDERATION_ALLOWED_NETWORKS:
     try:
         ipaddress.ip_network(_network, strict=False)
@@ -662,6 +663,10 @@ for _network in FEDERATION_ALLOWED_NETWORKS:
 FEDERATION_MAX_RESPONSE_BYTES = env_int("FEDERATION_MAX_RESPONSE_BYTES", 1_048_576, minimum=1024)
 # The deadline of one remote tool call unless its registration says otherwise.
 FEDERATION_DEFAULT_TIMEOUT = env_float("FEDERATION_DEFAULT_TIMEOUT", 30.0, minimum=0.1)
+# Kept client sessions to remote servers, per process: at most this many (0: a new session
+# for every call), each closed after this many idle seconds.
+FEDERATION_SESSION_POOL_SIZE = env_int("FEDERATION_SESSION_POOL_SIZE", 32, minimum=0, maximum=1000)
+FEDERATION_SESSION_IDLE_SECONDS = env_float("FEDERATION_SESSION_IDLE_SECONDS", 300.0, minimum=1.0)
 
 # --- Sentry ---
 SENTRY_DSN = env_secret("SENTRY_DSN")

@@ -2,8 +2,10 @@
 Streamable HTTP, behind an address guard, a size cap and the call's deadline) and the MCP
 Registry the marketplace browses (mcp_core.http.UpstreamClient).
 
-The SDK client is asynchronous; each remote call runs in its own short event loop
-(anyio.run) inside the pipeline's synchronous execution, bounded by the call's deadline.
+The SDK client is asynchronous. A call of a registered server runs on a kept session of the
+process's session pool (pool.py: one background event loop owns the sessions); a client without
+a registration (or with FEDERATION_SESSION_POOL_SIZE=0) opens a session in its own short event
+loop (anyio.run) for the one call. Either way the call is bounded by its deadline.
 
 The SDK and its HTTP stack are imported on first use, not with this module: importing them takes
 seconds, which every web and worker process would otherwise pay at start-up.
@@ -11,10 +13,13 @@ seconds, which every web and worker process would otherwise pay at start-up.
 
 from __future__ import annotations
 
+import contextvars
+import hashlib
 import ipaddress
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -114,6 +119,18 @@ class Incident:
     """What the guard refused during one call; the SDK may wrap our exception in its own."""
 
     error: MCPError | None = None
+    # The server answered 404 to a request carrying a session id: it no longer knows the
+    # session (restarted, expired), and did not process the request.
+    session_expired: bool = False
+    # The HTTP status of a refused request (the SDK reports it only as a JSON-RPC error).
+    http_status: int | None = None
+
+
+# The incident of the call being made. The SDK runs a request's HTTP exchange in the context of
+# the task that sent it, so the guard finds the right call's incident even on a shared session.
+CURRENT_INCIDENT: contextvars.ContextVar[Incident | None] = contextvars.ContextVar(
+    "federation_incident", default=None
+)
 
 
 # --- the remote MCP client --------------------------------------------------------------------
@@ -149,10 +166,30 @@ def _unwrap(exc: BaseException) -> BaseException:
 class RemoteMCPClient:
     """One remote MCP server, called with the platform's credential for it."""
 
-    def __init__(self, *, url: str, era: str, token: str = "", service: str = "") -> None:
+    def __init__(
+        self,
+        *,
+        url: str,
+        era: str,
+        token: str = "",
+        service: str = "",
+        registration: int | None = None,
+        timeout: float | None = None,
+    ) -> None:
         self.url, self.era, self.service = url, era, service
         self._token = token
         self.cap = settings.FEDERATION_MAX_RESPONSE_BYTES
+        # The registration's own deadline bounds every HTTP exchange of a kept session.
+        self.timeout = timeout or settings.FEDERATION_DEFAULT_TIMEOUT
+        self.registration = registration
+
+    def pool_key(self) -> tuple[int, str, str] | None:
+        """The kept session this client uses: one per registration, credential and era (a
+        changed URL, token, cap or deadline is a new session), or None for a session per call."""
+        if self.registration is None or settings.FEDERATION_SESSION_POOL_SIZE == 0:
+            return None
+        material = "\0".join((self.url, self._token, str(self.cap), repr(self.timeout)))
+        return (self.registration, hashlib.sha256(material.encode()).hexdigest()[:32], self.era)
 
     def __repr__(self) -> str:  # never show the token
         return f"RemoteMCPClient(url={self.url!r}, era={self.era!r})"
@@ -199,17 +236,41 @@ class RemoteMCPClient:
         problem = url_problem(self.url)
         if problem:
             raise MCPError(ErrorCode.VALIDATION_ERROR, problem, details={"field": "url"})
+        # The SDK is imported here, in the caller's thread and before the deadline starts
+        # counting: the first call of a process would otherwise spend its time importing.
+        import httpx2  # noqa: F401
+        import mcp.client.streamable_http  # noqa: F401
+
+        from . import transport  # noqa: F401
+
         incident = Incident()
+        key = self.pool_key()
+        token = CURRENT_INCIDENT.set(incident)
         try:
-            return anyio.run(self._session, work, timeout, incident)
+            if key is None:
+                return anyio.run(self._session, work, timeout)
+            from .pool import session_pool
+
+            opener = lambda: self._connected(self.timeout, keep=True)  # noqa: E731
+            return session_pool().call(key, opener, work, timeout, contextvars.copy_context())
         except MCPError:
             raise
         except BaseException as exc:  # noqa: BLE001 - every failure becomes an error code
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
             raise self._mapped(_unwrap(exc), incident, timeout) from None
+        finally:
+            CURRENT_INCIDENT.reset(token)
 
-    async def _session(self, work, timeout: float, incident: Incident) -> Any:
+    async def _session(self, work, timeout: float) -> Any:
+        with anyio.fail_after(timeout):
+            async with self._connected(timeout, keep=False) as client:
+                return await work(client)
+
+    @asynccontextmanager
+    async def _connected(self, http_timeout: float, *, keep: bool) -> AsyncIterator[Any]:
+        """An opened SDK client (after `initialize` in the handshake era). A kept session says
+        goodbye (HTTP DELETE) when it closes; a one-call session does not wait for that."""
         import httpx2
         from mcp import Client
         from mcp.client.streamable_http import streamable_http_client
@@ -219,18 +280,17 @@ class RemoteMCPClient:
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
         http = httpx2.AsyncClient(
             headers=headers,
-            transport=GuardedTransport(self.cap, incident),
-            timeout=httpx2.Timeout(timeout),
+            transport=GuardedTransport(self.cap),
+            timeout=httpx2.Timeout(http_timeout),
             follow_redirects=False,
             trust_env=False,
         )
-        with anyio.fail_after(timeout):
-            async with http:
-                transport = streamable_http_client(
-                    self.url, http_client=http, max_sse_event_size=self.cap, terminate_on_close=False
-                )
-                async with Client(transport, mode=self.era, raise_exceptions=True) as client:
-                    return await work(client)
+        async with http:
+            transport = streamable_http_client(
+                self.url, http_client=http, max_sse_event_size=self.cap, terminate_on_close=keep
+            )
+            async with Client(transport, mode=self.era, raise_exceptions=True) as client:
+                yield client
 
     def _mapped(self, exc: BaseException, incident: Incident, timeout: float) -> MCPError:
         import httpx2
@@ -244,8 +304,17 @@ class RemoteMCPClient:
                 f"The remote server did not answer within {timeout:.1f}s",
                 details={"problem": "remote_timeout"},
             )
-        if isinstance(exc, httpx2.HTTPStatusError):
-            status = exc.response.status_code
+        status = exc.response.status_code if isinstance(exc, httpx2.HTTPStatusError) else None
+        # The SDK turns a refused POST into a JSON-RPC error; the guard saw the status. A
+        # server's own JSON-RPC error body (its message) is kept, unless it is a refusal.
+        if (
+            status is None
+            and isinstance(exc, RemoteProtocolError)
+            and incident.http_status is not None
+            and (incident.http_status in (401, 403) or exc.message == "Server returned an error response")
+        ):
+            status = incident.http_status
+        if status is not None:
             what = "refused the platform's credential" if status in (401, 403) else f"answered HTTP {status}"
             return MCPError(
                 ErrorCode.UPSTREAM_ERROR,

@@ -13,6 +13,7 @@ from mcp_core.limits import shown
 from mcp_core.schemas import json_params_decoder, jsonschema_validator, schema_violation
 from mcp_core.server import Annotations, DynamicSchemas, MCPServer, Operation
 
+from . import services
 from .client import RemoteMCPClient
 from .models import RemoteServer, RemoteTool
 from .schemas import CONTENT_RESULT_SCHEMA, canonical, digest
@@ -92,7 +93,7 @@ class RemoteService(MCPServer):
         return record
 
     def client(self, record: RemoteServer) -> RemoteMCPClient:
-        return RemoteMCPClient(url=record.url, era=record.era, token=record.bearer_token, service=self.name)
+        return services.client_for(record)
 
     def call(self, op: Operation, ctx: OperationContext, params: Any) -> Any:
         record = self._record()

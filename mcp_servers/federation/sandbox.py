@@ -6,14 +6,22 @@ Contract (reference/phase2-apis.md, "MCP Registry"): no authentication; `limit`,
 `search` (substring of the name), `version=latest`, `updated_since`; the next page's cursor in
 `metadata.nextCursor`; entries as {"server": server.json, "_meta": {official registry meta}};
 unknown names answer 404 with an RFC 7807 problem body.
+
+Its entries with a remote point at real MCP servers it starts next to itself
+(sandbox_remotes.py: the SDK's server on 127.0.0.1, the ports after the registry's own, or free
+ports when the registry has one), so an installed entry's tools can be fetched, approved and
+called; ENTRIES keeps the example addresses a real registry would list.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 from urllib.parse import unquote
 
 from mcp_core.sandbox import SandboxRequest, SandboxResponse, SandboxServer, route
+
+from .sandbox_remotes import SandboxRemotes
 
 OFFICIAL = "io.modelcontextprotocol.registry/official"
 SCHEMA = "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json"
@@ -119,9 +127,35 @@ class RegistrySandbox(SandboxServer):
 
     service = "federation"
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, serve_remotes: bool = True) -> None:
         super().__init__(host, port)
-        self.entries = [dict(e) for e in ENTRIES]
+        self.entries = copy.deepcopy(ENTRIES)
+        self.remotes = SandboxRemotes(host, port + 1 if port else 0) if serve_remotes else None
+
+    def start(self) -> RegistrySandbox:
+        if self.remotes is not None:
+            urls = self.remotes.start()
+            for entry in self.entries:
+                for remote in entry["server"].get("remotes") or []:
+                    remote["url"] = urls.get(entry["server"]["name"], remote["url"])
+        try:
+            super().start()
+        except BaseException:
+            if self.remotes is not None:
+                self.remotes.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        super().stop()
+        if self.remotes is not None:
+            self.remotes.stop()
+
+    def describe(self) -> str:
+        if self.remotes is None:
+            return ""
+        ports = ", ".join(f"{n.split('/')[-1]} {u}" for n, u in self.remotes.urls.items())
+        return f"remote MCP servers: {ports}"
 
     def not_found(self, request: SandboxRequest) -> SandboxResponse:
         return _problem(404, f"no route for {request.method} {request.path}")

@@ -26,7 +26,15 @@ SYNC_TIMEOUT_SECONDS = 15.0
 
 
 def client_for(server: RemoteServer) -> RemoteMCPClient:
-    return RemoteMCPClient(url=server.url, era=server.era, token=server.bearer_token, service=server.service)
+    """The client of a saved registration: its calls share the process's kept session."""
+    return RemoteMCPClient(
+        url=server.url,
+        era=server.era,
+        token=server.bearer_token,
+        service=server.service,
+        registration=server.pk,
+        timeout=server.timeout,
+    )
 
 
 def _bump_on_commit() -> None:

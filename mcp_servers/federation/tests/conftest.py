@@ -19,6 +19,7 @@ from mcp_core.contracts import Principal
 from mcp_core.registry import bump_registry_version
 from mcp_servers.federation import services
 from mcp_servers.federation.models import RemoteServer
+from mcp_servers.federation.pool import session_pool
 
 ROOT = Path(__file__).resolve().parents[3]
 TOKEN = "fed-test-bearer-token-7f3a"
@@ -33,8 +34,8 @@ def free_port() -> int:
 class Remote:
     """One remote server process; stopped by its pid."""
 
-    def __init__(self, mode: str = "normal", **env: str) -> None:
-        self.port = free_port()
+    def __init__(self, mode: str = "normal", port: int | None = None, **env: str) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/mcp"
         self.proc = subprocess.Popen(
             [
@@ -65,6 +66,9 @@ class Remote:
     def mutate(self) -> None:
         httpx2.post(f"http://127.0.0.1:{self.port}/__mutate").raise_for_status()
 
+    def stats(self) -> dict[str, int]:
+        return httpx2.get(f"http://127.0.0.1:{self.port}/__stats").json()
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -94,6 +98,13 @@ def fresh_registry():
     bump_registry_version()
     yield
     bump_registry_version()
+
+
+@pytest.fixture(autouse=True)
+def closed_sessions():
+    """Kept remote sessions belong to one test: registrations roll back, servers stop."""
+    yield
+    session_pool().close_all()
 
 
 @pytest.fixture

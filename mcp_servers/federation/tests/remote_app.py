@@ -8,6 +8,9 @@ FED_REMOTE_MODE picks its behaviour:
   schema (a "rug pull") and removes `note`.
 - bearer: the same tools, behind Authorization: Bearer $FED_REMOTE_TOKEN (else 401).
 - malformed: /mcp answers every POST with 200 and a body that is not JSON-RPC.
+
+GET /__stats counts what reached /mcp: `initialize` requests, POSTs, DELETEs (sessions ended)
+and distinct client connections (a kept session reuses one).
 """
 
 from __future__ import annotations
@@ -99,7 +102,34 @@ _STATEFUL = os.environ.get("FED_REMOTE_STATEFUL") == "1"
 _sdk_app = mcp.streamable_http_app(stateless_http=not _STATEFUL, json_response=not _STATEFUL)
 
 
+STATS = {"initialize": 0, "posts": 0, "deletes": 0}
+_PEERS: set[tuple[str, int]] = set()
+
+
+def _counted(scope, receive):
+    _PEERS.add(tuple(scope.get("client") or ("?", 0)))
+    if scope["method"] == "POST":
+        STATS["posts"] += 1
+    elif scope["method"] == "DELETE":  # a client ending its session
+        STATS["deletes"] += 1
+
+    async def counting():
+        message = await receive()
+        if message["type"] == "http.request" and b'"method":"initialize"' in message.get("body", b"").replace(
+            b" ", b""
+        ):
+            STATS["initialize"] += 1
+        return message
+
+    return counting
+
+
 async def app(scope, receive, send):
+    if scope["type"] == "http" and scope["path"] == "/__stats":
+        await JSONResponse({**STATS, "connections": len(_PEERS)})(scope, receive, send)
+        return
+    if scope["type"] == "http" and scope["path"] == "/mcp":
+        receive = _counted(scope, receive)
     if scope["type"] == "http" and scope["path"] == "/mcp" and MODE == "malformed":
         await PlainTextResponse("<html>definitely not JSON-RPC</html>", status_code=200)(scope, receive, send)
         return

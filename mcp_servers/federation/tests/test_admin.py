@@ -120,7 +120,10 @@ def test_it_refuses_approval_without_the_permission(admin_client):
 
 
 def test_it_searches_the_marketplace_and_installs_an_entry(admin_client):
-    with RegistrySandbox() as registry, override_settings(FEDERATION_REGISTRY_URL=registry.url):
+    with (
+        RegistrySandbox(serve_remotes=False) as registry,
+        override_settings(FEDERATION_REGISTRY_URL=registry.url),
+    ):
         page = admin_client.get(
             "/admin/mcp_federation/remoteserver/marketplace/", {"q": "holiday"}
         ).content.decode()

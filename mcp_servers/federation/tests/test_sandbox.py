@@ -8,10 +8,14 @@ import requests
 from django.test import override_settings
 
 from mcp_core.contracts import MCPError
+from mcp_core.pipeline import call_operation
+from mcp_core.registry import bump_registry_version
 from mcp_servers.federation import services
 from mcp_servers.federation.client import RegistryClient
 from mcp_servers.federation.models import RemoteServer
 from mcp_servers.federation.sandbox import OFFICIAL, RegistrySandbox
+
+from .conftest import platform
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +69,9 @@ def test_it_installs_a_disabled_registration_from_a_registry_entry(registry):
         assert [e["server"]["name"] for e in found["servers"]] == ["io.example/weather"]
         server = services.install_from_registry(client.version("io.example/weather"))
         assert (server.slug, server.enabled, server.source) == ("weather", False, "marketplace")
-        assert server.url == "https://weather.mcp.example.com/mcp" and server.registry_version == "1.1.0"
+        assert (
+            server.url == registry.remotes.urls["io.example/weather"] and server.registry_version == "1.1.0"
+        )
         with pytest.raises(MCPError) as twice:
             services.install_from_registry(client.version("io.example/weather"))
         assert twice.value.code == "conflict"
@@ -76,3 +82,37 @@ def test_it_installs_a_disabled_registration_from_a_registry_entry(registry):
             client.version("io.example/nope")
         assert unknown.value.code == "not_found"
     assert RemoteServer.objects.count() == 1
+
+
+@pytest.mark.parametrize("era", ["legacy", "2026-07-28"])
+def test_it_serves_real_remote_servers_a_newcomer_can_install_approve_and_call(registry, tenants, era):
+    """SANDBOX=1: install -> fetch tools -> approve -> enable -> call, against the sandbox's own
+    remote MCP servers (every entry with a remote answers its tools)."""
+    with override_settings(FEDERATION_REGISTRY_URL=registry.url):
+        client = RegistryClient()
+        for entry in client.search()["servers"]:
+            if services.streamable_remote(entry):
+                installed = services.install_from_registry(entry)
+                installed.era = era
+                installed.save()
+                assert services.sync_tools(installed).new_versions >= 1, installed.slug
+    weather = RemoteServer.objects.get(slug="weather")
+    assert weather.url.startswith("http://127.0.0.1:")
+    for tool in weather.tools.filter(status="pending"):
+        services.approve_tool(tool)
+    weather.enabled = weather.all_tenants = True
+    weather.save()
+    bump_registry_version()  # on_commit does not fire inside a test's transaction
+    response = call_operation(
+        "fed_weather", "forecast", {"city": "Köln", "days": 2}, principal=platform(), tenant="fed-a"
+    )
+    assert response.success, response.error
+    assert response.data["city"] == "Köln" and [d["day"] for d in response.data["days"]] == [1, 2]
+    again = call_operation(
+        "fed_weather", "forecast", {"city": "Köln", "days": 2}, principal=platform(), tenant="fed-a"
+    )
+    assert again.data == response.data  # stable sandbox data
+    bad = call_operation(
+        "fed_weather", "forecast", {"city": "Köln", "days": 9}, principal=platform(), tenant="fed-a"
+    )
+    assert bad.error["code"] == "validation_error"
