@@ -54,3 +54,14 @@ def deadline_transaction(
         finally:
             if savepoint is not None:
                 transaction.savepoint_rollback(savepoint)
+
+
+def keyset_page(rows, limit: int, cursor: str | None) -> tuple[list, str | None]:
+    """One page of a queryset, newest first, by primary key: (rows, the next page's cursor or
+    None). The cursor is the last row's key, so a page never shifts when rows are added."""
+    if cursor:
+        rows = rows.filter(pk__lt=int(cursor))
+    found = list(rows.order_by("-pk")[: limit + 1])
+    more = len(found) > limit
+    found = found[:limit]
+    return found, (str(found[-1].pk) if more and found else None)

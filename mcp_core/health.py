@@ -32,6 +32,7 @@ from django.db import DatabaseError, close_old_connections, connection, transact
 from django.utils import timezone
 
 from . import live
+from .contracts import MCPError
 
 if TYPE_CHECKING:
     from .models import HealthRun
@@ -82,6 +83,38 @@ class HealthResult:
     @classmethod
     def from_dict(cls, stored: dict[str, Any]) -> HealthResult:
         return cls(HealthStatus(stored["status"]), stored.get("detail", ""), stored.get("latency_ms"))
+
+
+# A probe slower than this makes an otherwise answering service degraded.
+SLOW_PROBE_SECONDS = 1.0
+
+
+def probe_credentials(
+    checks: list[Any], probe: Callable[[Any], None], *, describe: Callable[[Any], str], answered: str
+) -> HealthResult:
+    """Health of an outside API from a few credentials (a tenant's or the platform's): probe(check)
+    makes one cheap authenticated request and raises MCPError when it fails.
+    Healthy when every probe answered in time; degraded when some failed or the slowest took
+    SLOW_PROBE_SECONDS or more; unhealthy when all failed. describe(check) names the failing
+    credential's owner, never the credential; answered says what "{n}" answered."""
+    started = time.perf_counter()
+    failures, slowest = [], 0.0
+    for check in checks:
+        one = time.perf_counter()
+        try:
+            probe(check)
+        except MCPError as exc:
+            failures.append(f"{describe(check)}: {exc.message}")
+        slowest = max(slowest, time.perf_counter() - one)
+    latency = (time.perf_counter() - started) * 1000
+    if failures:
+        status = HealthStatus.UNHEALTHY if len(failures) == len(checks) else HealthStatus.DEGRADED
+        return HealthResult(status, "; ".join(failures), latency_ms=latency)
+    if slowest >= SLOW_PROBE_SECONDS:
+        return HealthResult(
+            HealthStatus.DEGRADED, f"answers, but slowly ({slowest * 1000:.0f} ms)", latency_ms=latency
+        )
+    return HealthResult(HealthStatus.HEALTHY, answered.format(n=len(checks)), latency_ms=latency)
 
 
 def worst_status(results: Iterable[HealthResult]) -> HealthStatus:

@@ -16,7 +16,7 @@ from typing import Any
 from django.utils import timezone
 
 from mcp_core.contracts import ErrorCode, MCPError, OperationContext
-from mcp_core.health import HealthResult, HealthStatus
+from mcp_core.health import HealthResult, HealthStatus, probe_credentials
 from mcp_core.schemas import NoParams
 from mcp_core.server import MCPServer, operation
 
@@ -49,7 +49,6 @@ from .schemas import (
     google_time,
 )
 
-HEALTH_SLOW_SECONDS = 1.0
 MAX_RANGE = dt.timedelta(days=366)
 
 
@@ -88,27 +87,17 @@ class GoogleCalendarServer(MCPServer):
         checks = configured_accounts()[:3]
         if not checks:
             return HealthResult(HealthStatus.NOT_CONFIGURED, "no tenant has a Google credential")
-        started = time.perf_counter()
-        failures, slowest = [], 0.0
-        for row in checks:
-            one = time.perf_counter()
-            try:
-                _, auth = account_for(row.company)
-                client.execute(None, auth, "list calendars", lambda s: s.calendarList().list(maxResults=1),
-                               deadline=time.monotonic() + 2.0)  # fmt: skip
-            except MCPError as exc:
-                failures.append(f"tenant {row.company.slug}: {exc.message}")
-            slowest = max(slowest, time.perf_counter() - one)
-        latency = (time.perf_counter() - started) * 1000
-        if failures:
-            status = HealthStatus.UNHEALTHY if len(failures) == len(checks) else HealthStatus.DEGRADED
-            return HealthResult(status, "; ".join(failures), latency_ms=latency)
-        if slowest >= HEALTH_SLOW_SECONDS:
-            return HealthResult(
-                HealthStatus.DEGRADED, f"answers, but slowly ({slowest * 1000:.0f} ms)", latency_ms=latency
-            )
-        return HealthResult(
-            HealthStatus.HEALTHY, f"{len(checks)} tenant credential(s) answered", latency_ms=latency
+
+        def list_one_calendar(row) -> None:
+            _, auth = account_for(row.company)
+            client.execute(None, auth, "list calendars", lambda s: s.calendarList().list(maxResults=1),
+                           deadline=time.monotonic() + 2.0)  # fmt: skip
+
+        return probe_credentials(
+            checks,
+            list_one_calendar,
+            describe=lambda row: f"tenant {row.company.slug}",
+            answered="{n} tenant credential(s) answered",
         )
 
     # --- calendars and events ---

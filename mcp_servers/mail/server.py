@@ -16,7 +16,8 @@ from django.core.validators import validate_email
 
 from askpro.models import Appointment
 from mcp_core.contracts import ErrorCode, MCPError, OperationContext
-from mcp_core.health import HealthResult, HealthStatus
+from mcp_core.db import keyset_page
+from mcp_core.health import HealthResult, HealthStatus, probe_credentials
 from mcp_core.schemas import NoParams
 from mcp_core.server import MCPServer, operation
 
@@ -39,18 +40,6 @@ from .schemas import (
     email_info,
     suppression_info,
 )
-
-HEALTH_SLOW_SECONDS = 1.0
-
-
-def _page(rows, limit: int, cursor: str | None):
-    """Keyset paging on the primary key, newest first: (rows, next_cursor)."""
-    if cursor:
-        rows = rows.filter(pk__lt=int(cursor))
-    found = list(rows.order_by("-pk")[: limit + 1])
-    more = len(found) > limit
-    found = found[:limit]
-    return found, (str(found[-1].pk) if more and found else None)
 
 
 def _address(value: str, field: str) -> str:
@@ -131,22 +120,12 @@ class EmailServer(MCPServer):
             return HealthResult(
                 HealthStatus.HEALTHY, f"{providers} provider account(s) configured (not probed)"
             )
-        started = time.perf_counter()
-        failures, slowest = [], 0.0
-        for row in smtp:
-            one = time.perf_counter()
-            try:
-                client.check_smtp(None, client.transport_for(row), timeout=2.0)
-            except MCPError as exc:
-                failures.append(f"tenant {row.company.slug}: {exc.message}")
-            slowest = max(slowest, time.perf_counter() - one)
-        latency = (time.perf_counter() - started) * 1000
-        if failures:
-            status = HealthStatus.UNHEALTHY if len(failures) == len(smtp) else HealthStatus.DEGRADED
-            return HealthResult(status, "; ".join(failures), latency_ms=latency)
-        if slowest >= HEALTH_SLOW_SECONDS:
-            return HealthResult(HealthStatus.DEGRADED, f"answers, but slowly ({slowest * 1000:.0f} ms)", latency_ms=latency)  # fmt: skip
-        return HealthResult(HealthStatus.HEALTHY, f"{len(smtp)} SMTP server(s) answered", latency_ms=latency)
+        return probe_credentials(
+            smtp,
+            lambda row: client.check_smtp(None, client.transport_for(row), timeout=2.0),
+            describe=lambda row: f"tenant {row.company.slug}",
+            answered="{n} SMTP server(s) answered",
+        )
 
     # --- sending ---
     @operation(
@@ -231,7 +210,7 @@ class EmailServer(MCPServer):
             rows = rows.filter(created_at__gte=params.since)
         if params.until is not None:
             rows = rows.filter(created_at__lt=params.until)
-        found, cursor = _page(rows, params.limit, params.cursor)
+        found, cursor = keyset_page(rows, params.limit, params.cursor)
         return EmailList(emails=[email_info(e) for e in found], next_cursor=cursor)
 
     # --- suppressions ---
@@ -250,7 +229,7 @@ class EmailServer(MCPServer):
             rows = rows.filter(address=_address(params.address, "address").lower())
         if params.reason is not None:
             rows = rows.filter(reason=params.reason)
-        found, cursor = _page(rows, params.limit, params.cursor)
+        found, cursor = keyset_page(rows, params.limit, params.cursor)
         return SuppressionList(suppressions=[suppression_info(s) for s in found], next_cursor=cursor)
 
     @operation(

@@ -10,7 +10,8 @@ from __future__ import annotations
 import time
 
 from mcp_core.contracts import ErrorCode, MCPError, OperationContext
-from mcp_core.health import HealthResult, HealthStatus
+from mcp_core.db import keyset_page
+from mcp_core.health import HealthResult, HealthStatus, probe_credentials
 from mcp_core.schemas import NoParams
 from mcp_core.server import MCPServer, operation
 
@@ -42,18 +43,6 @@ from .schemas import (
     opt_out_info,
 )
 from .services import TWILIO_TOKEN, Outgoing
-
-HEALTH_SLOW_SECONDS = 1.0
-
-
-def _page(rows, limit: int, cursor: str | None):
-    """Keyset paging on the primary key, newest first: (rows, next_cursor)."""
-    if cursor:
-        rows = rows.filter(pk__lt=int(cursor))
-    found = list(rows.order_by("-pk")[: limit + 1])
-    more = len(found) > limit
-    found = found[:limit]
-    return found, (str(found[-1].pk) if more and found else None)
 
 
 def _country(company) -> str:
@@ -90,27 +79,19 @@ class MessagingServer(MCPServer):
             return HealthResult(
                 HealthStatus.NOT_CONFIGURED, "no tenant has a Twilio account SID and auth token"
             )
-        started = time.perf_counter()
-        failures, slowest = [], 0.0
-        for row in checks:
-            one = time.perf_counter()
-            account = TwilioAccount(row.account_sid, row.auth_token, row.sender, row.whatsapp_sender)
-            try:
-                with twilio_api.deadline_at(time.monotonic() + 2.0):
-                    api = twilio_client(account)
-                    twilio_api.call(None, "fetch account", api.api.v2010.accounts(row.account_sid).fetch)
-            except MCPError as exc:
-                failures.append(f"tenant {row.company.slug}: {exc.message}")
-            slowest = max(slowest, time.perf_counter() - one)
-        latency = (time.perf_counter() - started) * 1000
-        if failures:
-            status = HealthStatus.UNHEALTHY if len(failures) == len(checks) else HealthStatus.DEGRADED
-            return HealthResult(status, "; ".join(failures), latency_ms=latency)
-        if slowest >= HEALTH_SLOW_SECONDS:
-            return HealthResult(
-                HealthStatus.DEGRADED, f"answers, but slowly ({slowest * 1000:.0f} ms)", latency_ms=latency
-            )
-        return HealthResult(HealthStatus.HEALTHY, f"{len(checks)} account(s) answered", latency_ms=latency)
+
+        def fetch_account(row) -> None:
+            with twilio_api.deadline_at(time.monotonic() + 2.0):
+                account = TwilioAccount(row.account_sid, row.auth_token, row.sender, row.whatsapp_sender)
+                api = twilio_client(account)
+                twilio_api.call(None, "fetch account", api.api.v2010.accounts(row.account_sid).fetch)
+
+        return probe_credentials(
+            checks,
+            fetch_account,
+            describe=lambda row: f"tenant {row.company.slug}",
+            answered="{n} account(s) answered",
+        )
 
     # --- sending ---
     @operation(
@@ -224,7 +205,7 @@ class MessagingServer(MCPServer):
             rows = rows.filter(created_at__gte=params.since)
         if params.until is not None:
             rows = rows.filter(created_at__lt=params.until)
-        found, cursor = _page(rows, params.limit, params.cursor)
+        found, cursor = keyset_page(rows, params.limit, params.cursor)
         return MessageList(messages=[message_info(m) for m in found], next_cursor=cursor)
 
     @operation(
@@ -239,7 +220,7 @@ class MessagingServer(MCPServer):
     def get_conversation(self, ctx: OperationContext, params: ConversationParams) -> ConversationResult:
         company = ctx.require_tenant()
         number = to_e164(params.customer_number, _country(company), field="customer_number")
-        found, cursor = _page(
+        found, cursor = keyset_page(
             Message.objects.filter(company=company, customer_number=number), params.limit, params.cursor
         )
         closes = services.whatsapp_window(company, number)
@@ -265,7 +246,7 @@ class MessagingServer(MCPServer):
         rows = OptOut.objects.filter(company=company)
         if not params.include_opted_in:
             rows = rows.filter(opted_out=True)
-        found, cursor = _page(rows, params.limit, params.cursor)
+        found, cursor = keyset_page(rows, params.limit, params.cursor)
         return OptOutList(opt_outs=[opt_out_info(r) for r in found], next_cursor=cursor)
 
     @operation(

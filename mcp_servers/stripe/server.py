@@ -16,7 +16,7 @@ import stripe
 from django.conf import settings
 
 from mcp_core.contracts import ErrorCode, MCPError, OperationContext
-from mcp_core.health import HealthResult, HealthStatus
+from mcp_core.health import HealthResult, HealthStatus, probe_credentials
 from mcp_core.schemas import NoParams
 from mcp_core.server import MCPServer, operation
 
@@ -46,8 +46,6 @@ from .schemas import (
 )
 from .tenancy import Tenant
 
-HEALTH_SLOW_SECONDS = 1.0  # a balance read slower than this makes the service degraded
-
 
 class StripeServer(MCPServer):
     """Billing through Stripe, limited to each tenant's own Stripe customer."""
@@ -67,26 +65,17 @@ class StripeServer(MCPServer):
             return HealthResult(
                 HealthStatus.NOT_CONFIGURED, "no platform STRIPE_SECRET_KEY and no tenant key"
             )
-        started = time.perf_counter()
-        failures, slowest = [], 0.0
-        for creds in checks:
-            deadline = time.monotonic() + 2.0
-            one = time.perf_counter()
+
+        def read_balance(creds: StripeCredentials) -> None:
             try:
-                with stripe_api.deadline_at(deadline):
+                with stripe_api.deadline_at(time.monotonic() + 2.0):
                     stripe_client(creds).v1.balance.retrieve()
             except stripe.StripeError as exc:
-                failures.append(f"{creds.source} key: {stripe_api.map_error(exc, 'balance').message}")
-            slowest = max(slowest, time.perf_counter() - one)
-        latency = (time.perf_counter() - started) * 1000
-        if not failures and slowest >= HEALTH_SLOW_SECONDS:
-            return HealthResult(
-                HealthStatus.DEGRADED, f"answers, but slowly ({slowest * 1000:.0f} ms)", latency_ms=latency
-            )
-        if not failures:
-            return HealthResult(HealthStatus.HEALTHY, f"{len(checks)} key(s) answered", latency_ms=latency)
-        status = HealthStatus.UNHEALTHY if len(failures) == len(checks) else HealthStatus.DEGRADED
-        return HealthResult(status, "; ".join(failures), latency_ms=latency)
+                raise stripe_api.map_error(exc, "balance") from exc
+
+        return probe_credentials(
+            checks, read_balance, describe=lambda creds: f"{creds.source} key", answered="{n} key(s) answered"
+        )
 
     # --- reads ---
     @operation(
