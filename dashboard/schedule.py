@@ -48,6 +48,12 @@ SCHEDULE = [
         description="Sends the SMS and WhatsApp messages whose tenant's quiet hours have ended.",
     ),
     Periodic(
+        "reminders: hand out due appointment reminders",
+        "notifications.sweep",
+        minute="*",
+        description="Queues the appointment reminders now due (and those a dead worker left) to the workers, each once.",
+    ),
+    Periodic(
         "oauth: clear expired tokens",
         "oauth.clear_expired",
         minute="23",
