@@ -46,7 +46,11 @@ def test_it_sends_each_reminder_once_with_two_workers_sweeping_at_once(celery_wo
 
 def test_it_sends_once_after_a_worker_dies_in_the_middle_of_a_send(celery_worker_factory, world):  # noqa: F811
     [pk] = due_reminders(world, 1)
-    env = {"TWILIO_API_BASE": world.twilio.url, "MESSAGING_PUBLIC_URL": "", "REMINDERS_CLAIM_LEASE_SECONDS": "2"}
+    env = {
+        "TWILIO_API_BASE": world.twilio.url,
+        "MESSAGING_PUBLIC_URL": "",
+        "REMINDERS_CLAIM_LEASE_SECONDS": "2",
+    }
     first = celery_worker_factory(**env).start()
     # Twilio takes its time with this one: the worker is inside the send when it dies.
     world.twilio.inject_fault(delay=2.0, path=MESSAGES, count=1)
