@@ -282,3 +282,41 @@ def test_it_refuses_an_unknown_channel():
     assert parse_channels("SMS, email, sms") == ["sms", "email"]
     with pytest.raises(ValueError, match="fax"):
         parse_channels("sms, fax")
+
+
+def test_it_follows_calcom_webhooks_booked_moved_and_cancelled(
+    world, client, django_capture_on_commit_callbacks
+):
+    from mcp_servers.webhooks.tests.conftest import CALCOM_SECRET, calcom_body, post, signed
+
+    def deliver(trigger: str, payload: dict, created_at: str) -> None:
+        body = calcom_body(trigger, payload, created_at)
+        with django_capture_on_commit_callbacks(execute=True):
+            answer = post(client, "calcom", body, signed("calcom", body, CALCOM_SECRET))
+        assert answer.status_code in (200, 202), answer.content
+
+    def booking(uid: str, start: dt.datetime, **extra) -> dict:
+        return {"uid": uid, "bookingId": 7001, "eventTypeId": EVENT_TYPE, "status": "ACCEPTED",
+                "startTime": start.isoformat(), "endTime": (start + dt.timedelta(minutes=30)).isoformat(),
+                "attendees": [{"name": "Jane Roe", "email": EMAIL, "phoneNumber": PHONE}], **extra}  # fmt: skip
+
+    from django.test import override_settings
+
+    start = weekday_at(10)
+    with override_settings(CALCOM_WEBHOOK_SECRET=CALCOM_SECRET):
+        deliver("BOOKING_CREATED", booking("wh_1", start), "2026-11-26T10:00:00.000Z")
+        appointment = Appointment.objects.get(calcom_booking_uid="wh_1")
+        assert appointment.reminders.filter(status="planned").count() == 2
+        deliver("BOOKING_CREATED", booking("wh_1", start), "2026-11-26T10:00:00.000Z")  # redelivered
+        deliver(
+            "BOOKING_RESCHEDULED",
+            booking("wh_2", weekday_at(12), rescheduleUid="wh_1"),
+            "2026-11-26T10:05:00.000Z",
+        )
+        assert appointment.reminders.filter(status="planned", generation=2).count() == 2
+        deliver("BOOKING_CANCELLED", booking("wh_2", weekday_at(12)), "2026-11-26T10:10:00.000Z")
+    bodies = [t["Body"] for t in world.texts()]
+    assert [("gebucht" in b, "verlegt" in b, "abgesagt" in b) for b in bodies] == [
+        (True, False, False), (False, True, False), (False, False, True)
+    ]  # fmt: skip
+    assert not appointment.reminders.filter(status="planned").exists()
