@@ -27,7 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
@@ -218,25 +218,23 @@ def _is_passing(response: MCPResponse) -> bool:
 
 def _record(
     appointment: Appointment, reminder: Reminder | None, kind: str, channel: str, key: str, **fields: Any
-) -> Notification:
-    """Write this attempt's row (one per key: a retry updates it)."""
-    defaults = {
-        "appointment": appointment,
-        "reminder": reminder,
-        "kind": kind,
-        "channel": channel,
+) -> None:
+    """Write this attempt's row, one per key (a retry overwrites it): one INSERT ... ON CONFLICT."""
+    row = Notification(
+        company_id=appointment.company_id,
+        idempotency_key=key,
+        appointment=appointment,
+        reminder=reminder,
+        kind=kind,
+        channel=channel,
         **fields,
-    }
-    for _ in range(2):
-        try:
-            with transaction.atomic():
-                row, _ = Notification.objects.update_or_create(
-                    company_id=appointment.company_id, idempotency_key=key, defaults=defaults
-                )
-                return row
-        except IntegrityError:
-            continue  # another worker created it in between: update theirs
-    raise RuntimeError(f"could not record notification {key}")
+    )
+    Notification.objects.bulk_create(
+        [row],
+        update_conflicts=True,
+        unique_fields=["company", "idempotency_key"],
+        update_fields=["reminder", *fields.keys(), "updated_at"],
+    )
 
 
 def deliver(
@@ -246,10 +244,13 @@ def deliver(
     *,
     reminder: Reminder | None = None,
     final: bool = True,
+    conf: NotificationSettings | None = None,
+    first_try: bool = False,
 ) -> Outcome:
     """Send one message over the first channel that takes it. A passing failure stops the walk
-    (retry later, same keys) unless this is the final attempt."""
-    conf = settings_for(appointment.company)
+    (retry later, same keys) unless this is the final attempt. `first_try`: no earlier attempt
+    can have recorded anything under these keys (no need to look)."""
+    conf = conf or settings_for(appointment.company)
     tried: list[str] = []
     passing: Outcome | None = None
     for channel in channel_order(appointment.customer, conf):
@@ -260,9 +261,12 @@ def deliver(
                     error_message="no phone number" if channel != "email" else "no email address")  # fmt: skip
             tried.append(f"{channel}: no address")
             continue
-        earlier = Notification.objects.filter(company_id=appointment.company_id, idempotency_key=key).first()
-        if earlier is not None and earlier.status in ACCEPTED:
-            return Outcome("sent", channel, "already sent")
+        if not first_try:
+            earlier = Notification.objects.filter(
+                company_id=appointment.company_id, idempotency_key=key
+            ).first()
+            if earlier is not None and earlier.status in ACCEPTED:
+                return Outcome("sent", channel, "already sent")
         service, operation, params = _request(appointment, kind, channel, to, conf)
         response = call_for_tenant(
             service, operation, params, tenant_id=appointment.company_id, caller=CALLER, idempotency_key=key
@@ -369,42 +373,68 @@ def sweep(now: dt.datetime | None = None, *, dispatch=None) -> dict[str, int]:
     return counts
 
 
-def claim(pk: int, now: dt.datetime) -> bool:
-    """queued -> sending (or a sending row past its lease), in one conditional UPDATE: of two
-    workers holding the same id, one wins."""
+def claim(ids: list[int], now: dt.datetime) -> list[int]:
+    """queued -> sending (or sending past its lease: its worker died), for the ids no other worker
+    holds: SELECT ... FOR UPDATE SKIP LOCKED and one UPDATE. The ids claimed."""
     lease = now - dt.timedelta(seconds=settings.REMINDERS_CLAIM_LEASE_SECONDS)
-    return bool(
-        Reminder.objects.filter(pk=pk)
-        .filter(Q(status=Reminder.Status.QUEUED) | Q(status=Reminder.Status.SENDING, claimed_at__lt=lease))
-        .update(status=Reminder.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1, updated_at=now)
-    )
+    with transaction.atomic():
+        claimed = list(
+            Reminder.objects.select_for_update(skip_locked=True)
+            .filter(pk__in=ids)
+            .filter(
+                Q(status=Reminder.Status.QUEUED) | Q(status=Reminder.Status.SENDING, claimed_at__lt=lease)
+            )
+            .values_list("pk", flat=True)
+        )
+        if claimed:
+            Reminder.objects.filter(pk__in=claimed).update(
+                status=Reminder.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1, updated_at=now
+            )
+    return claimed
 
 
 def send_reminders(ids: list[int]) -> dict[str, int]:
-    """Claim and send each of these reminders; a reminder another worker holds is left to it."""
-    counts: dict[str, int] = {}
-    for pk in ids:
-        result = send_reminder(pk)
+    """Claim these reminders and send each; the ones another worker holds are left to it. The
+    claim covers the chunk, so a chunk must take well under REMINDERS_CLAIM_LEASE_SECONDS."""
+    now = timezone.now()
+    claimed = claim(ids, now)
+    counts: dict[str, int] = {"taken": len(ids) - len(claimed)} if len(claimed) < len(ids) else {}
+    rows = Reminder.objects.select_related("appointment__company", "appointment__customer").filter(
+        pk__in=claimed
+    )
+    confs: dict[int, NotificationSettings] = {}
+    for reminder in rows.order_by("due_at"):
+        company = reminder.appointment.company
+        conf = confs.get(company.pk) or confs.setdefault(company.pk, settings_for(company))
+        result = send_reminder(reminder, now, conf)
         counts[result] = counts.get(result, 0) + 1
     return counts
 
 
-def send_reminder(pk: int) -> str:
-    now = timezone.now()
-    if not claim(pk, now):
-        return "taken"
-    reminder = Reminder.objects.select_related("appointment__company", "appointment__customer").get(pk=pk)
+def send_reminder(reminder: Reminder, claimed_at: dt.datetime, conf: NotificationSettings) -> str:
+    """Send one claimed reminder and finish it, conditionally on still holding its claim."""
     appointment = reminder.appointment
-    mine = Reminder.objects.filter(pk=pk, status=Reminder.Status.SENDING, claimed_at=now)
+    mine = Reminder.objects.filter(pk=reminder.pk, status=Reminder.Status.SENDING, claimed_at=claimed_at)
+    now = timezone.now()
     if appointment.status not in ACTIVE or appointment.starts_at != reminder.starts_at:
-        mine.update(status=Reminder.Status.CANCELLED, note="the appointment was moved or cancelled")
+        mine.update(
+            status=Reminder.Status.CANCELLED, note="the appointment was moved or cancelled", updated_at=now
+        )
         return "cancelled"
     if appointment.starts_at <= now:
-        mine.update(status=Reminder.Status.SKIPPED, note="too late: the appointment has begun")
+        mine.update(
+            status=Reminder.Status.SKIPPED, note="too late: the appointment has begun", updated_at=now
+        )
         return "skipped"
-    final = reminder.attempts >= settings.REMINDERS_MAX_ATTEMPTS
-    outcome = deliver(appointment, Notification.Kind.REMINDER, reminder.idempotency_base,
-                      reminder=reminder, final=final)  # fmt: skip
+    outcome = deliver(
+        appointment,
+        Notification.Kind.REMINDER,
+        reminder.idempotency_base,
+        reminder=reminder,
+        final=reminder.attempts >= settings.REMINDERS_MAX_ATTEMPTS,
+        conf=conf,
+        first_try=reminder.attempts == 1,
+    )
     done = timezone.now()
     if outcome.result == "sent":
         mine.update(status=Reminder.Status.SENT, sent_at=done, channel=outcome.channel,

@@ -122,7 +122,7 @@ def test_it_sends_again_after_a_worker_died_without_texting_twice(world, setting
     reminder = Reminder.objects.get(appointment=appointment, offset_minutes=1440)
     Reminder.objects.filter(appointment=appointment, offset_minutes=120).delete()
     services.sweep(dispatch=lambda ids: None)  # handed out, the task lost
-    assert services.claim(reminder.pk, timezone.now())
+    assert services.claim([reminder.pk], timezone.now()) == [reminder.pk]
     # The worker sent, then died before writing it down.
     services.deliver(appointment, "reminder", reminder.idempotency_base, reminder=reminder)
     Reminder.objects.filter(pk=reminder.pk).update(claimed_at=timezone.now() - dt.timedelta(seconds=121))
