@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "mcp_servers.retell",
     "mcp_servers.stripe",
     "mcp_servers.messaging",
+    "mcp_servers.mail",
     "mcp_servers.analytics",
     "mcp_servers.federation",
     # Appointment confirmations and reminders: a workflow over the messaging, email and Cal.com
@@ -365,6 +366,7 @@ MCP_SERVERS = env_list(
         "mcp_servers.retell.server.RetellServer",
         "mcp_servers.stripe.server.StripeServer",
         "mcp_servers.messaging.server.MessagingServer",
+        "mcp_servers.mail.server.EmailServer",
         "mcp_servers.analytics.server.AnalyticsServer",
         "mcp_servers.federation.server.FederationServer",
     ],
@@ -561,6 +563,8 @@ SANDBOX_PORTS = {
     "stripe": env_int("SANDBOX_STRIPE_PORT", 8703, minimum=1, maximum=65535),
     "sentry": env_int("SANDBOX_SENTRY_PORT", 8704, minimum=1, maximum=65535),
     "messaging": env_int("SANDBOX_MESSAGING_PORT", 8705, minimum=1, maximum=65535),
+    # The email sandbox is an SMTP server (aiosmtpd), not HTTP: tenants' SMTP host 127.0.0.1.
+    "email": env_int("SANDBOX_EMAIL_PORT", 8706, minimum=1, maximum=65535),
     "federation": env_int("SANDBOX_FEDERATION_PORT", 8710, minimum=1, maximum=65535),
 }
 

@@ -104,6 +104,20 @@ def every_model_row(alice, bob):
         company=alice, channel="sms", direction="outbound", customer_number="+4915112345678", body="Hallo"
     )
     OptOut.objects.create(company=alice, number="+4915112345678", keyword="STOP")
+    from mcp_servers.mail.models import CalendarSequence, EmailAccount, OutboundEmail, Suppression
+
+    EmailAccount.objects.create(
+        company=alice,
+        smtp_host="smtp.alice.example",
+        smtp_password="smtp-password",
+        from_email="a@alice.example",
+    )
+    sent = OutboundEmail.objects.create(
+        company=alice, to_email="c@alice.example", subject="Hallo", status="sent"
+    )
+    Suppression.objects.create(company=alice, address="gone@alice.example", reason="hard_bounce", email=sent)
+    appointment = alice.appointments.first()
+    CalendarSequence.objects.create(company=alice, appointment=appointment, uid="appointment-1@alice.askpro")
     remote = RemoteServer.objects.create(
         slug="weather", title="Weather", url="https://weather.mcp.example.com/mcp", bearer_token="fed-token"
     )

@@ -43,6 +43,10 @@ def tenant_markers(company: Company) -> list[str]:
 
     for message in Message.objects.filter(company=company):
         markers |= {message.body, message.twilio_sid or ""}
+    from mcp_servers.mail.models import OutboundEmail
+
+    for email in OutboundEmail.objects.filter(company=company):
+        markers |= {email.subject, email.to_email}
     return sorted(m for m in markers if m and len(m) >= 5)
 
 
@@ -80,6 +84,7 @@ def record_ids(company: Company) -> dict[str, Any]:
         "agent_id": company.retell_agent_id,
         "customer_number": customer.phone,
         "message_id": _first_message_id(company),
+        "email_id": _first_email_id(company),
         "booking_uid": Appointment.objects.filter(company=company)
         .exclude(calcom_booking_uid=None)
         .first()
@@ -97,6 +102,12 @@ def _first_message_id(company: Company) -> int | None:
     from mcp_servers.messaging.models import Message
 
     return Message.objects.filter(company=company).order_by("pk").values_list("pk", flat=True).first()
+
+
+def _first_email_id(company: Company) -> int | None:
+    from mcp_servers.mail.models import OutboundEmail
+
+    return OutboundEmail.objects.filter(company=company).order_by("pk").values_list("pk", flat=True).first()
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +142,16 @@ def _tenants(django_db_setup, django_db_blocker):
                 status_rank=5,
                 price="0.079",
                 price_unit="USD",
+            )
+            # An email each (email server), with a subject only that tenant has.
+            from mcp_servers.mail.models import OutboundEmail
+
+            OutboundEmail.objects.create(
+                company=company,
+                to_email=f"{word}-customer@{word}.example",
+                subject=f"{word} confirmation of your appointment",
+                status="delivered",
+                status_rank=4,
             )
         a.refresh_from_db()
         b.refresh_from_db()
