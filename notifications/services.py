@@ -509,6 +509,8 @@ _STATUS_FROM_PROVIDER = {
     "read": Notification.Status.DELIVERED,
     "undelivered": Notification.Status.UNDELIVERED,
     "failed": Notification.Status.UNDELIVERED,
+    "bounced": Notification.Status.UNDELIVERED,  # email
+    "complained": Notification.Status.DELIVERED,  # email: it arrived (and was marked as spam)
 }
 
 

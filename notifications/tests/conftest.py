@@ -12,6 +12,8 @@ import pytest
 
 from askpro.models import Appointment, Company, Customer
 from mcp_servers.calcom.sandbox import DEMO_API_KEY, CalcomSandbox
+from mcp_servers.mail.models import EmailAccount
+from mcp_servers.mail.sandbox import SmtpSandbox
 from mcp_servers.messaging.models import MessagingAccount
 from mcp_servers.messaging.sandbox import TwilioSandbox, parse_form
 from notifications.models import NotificationSettings
@@ -31,6 +33,13 @@ def twilio_server():
 
 
 @pytest.fixture(scope="module")
+def smtp_server():
+    server = SmtpSandbox(demo=False).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
 def calcom_server():
     server = CalcomSandbox().start()
     yield server
@@ -41,6 +50,7 @@ def calcom_server():
 class World:
     twilio: TwilioSandbox
     calcom: CalcomSandbox
+    smtp: SmtpSandbox
     alice: Company
     account: MessagingAccount
     customer: Customer
@@ -65,9 +75,13 @@ class World:
 
 
 @pytest.fixture
-def world(twilio_server, calcom_server, alice, settings, client, django_capture_on_commit_callbacks) -> World:
+def world(
+    twilio_server, calcom_server, smtp_server, alice, settings, client, django_capture_on_commit_callbacks
+) -> World:
     twilio_server.reset()
     calcom_server.reset()
+    smtp_server.reset()
+    smtp_server.sink = None
     calcom_server.add_event_type(DEMO_API_KEY, title="Cut", slug="cut", length=30, event_type_id=EVENT_TYPE,
                                  requires_confirmation=True)  # fmt: skip
     settings.TWILIO_API_BASE = twilio_server.url
@@ -77,9 +91,13 @@ def world(twilio_server, calcom_server, alice, settings, client, django_capture_
     sid, token = twilio_server.add_account(friendly_name="Alice's account")
     account = MessagingAccount.objects.create(company=alice, account_sid=sid, auth_token=token, sender=SENDER,
                                               whatsapp_sender=SENDER, quiet_hours_start=None, quiet_hours_end=None)  # fmt: skip
+    username, password = smtp_server.add_account()
+    EmailAccount.objects.create(company=alice, smtp_host=smtp_server.host, smtp_port=smtp_server.port,
+                                smtp_security="none", smtp_username=username, smtp_password=password,
+                                from_email="salon@alice.example", from_name="Alice's Salon")  # fmt: skip
     NotificationSettings.objects.create(company=alice, channel_order="sms, email", reminder_offsets="24h, 2h")
     customer = Customer.objects.create(company=alice, name="Jane Roe", phone=PHONE, email=EMAIL)
-    world = World(twilio_server, calcom_server, alice, account, customer)
+    world = World(twilio_server, calcom_server, smtp_server, alice, account, customer)
 
     def sink(url: str, headers: dict[str, str], body: bytes):
         parts = urlsplit(url)

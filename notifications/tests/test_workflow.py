@@ -159,12 +159,35 @@ def test_it_falls_back_through_the_channels_and_records_why(world):
     rows = {n.channel: n for n in Notification.objects.filter(appointment=appointment)}
     assert rows["whatsapp"].status == "refused" and rows["whatsapp"].error_code == "conflict"
     assert rows["sms"].status == "refused" and "opted" in rows["sms"].error_message
-    assert rows["email"].recipient == EMAIL
-    if outcome.result == "sent":  # the email server is installed
-        assert rows["email"].status == "sent" and rows["email"].service == "email"
-    else:
-        assert outcome.result == "failed" and rows["email"].status == "refused"
+    assert outcome.result == "sent" and outcome.channel == "email"
+    assert (rows["email"].status, rows["email"].service, rows["email"].recipient) == ("sent", "email", EMAIL)
+    [mail] = world.smtp.received(EMAIL)
+    assert mail.header("Subject")
+    # The same reminder again (a retry): the email server answers with the email it sent.
+    assert services.deliver(appointment, "reminder", "test:fallback").result == "sent"
+    assert len(world.smtp.received(EMAIL)) == 1
     assert world.texts() == []
+
+
+def test_it_passes_a_suppressed_address_over_and_follows_email_delivery_reports(world):
+    from mcp_servers.mail.services import suppress
+
+    NotificationSettings.objects.filter(company=world.alice).update(channel_order="email, sms")
+    appointment = world.appointment(hours=30)
+    outcome = services.deliver(appointment, "confirmation", "test:email")
+    assert (outcome.result, outcome.channel) == ("sent", "email")
+    row = Notification.objects.get(appointment=appointment, channel="email")
+    from mcp_servers.mail.models import OutboundEmail
+    from mcp_servers.mail.services import apply_status
+
+    apply_status(OutboundEmail.objects.get(pk=row.message_id), "delivered")
+    row.refresh_from_db()
+    assert row.status == "delivered"
+    suppress(world.alice, EMAIL, "hard_bounce", detail="test")
+    outcome = services.deliver(appointment, "reminder", "test:suppressed")
+    refused = Notification.objects.get(appointment=appointment, channel="email", kind="reminder")
+    assert refused.status == "refused" and "suppress" in refused.error_message
+    assert (outcome.result, outcome.channel) == ("sent", "sms")
 
 
 def test_it_puts_the_customers_own_channel_first():
