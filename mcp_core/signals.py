@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 # An appointment was booked, moved, cancelled or confirmed.
 # kwargs: appointment_id (int), company_id (int), change ("booked" | "rescheduled" | "cancelled" |
-# "confirmed"), source ("calcom_webhook" | "calcom_operation" | "admin").
+# "confirmed"), source ("calcom_webhook" | "calcom_operation" | "admin" | "reply").
 appointment_changed = Signal()
 
 # A customer's message arrived (recorded once, by its provider id).

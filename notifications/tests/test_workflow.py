@@ -343,3 +343,30 @@ def test_it_follows_calcom_webhooks_booked_moved_and_cancelled(
         (True, False, False), (False, True, False), (False, False, True)
     ]  # fmt: skip
     assert not appointment.reminders.filter(status="planned").exists()
+
+
+def test_it_is_in_the_beat_schedule():
+    from dashboard.schedule import SCHEDULE
+
+    assert any(p.task == "notifications.sweep" and p.minute == "*" for p in SCHEDULE)
+
+
+def test_it_calls_the_servers_as_a_system_caller_bound_to_the_tenant(world, bob):
+    from mcp_core.models import AuditEntry
+    from mcp_core.pipeline import call_for_tenant
+
+    answer = call_for_tenant("messaging", "send_sms", {"to": PHONE, "body": "x"}, tenant_id=world.alice.pk,
+                             caller="reminders", idempotency_key="k1")  # fmt: skip
+    assert answer.success and answer.metadata["tenant_id"] == world.alice.pk
+    entry = AuditEntry.objects.filter(service="messaging", operation="send_sms").latest("pk")
+    assert entry.principal == "system:reminders" and entry.tenant_id == world.alice.pk
+    # Bound to Alice: it cannot act for Bob, and has no scope beyond the service's write.
+    from mcp_core.contracts import MCPRequest, Principal
+    from mcp_core.pipeline import route
+
+    principal = Principal(kind="system", name="system:reminders", scopes=frozenset({"messaging:write"}),
+                          tenant_id=world.alice.pk)  # fmt: skip
+    other = route(MCPRequest("messaging", "list_messages", {}, principal, tenant=bob.slug))
+    assert other.error_code == "forbidden"
+    assert call_for_tenant("messaging", "set_opt_out", {"number": PHONE, "opted_out": True},
+                           tenant_id=world.alice.pk, caller="reminders").success  # fmt: skip
