@@ -84,7 +84,14 @@ def plan_reminders(appointment_id: int, now: dt.datetime | None = None) -> str:
             return "no such appointment"
         rows = Reminder.objects.filter(appointment=appointment)
         latest = rows.aggregate(g=Max("generation"))["g"] or 0
-        planned_for = rows.filter(generation=latest).values_list("starts_at", flat=True).first()
+        # The start the current plan is for; none when it was cancelled (the appointment may be
+        # active again: it gets a new plan).
+        planned_for = (
+            rows.filter(generation=latest)
+            .exclude(status=Reminder.Status.CANCELLED)
+            .values_list("starts_at", flat=True)
+            .first()
+        )
         conf = settings_for(appointment.company)
         wanted = appointment.status in ACTIVE and conf.reminders_enabled and appointment.company.is_active
         if wanted and latest and planned_for == appointment.starts_at:

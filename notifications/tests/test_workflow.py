@@ -282,6 +282,19 @@ def test_it_skips_reminders_of_an_appointment_that_was_cancelled_meanwhile(world
     assert world.texts() == []
 
 
+def test_it_plans_again_for_an_appointment_active_again_after_a_cancellation(world):
+    appointment = world.appointment(hours=30)
+    services.plan_reminders(appointment.pk)
+    Appointment.objects.filter(pk=appointment.pk).update(status="cancelled")
+    assert services.plan_reminders(appointment.pk) == "cancelled 2"
+    Appointment.objects.filter(pk=appointment.pk).update(status="confirmed")
+    services.plan_reminders(appointment.pk)
+    assert sorted(appointment.reminders.values_list("generation", "status")) == [
+        (1, "cancelled"), (1, "cancelled"), (2, "planned"), (2, "planned")
+    ]  # fmt: skip
+    assert services.plan_reminders(appointment.pk) == "unchanged"
+
+
 def test_it_plans_nothing_for_offsets_already_past(world):
     appointment = world.appointment(hours=1)
     services.plan_reminders(appointment.pk)
