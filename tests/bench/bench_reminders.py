@@ -195,10 +195,14 @@ def main() -> None:
                 time.sleep(0.5)
             total = time.perf_counter() - started
             posts = len([r for r in twilio.requests_to(r"/Messages\.json$") if r.method == "POST"])
-            verdict = "under" if total < 60 and sent == n else "OVER"
             label = f"sweep and send, {args.workers} workers x {args.threads} threads"
-            print(f"{label:52} {total:9.2f} {sent / total:12.0f}"
-                  f"   ({verdict} the 60 s target)")  # fmt: skip
+            rate = sent / total
+            print(f"{label:52} {total:9.2f} {rate:12.0f}")
+            # The target is for 100,000 reminders; a smaller run is projected at its own rate.
+            projected = total if n == 100_000 else 100_000 / rate if rate else float("inf")
+            met = "met" if projected < 60 and sent == n else "missed"
+            how = "measured" if n == 100_000 else f"projected from {n}"
+            print(f"target (100,000 in under 60 s): {met}, {projected:.0f} s {how}")
             by_status = dict(
                 Reminder.objects.values_list("status").annotate(c=Count("pk")).values_list("status", "c")
             )
