@@ -70,6 +70,9 @@ INSTALLED_APPS = [
     "mcp_servers.gcal",
     "mcp_servers.analytics",
     "mcp_servers.federation",
+    # Appointment confirmations and reminders: a workflow over the messaging, email and Cal.com
+    # operations (through the pipeline only); after askpro, whose Appointment admin it extends.
+    "notifications",
     "dashboard",
     # OAuth 2.1 for MCP clients (Claude.ai connectors): django-oauth-toolkit's models and views,
     # configured and extended by mcp_core.oauth (docs/oauth.md).
@@ -642,6 +645,24 @@ GCAL_MAX_RETRIES = env_int("GCAL_MAX_RETRIES", 4, minimum=0, maximum=10)
 GCAL_RETRY_BASE_SECONDS = env_float("GCAL_RETRY_BASE_SECONDS", 0.5, minimum=0.0)
 # Push channels are asked to live this long (Google caps them, typically at 7 days).
 GCAL_CHANNEL_TTL_SECONDS = env_int("GCAL_CHANNEL_TTL_SECONDS", 7 * 24 * 3600, minimum=60)
+# --- Appointment confirmations and reminders (notifications app, docs/reminders.md) ---
+# Due reminders are handed from planned to queued this many per claim (one UPDATE each batch).
+REMINDERS_SWEEP_BATCH = env_int("REMINDERS_SWEEP_BATCH", 1000, minimum=1, maximum=50_000)
+# Queued reminders go to the workers in tasks of this many.
+REMINDERS_SEND_CHUNK = env_int("REMINDERS_SEND_CHUNK", 50, minimum=1, maximum=10_000)
+# A sweep hands out due reminders for at most this long, then leaves the rest to the next run.
+REMINDERS_SWEEP_SECONDS = env_int("REMINDERS_SWEEP_SECONDS", 50, minimum=1, maximum=3600)
+# A reminder claimed by a worker that has not finished it after this long (the worker died) is
+# handed out again; its idempotency key keeps the retry from sending twice.
+REMINDERS_CLAIM_LEASE_SECONDS = env_int("REMINDERS_CLAIM_LEASE_SECONDS", 120, minimum=1, maximum=86_400)
+# A queued reminder whose task never ran (a lost task) is queued again after this long.
+REMINDERS_QUEUE_LEASE_SECONDS = env_int("REMINDERS_QUEUE_LEASE_SECONDS", 600, minimum=1, maximum=86_400)
+# Attempts per reminder while the channels fail for a passing reason (rate limit, breaker,
+# timeout), this many seconds apart; the last attempt falls back to the next channel instead.
+REMINDERS_MAX_ATTEMPTS = env_int("REMINDERS_MAX_ATTEMPTS", 3, minimum=1, maximum=20)
+REMINDERS_RETRY_SECONDS = env_int("REMINDERS_RETRY_SECONDS", 300, minimum=1, maximum=86_400)
+# A customer's "confirm"/"cancel" answers the newest reminder sent to them this many hours back.
+REMINDERS_REPLY_WINDOW_HOURS = env_int("REMINDERS_REPLY_WINDOW_HOURS", 72, minimum=1, maximum=720)
 # --- Federation: remote MCP servers and the marketplace (docs/servers/federation.md) ---
 # The MCP Registry the marketplace browses (the sandbox registry with SANDBOX=1).
 FEDERATION_REGISTRY_URL = _upstream(

@@ -54,6 +54,12 @@ SCHEDULE = [
         description="Reopens Google Calendar push channels that expire within a day.",
     ),
     Periodic(
+        "reminders: hand out due appointment reminders",
+        "notifications.sweep",
+        minute="*",
+        description="Queues the appointment reminders now due (and those a dead worker left) to the workers, each once.",
+    ),
+    Periodic(
         "oauth: clear expired tokens",
         "oauth.clear_expired",
         minute="23",

@@ -18,6 +18,7 @@ from mcp_core.health import HealthResult, HealthStatus, aggregate_status
 from mcp_core.metrics import CLASS_COLUMNS, percentile_from_buckets
 from mcp_core.models import AuditEntry, MetricRollup
 from mcp_core.registry import get_registry
+from notifications.selectors import delivery_rates
 
 from . import integrations
 from .models import HealthCheckResult, ImprovementRun, MetricHourly, Recommendation, RefusalHourly
@@ -209,6 +210,7 @@ def dashboard_overview(now: datetime | None = None) -> dict[str, Any]:
             status__in=Recommendation.ACTIVE_STATUSES
         ).count(),
         "legend": OUTCOME_LEGEND,
+        "delivery": delivery_rates(now=now),
         "generated_at": now,
     }
 

@@ -444,3 +444,31 @@ def call_operation(
             transport=transport,
         )
     )
+
+
+def call_for_tenant(
+    service: str,
+    operation: str,
+    params: dict[str, Any] | None = None,
+    *,
+    tenant_id: int,
+    caller: str,
+    idempotency_key: str | None = None,
+) -> MCPResponse:
+    """An internal workflow's call for one tenant (e.g. the reminders sending a message).
+
+    The caller is a system principal bound to that tenant with the service's write scope only:
+    the pipeline treats it like a tenant key (it can act for no other tenant, and its
+    validation, rate limit, breaker and audit apply unchanged); the audit names it
+    `system:<caller>`. Workflows send through this, never by calling a server's code."""
+    principal = Principal(
+        kind="system", name=f"system:{caller}", scopes=frozenset({f"{service}:write"}), tenant_id=tenant_id
+    )
+    return call_operation(
+        service,
+        operation,
+        params,
+        principal=principal,
+        idempotency_key=idempotency_key,
+        transport="internal",
+    )

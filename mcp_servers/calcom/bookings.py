@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from askpro.models import Appointment, Branch, Company, Customer, Service
+from mcp_core import signals
 from mcp_core.contracts import ErrorCode, MCPError, OperationContext
 
 from .client import MAX_TAKE, utc_iso
@@ -116,6 +117,7 @@ def create_booking(
     info = booking_info(raw)
     with transaction.atomic():
         appointment = _record_appointment(company, info, params)
+        signals.appointment(appointment.pk, company.pk, "booked", "calcom_operation")
         result = {"booking": msgspec.to_builtins(info), "appointment_id": appointment.pk}
         BookingRequest.objects.filter(pk=claim.pk).update(
             status=BookingRequest.Status.SUCCEEDED,
@@ -274,19 +276,47 @@ def _record_appointment(company: Company, info: BookingInfo, params: CreateBooki
 def move_appointment(company: Company, previous_uid: str, info: BookingInfo) -> None:
     """A rescheduled booking has a new uid and time; the local Appointment follows it."""
     with transaction.atomic():
-        Appointment.objects.filter(company=company, calcom_booking_uid=previous_uid).update(
+        ids = list(
+            Appointment.objects.filter(company=company, calcom_booking_uid=previous_uid).values_list(
+                "pk", flat=True
+            )
+        )
+        Appointment.objects.filter(pk__in=ids).update(
             calcom_booking_uid=info.uid,
             calcom_booking_id=info.id,
             starts_at=info.start,
             ends_at=info.end,
             status=Appointment.Status.SCHEDULED,
         )
+        for pk in ids:
+            signals.appointment(pk, company.pk, "rescheduled", "calcom_operation")
 
 
 def cancel_appointment(company: Company, uid: str) -> bool:
     """Mark the local Appointment of a cancelled booking; False when there is none."""
     with transaction.atomic():
-        updated = Appointment.objects.filter(company=company, calcom_booking_uid=uid).update(
-            status=Appointment.Status.CANCELLED
+        ids = list(
+            Appointment.objects.filter(company=company, calcom_booking_uid=uid).values_list("pk", flat=True)
         )
+        updated = Appointment.objects.filter(pk__in=ids).update(status=Appointment.Status.CANCELLED)
+        for pk in ids:
+            signals.appointment(pk, company.pk, "cancelled", "calcom_operation")
     return bool(updated)
+
+
+def confirm_appointment(company: Company, uid: str, *, by_customer: bool) -> int | None:
+    """Mark the local Appointment of a confirmed booking (and who confirmed); its id, or None."""
+    with transaction.atomic():
+        appointment = (
+            Appointment.objects.select_for_update().filter(company=company, calcom_booking_uid=uid).first()
+        )
+        if appointment is None:
+            return None
+        metadata = dict(appointment.metadata or {})
+        if by_customer:
+            metadata["confirmed_by_customer_at"] = timezone.now().isoformat()
+        appointment.status = Appointment.Status.CONFIRMED
+        appointment.metadata = metadata
+        appointment.save(update_fields=["status", "metadata"])
+        signals.appointment(appointment.pk, company.pk, "confirmed", "calcom_operation")
+    return appointment.pk

@@ -118,6 +118,10 @@ class CalcomClient(UpstreamClient):
         body = {"cancellationReason": reason} if reason else {}
         return self._data(self._call("POST", f"/v2/bookings/{uid}/cancel", VERSION_BOOKINGS, ctx, json=body))
 
+    def confirm_booking(self, uid: str, ctx: OperationContext | None = None) -> dict[str, Any]:
+        """POST /v2/bookings/{uid}/confirm: a booking awaiting confirmation becomes accepted."""
+        return self._data(self._call("POST", f"/v2/bookings/{uid}/confirm", VERSION_BOOKINGS, ctx, json={}))
+
     def reschedule_booking(
         self, uid: str, start: dt.datetime, reason: str | None, ctx: OperationContext | None = None
     ) -> dict[str, Any]:

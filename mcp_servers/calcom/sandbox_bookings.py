@@ -225,7 +225,8 @@ class BookingRoutes(CalcomApi):
                     "timeZone": owner["timeZone"],
                 }
             ],
-            "status": "accepted",
+            # An event type that requires confirmation books "pending" until the host confirms.
+            "status": "pending" if event_type.get("requiresConfirmation") else "accepted",
             "start": iso(start),
             "end": iso(end),
             "duration": length,
@@ -274,6 +275,19 @@ class BookingRoutes(CalcomApi):
                 booking["status"] = "cancelled"
                 booking["cancellationReason"] = reason or ""
                 booking["cancelledByEmail"] = user["email"]
+                booking["updatedAt"] = iso(dt.datetime.now(dt.UTC))
+            return self.ok(public(booking))
+
+        return self._serve(request, handler, versions=(VERSION_BOOKINGS,), required_version=True)
+
+    @route("POST", r"/v2/bookings/(?P<uid>[^/]+)/confirm")
+    def confirm_booking(self, request: SandboxRequest) -> SandboxResponse:
+        def handler(user):
+            with self.lock:
+                booking = self._own_booking(user, request.params["uid"])
+                if booking["status"] != "pending":
+                    raise CalcomError(400, f"Booking is {booking['status']}, not awaiting confirmation")
+                booking["status"] = "accepted"
                 booking["updatedAt"] = iso(dt.datetime.now(dt.UTC))
             return self.ok(public(booking))
 

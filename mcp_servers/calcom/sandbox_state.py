@@ -105,6 +105,7 @@ class CalcomState(SandboxServer):
         length: int = 30,
         event_type_id: int | None = None,
         hidden: bool = False,
+        requires_confirmation: bool = False,
     ) -> dict[str, Any]:
         with self.lock:
             user = self.accounts[api_key]
@@ -120,6 +121,7 @@ class CalcomState(SandboxServer):
                 "lengthInMinutes": length,
                 "description": f"{title} ({length} min)",
                 "hidden": hidden,
+                "requiresConfirmation": requires_confirmation,
                 "locations": [{"type": "address", "address": "Main street 1", "public": True}],
                 "bookingFields": [
                     {"name": "name", "type": "name", "label": "Your name", "required": True},

@@ -164,6 +164,18 @@ class CancelBookingResult(Result):
     appointment_updated: bool
 
 
+# --- confirm_booking ---
+class ConfirmBookingParams(Params):
+    booking_uid: BookingUid
+    by_customer: bool = False
+
+
+class ConfirmBookingResult(Result):
+    booking: BookingInfo
+    confirmed_upstream: bool
+    appointment_id: int | None
+
+
 # --- find_alternative_slots ---
 class FindAlternativesParams(Params):
     event_type_id: EventTypeId

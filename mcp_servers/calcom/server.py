@@ -32,6 +32,8 @@ from .schemas import (
     CancelBookingParams,
     CancelBookingResult,
     CheckAvailabilityParams,
+    ConfirmBookingParams,
+    ConfirmBookingResult,
     ConnectionResult,
     CreateBookingParams,
     CreateBookingResult,
@@ -261,6 +263,37 @@ class CalcomServer(MCPServer):
         raw = access.client.cancel_booking(params.booking_uid, params.reason, ctx)
         updated = bookings.cancel_appointment(company, params.booking_uid)
         return CancelBookingResult(booking=booking_info(raw), appointment_updated=updated)
+
+    @operation(
+        description="""Confirm a booking: one awaiting confirmation (pending) is confirmed in Cal.com;
+        one already accepted stays as it is there. The local Appointment becomes confirmed (by_customer:
+        the customer confirmed it, e.g. by replying to a reminder). A cancelled booking is a conflict.""",
+        params=ConfirmBookingParams,
+        result=ConfirmBookingResult,
+        scope="write",
+        idempotent=True,
+        open_world=True,
+        timeout=30,
+    )
+    def confirm_booking(self, ctx: OperationContext, params: ConfirmBookingParams) -> ConfirmBookingResult:
+        company = ctx.require_tenant()
+        access = Access(company)
+        current = access.owned_booking(ctx, params.booking_uid)
+        if current.get("status") in ("cancelled", "rejected"):
+            raise MCPError(
+                ErrorCode.CONFLICT,
+                f"booking_uid: {params.booking_uid!r} is {current.get('status')}",
+                details={"field": "booking_uid", "reason": str(current.get("status"))},
+            )
+        upstream = current.get("status") == "pending"
+        if upstream:
+            current = access.client.confirm_booking(params.booking_uid, ctx)
+        appointment_id = bookings.confirm_appointment(
+            company, params.booking_uid, by_customer=params.by_customer
+        )
+        return ConfirmBookingResult(
+            booking=booking_info(current), confirmed_upstream=upstream, appointment_id=appointment_id
+        )
 
     @operation(
         description="Check the tenant's Cal.com credentials with an authenticated GET /v2/me.",

@@ -18,6 +18,7 @@ from django.db import transaction
 
 from askpro.customers import customer_find_or_create
 from askpro.models import Appointment, Branch, Company, Service
+from mcp_core import signals
 from mcp_core.tenancy import TenantCredentials
 from mcp_core.webhooks import (
     EventIdentity,
@@ -110,6 +111,14 @@ _STATUS_FOR_TRIGGER = {
     "BOOKING_NO_SHOW_UPDATED": None,
     "MEETING_ENDED": S.COMPLETED,
 }
+# What the rest of the project is told (mcp_core.signals.appointment_changed), per trigger.
+_CHANGE_FOR_TRIGGER = {
+    "BOOKING_CREATED": "booked",
+    "BOOKING_REQUESTED": "booked",
+    "BOOKING_RESCHEDULED": "rescheduled",
+    "BOOKING_CANCELLED": "cancelled",
+    "BOOKING_REJECTED": "cancelled",
+}
 _FROM_PAYLOAD_STATUS = {
     "ACCEPTED": S.CONFIRMED,
     "PENDING": S.SCHEDULED,
@@ -154,6 +163,9 @@ def handle(event) -> str:
         if last is not None and event_at < last:
             return f"skipped {trigger}: older than the last applied trigger"
         _apply(appointment, trigger, payload, event_at)
+        change = _CHANGE_FOR_TRIGGER.get(trigger)
+        if change is not None:
+            signals.appointment(appointment.pk, company_id, change, "calcom_webhook")
     return f"appointment {appointment.pk} {appointment.status}"
 
 

@@ -20,6 +20,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from askpro.models import Appointment, Company, Customer, Invoice
+from mcp_core import signals
 from mcp_core.contracts import ErrorCode, MCPError, OperationContext
 from mcp_core.tenancy import TenantCredentials
 
@@ -350,7 +351,11 @@ def apply_status(email: OutboundEmail, status: str, detail: str = "") -> bool:
     updates: dict[str, Any] = {"status": status, "status_rank": rank, "updated_at": timezone.now()}
     if detail:
         updates["error_message"] = detail[:500]
-    return bool(OutboundEmail.objects.filter(pk=email.pk, status_rank__lt=rank).update(**updates))
+    changed = bool(OutboundEmail.objects.filter(pk=email.pk, status_rank__lt=rank).update(**updates))
+    if changed:  # whoever asked for this email (the reminders) learns its fate without an import
+        signals.send(signals.outbound_message_updated, sender="email", company_id=email.company_id,
+                     service="email", message_id=email.pk, status=status, price=None, price_unit="")  # fmt: skip
+    return changed
 
 
 def handle_tracking_event(company: Company, payload: dict[str, Any]) -> str:

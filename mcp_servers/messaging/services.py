@@ -21,6 +21,7 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from askpro.models import Company
+from mcp_core import signals
 from mcp_core.contracts import ErrorCode, MCPError, OperationContext
 from mcp_core.tenancy import TenantCredentials
 
@@ -425,6 +426,11 @@ def handle_status_callback(company: Company, form: dict[str, str]) -> str:
             note += f"; price {refreshed.price} {refreshed.price_unit}" if refreshed.price is not None else ""
         except MCPError as exc:  # the price can be fetched later (get_message_status)
             note += f"; price not fetched ({exc.code})"
+    if changed or status in FINAL_STATUSES:
+        message.refresh_from_db(fields=["status", "price", "price_unit"])
+        signals.send(signals.outbound_message_updated, sender="messaging", company_id=company.pk,
+                     service="messaging", message_id=message.pk, status=message.status,
+                     price=message.price, price_unit=message.price_unit)  # fmt: skip
     return note
 
 
@@ -464,6 +470,10 @@ def handle_inbound(company: Company, form: dict[str, str]) -> str:
         return "ignored: this SID is recorded for another tenant"
     if not created:
         return f"message {message.pk} already recorded"
+    # Whoever acts on replies (the appointment reminders) learns of it without being imported.
+    signals.send(signals.inbound_message_received, sender="messaging", company_id=company.pk,
+                 service="messaging", message_id=message.pk, channel=channel, sender_address=number,
+                 body=body)  # fmt: skip
     if found is None:
         return f"message {message.pk} received"
     word, action = found

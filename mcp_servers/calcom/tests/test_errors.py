@@ -85,6 +85,7 @@ def test_it_is_not_configured_without_any_key_and_never_invents_data(calcom, ali
         ("get_bookings", {}),
         ("create_booking", booking_params(weekday_at(9))),
         ("cancel_booking", {"booking_uid": "abc"}),
+        ("confirm_booking", {"booking_uid": "abc"}),
         ("reschedule_booking", {"booking_uid": "abc", "start": weekday_at(10).isoformat()}),
         ("find_alternative_slots", {"event_type_id": 42, "preferred_start": weekday_at(9).isoformat()}),
         ("sync_event_types", {}),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from askpro.models import Appointment
+from askpro.models import Appointment, Branch
 from mcp_core.registry import get_registry
 from mcp_servers.calcom.models import BookingRequest, CalcomEventType
 from mcp_servers.calcom.sandbox import DEMO_API_KEY
@@ -241,6 +241,27 @@ def test_it_cancels_a_booking_once(calcom, alice, alice_key):
     assert missing.error_code == "not_found" and missing.error["details"]["field"] == "booking_uid"
 
 
+def test_it_confirms_a_pending_booking_in_calcom_and_an_accepted_one_locally(calcom, alice, alice_key):
+    calcom.add_event_type(DEMO_API_KEY, title="Colour", slug="colour", length=30, event_type_id=43,
+                          requires_confirmation=True)  # fmt: skip
+    Branch.objects.filter(company=alice).update(calcom_event_type_id=43)
+    pending = call(alice_key, "create_booking", booking_params(weekday_at(10), event_type_id=43))
+    uid = pending.data["booking"]["uid"]
+    assert calcom.bookings[uid]["status"] == "pending"
+    response = call(alice_key, "confirm_booking", {"booking_uid": uid, "by_customer": True})
+    assert response.success, response.error
+    assert response.data["confirmed_upstream"] and response.data["booking"]["status"] == "accepted"
+    assert calcom.bookings[uid]["status"] == "accepted" and len(calcom.requests_to("/confirm$")) == 1
+    appointment = Appointment.objects.get(calcom_booking_uid=uid)
+    assert appointment.status == "confirmed" and "confirmed_by_customer_at" in appointment.metadata
+    again = call(alice_key, "confirm_booking", {"booking_uid": uid})
+    assert again.success and not again.data["confirmed_upstream"]
+    assert len(calcom.requests_to("/confirm$")) == 1
+    call(alice_key, "cancel_booking", {"booking_uid": uid})
+    cancelled = call(alice_key, "confirm_booking", {"booking_uid": uid})
+    assert cancelled.error_code == "conflict" and cancelled.error["details"]["reason"] == "cancelled"
+
+
 def test_it_refuses_a_booking_uid_that_is_not_a_uid(calcom, alice, alice_key):
     response = call(alice_key, "cancel_booking", {"booking_uid": "../event-types/42"})
     assert response.error_code == "validation_error" and response.error["details"]["field"] == "booking_uid"
@@ -252,6 +273,8 @@ def test_it_keeps_tenant_b_away_from_tenant_as_bookings(calcom, alice, alice_key
     uid = created.data["booking"]["uid"]
     # Both tenants use the shared platform account and the same event type 42.
     cancel = call(bob_key, "cancel_booking", {"booking_uid": uid})
+    confirm = call(bob_key, "confirm_booking", {"booking_uid": uid})
+    assert confirm.error_code == "not_found"
     move = call(bob_key, "reschedule_booking", {"booking_uid": uid, "start": weekday_at(12).isoformat()})
     assert cancel.error_code == "not_found" and move.error_code == "not_found"
     assert calcom.requests_to("/cancel$") == [] and calcom.requests_to("/reschedule$") == []

@@ -1,0 +1,242 @@
+"""The reminder sweep: how long 100,000 due appointment reminders take, handed out in bulk and
+sent by real Celery workers through the pipeline and the messaging server to the Twilio sandbox;
+and what the workflow adds to a Twilio status callback.
+
+    .venv/bin/python -m tests.bench.bench_reminders [--appointments 100000] [--workers 2] [--iterations 1000]
+
+1. Hand-out alone: `notifications.services.sweep` moving every due reminder planned -> queued
+   (SELECT ... FOR UPDATE SKIP LOCKED + one UPDATE per batch) with the tasks collected, not run.
+2. Sweep and send: the same reminders planned again, one sweep queues them to `--workers` worker
+   processes (prefork, one per core) on a Redis broker with its own queue and key prefix; timed
+   until every reminder is `sent` (each a claim, the pipeline, the messaging operation, one
+   Twilio request to the sandbox in this process, the finishing UPDATE). Target: under 60 s.
+3. Status callbacks: bench_messaging's in-process measurement (POST /webhooks/twilio against the
+   bare view, and applying a stored callback) on messages that each have a Notification row,
+   so the apply side includes the workflow's receiver (one UPDATE of the Notification).
+
+Everything runs in a throw-away database; the workers and the sandbox are stopped by pid / in
+process. The machine is shared: read the figures with its load average, printed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import signal
+import subprocess
+import time
+import uuid
+
+from tests.bench import bench_messaging
+
+TENANT = "bench-reminders"
+PHONE_BASE = 4915100000000
+
+
+def seed(count: int, twilio) -> None:
+    """One tenant (a plan whose rate limit does not bind), its Twilio account on the sandbox, and
+    `count` customers, each with an appointment tomorrow and one due reminder."""
+    from django.utils import timezone
+
+    from askpro.models import Appointment, Company, Customer, Plan
+    from mcp_servers.messaging.models import MessagingAccount
+    from notifications.models import NotificationSettings, Reminder
+
+    plan = Plan.objects.create(code="bench-unlimited", name="Bench", requests_per_minute=100_000_000,
+                               max_concurrent_calls=10_000)  # fmt: skip
+    company = Company.objects.create(name="Bench Salon", slug=TENANT, plan=plan)
+    sid, token = twilio.add_account(friendly_name="Bench account")
+    MessagingAccount.objects.create(company=company, account_sid=sid, auth_token=token, sender="+4930111111",
+                                    quiet_hours_start=None, quiet_hours_end=None)  # fmt: skip
+    NotificationSettings.objects.create(company=company, channel_order="sms", reminder_offsets="24h")
+    now = timezone.now()
+    starts = now + dt.timedelta(hours=23, minutes=59)
+    step = 5000
+    for first in range(0, count, step):
+        n = min(step, count - first)
+        customers = Customer.objects.bulk_create(
+            [
+                Customer(company=company, name=f"Customer {first + i}", phone=f"+{PHONE_BASE + first + i}")
+                for i in range(n)
+            ]  # fmt: skip
+        )
+        appointments = Appointment.objects.bulk_create(
+            [
+                Appointment(
+                    company=company, customer=c, starts_at=starts, ends_at=starts + dt.timedelta(minutes=30)
+                )
+                for c in customers
+            ]  # fmt: skip
+        )
+        Reminder.objects.bulk_create(
+            [
+                Reminder(
+                    company=company,
+                    appointment=a,
+                    offset_minutes=1440,
+                    generation=1,
+                    starts_at=starts,
+                    due_at=now - dt.timedelta(minutes=1),
+                )
+                for a in appointments
+            ]  # fmt: skip
+        )
+
+
+def start_worker(index: int, threads: int, env: dict[str, str], queue: str) -> subprocess.Popen:
+    """One worker process with a thread pool: a send mostly waits (PostgreSQL, Redis, the
+    sandbox), so threads overlap those waits the way a deployment's worker concurrency would."""
+    from tests.bench.harness import PYTHON, ROOT
+
+    log = open(f"/tmp/bench-reminders-{os.getpid()}.log", "ab")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen(
+        [PYTHON, "-m", "celery", "-A", "askpro", "worker", "-P", "threads", "-c", str(threads), "-Q", queue,
+         "-n", f"bench{index}-{os.getpid()}@%h", "--without-gossip", "--without-mingle", "-l", "WARNING"],
+        cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True,
+    )  # fmt: skip
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)  # its own session: the worker and its pool children
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def purge(broker: str, prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(broker)
+    for key in client.scan_iter(match=f"{prefix}*", count=1000):
+        client.delete(key)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--appointments", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (one per core)")
+    parser.add_argument("--threads", type=int, default=8, help="threads per worker process")
+    parser.add_argument("--iterations", type=int, default=1000, help="status callbacks measured in process")
+    parser.add_argument("--timeout", type=float, default=3600)
+    args = parser.parse_args()
+
+    from mcp_servers.messaging.sandbox import TwilioSandbox
+    from tests.bench.harness import bench_database, bench_env
+
+    twilio = TwilioSandbox(demo=False).start()
+    tag = f"askpro-bench-rem-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    queue, prefix = f"{tag}-q", f"{tag}:"
+    extra = {
+        "TWILIO_API_BASE": twilio.url,
+        "MESSAGING_PUBLIC_URL": bench_messaging.PUBLIC_URL,
+        "CELERY_BROKER_URL": redis_url,
+        "CELERY_TASK_ALWAYS_EAGER": "0",
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
+        "CELERY_KEY_PREFIX": prefix,
+        "REMINDERS_SWEEP_SECONDS": "3600",
+        # Twilio status callbacks would go to the public URL: none are delivered in this bench.
+    }
+    workers: list[subprocess.Popen] = []
+    try:
+        with bench_database() as database_url:
+            env = bench_env(database_url, **extra)
+            os.environ.update(env)
+            import django
+
+            django.setup()
+            from django.db import connections
+            from django.db.models import Count
+
+            from notifications import services
+            from notifications.models import Notification, Reminder
+
+            n = args.appointments
+            started = time.perf_counter()
+            seed(n, twilio)
+            print(
+                f"seeded {n} customers, appointments and due reminders in {time.perf_counter() - started:.1f} s"
+            )
+
+            # 1. hand-out alone
+            handed: list[list[int]] = []
+            started = time.perf_counter()
+            counts = services.sweep(dispatch=handed.append)
+            handout = time.perf_counter() - started
+            assert counts["queued"] == n, counts
+            print("\n== Reminder sweep ==")
+            print(f"{'phase':52} {'seconds':>9} {'reminders/s':>12}")
+            print(f"{'hand-out alone (planned -> queued, bulk claim)':52} {handout:9.2f} {n / handout:12.0f}"
+                  f"   ({counts['chunks']} tasks of {env.get('REMINDERS_SEND_CHUNK', 50)})")  # fmt: skip
+            Reminder.objects.update(status="planned", queued_at=None)
+
+            # 2. sweep and send with real workers
+            connections.close_all()
+            workers = [start_worker(i, args.threads, env, queue) for i in range(args.workers)]
+            from askpro.celery import app
+
+            deadline = time.monotonic() + 60
+            while len(app.control.ping(timeout=0.5)) < args.workers:
+                if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
+                    raise RuntimeError(
+                        "the bench's Celery workers did not start; see /tmp/bench-reminders-*.log"
+                    )
+            started = time.perf_counter()
+            services.sweep()
+            sent = 0
+            while time.perf_counter() - started < args.timeout:
+                sent = Reminder.objects.filter(status="sent").count()
+                if sent + Reminder.objects.filter(status__in=["failed", "skipped"]).count() >= n:
+                    break
+                time.sleep(0.5)
+            total = time.perf_counter() - started
+            posts = len([r for r in twilio.requests_to(r"/Messages\.json$") if r.method == "POST"])
+            label = f"sweep and send, {args.workers} workers x {args.threads} threads"
+            rate = sent / total
+            print(f"{label:52} {total:9.2f} {rate:12.0f}")
+            # The target is for 100,000 reminders; a smaller run is projected at its own rate.
+            projected = total if n == 100_000 else 100_000 / rate if rate else float("inf")
+            met = "met" if projected < 60 and sent == n else "missed"
+            how = "measured" if n == 100_000 else f"projected from {n}"
+            print(f"target (100,000 in under 60 s): {met}, {projected:.0f} s {how}")
+            by_status = dict(
+                Reminder.objects.values_list("status").annotate(c=Count("pk")).values_list("status", "c")
+            )
+            print(
+                f"reminders by status: {by_status}; Twilio sandbox received {posts} messages for {n} reminders"
+            )
+            for worker in workers:
+                stop(worker)
+            workers = []
+
+            # 3. status callbacks: bench_messaging's measurement, the workflow's receiver included
+            from askpro.models import Company
+            from mcp_servers.messaging.models import Message
+
+            bench_messaging.seed(args.iterations + 50)
+            company = Company.objects.get(slug=bench_messaging.TENANT)
+            Notification.objects.bulk_create(
+                [Notification(company=company, kind="reminder", channel="sms", status="sent", service="messaging",
+                              message_id=pk, recipient="+4915112345678", idempotency_key=f"bench:{pk}")
+                 for pk in Message.objects.filter(company=company).values_list("pk", flat=True)],
+                batch_size=2000,
+            )  # fmt: skip
+            bench_messaging.in_process(args.iterations)
+            updated = Notification.objects.filter(company=company).exclude(status="sent").count()
+            print(f"Notification rows moved by the callbacks' statuses: {updated}")
+            connections.close_all()
+    finally:
+        for worker in workers:
+            stop(worker)
+        twilio.stop()
+        purge(redis_url, prefix)
+    with open("/proc/loadavg") as handle:
+        print(f"machine load average after the run: {handle.read().split()[:3]}")
+
+
+if __name__ == "__main__":
+    main()
