@@ -134,6 +134,23 @@ def every_model_row(alice, bob):
         kind="edited_in_google",
         resolution="-",
     )
+    from notifications.models import Notification, NotificationSettings, Reminder
+
+    NotificationSettings.objects.get_or_create(company=alice)
+    planned = appointment.starts_at
+    reminder = Reminder.objects.create(
+        company=alice, appointment=appointment, offset_minutes=120, starts_at=planned, due_at=planned
+    )
+    Notification.objects.create(
+        company=alice,
+        appointment=appointment,
+        reminder=reminder,
+        kind="reminder",
+        channel="sms",
+        recipient="+4915112345678",
+        status="sent",
+        idempotency_key=f"reminder:{appointment.pk}:120:1:sms",
+    )
     remote = RemoteServer.objects.create(
         slug="weather", title="Weather", url="https://weather.mcp.example.com/mcp", bearer_token="fed-token"
     )

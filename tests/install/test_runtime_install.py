@@ -144,6 +144,20 @@ def _python(
     )
 
 
+def test_it_ships_every_app_with_its_templates_and_static_files(runtime):
+    """What `pip install .` puts in place holds each app package (a new top-level app must be
+    listed in pyproject.toml) and the templates and static files inside the apps."""
+    tracked = subprocess.run(
+        ["git", "ls-files", "--", "*/templates/*", "*/static/*"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.split()
+    in_apps = [path for path in tracked if not path.startswith(("templates/", "docs/", "tests/"))]
+    assert len(in_apps) > 20  # the email templates among them
+    missing = [path for path in in_apps if not (runtime.code / path).is_file()]
+    assert missing == []
+    for app in ("askpro", "mcp_core", "mcp_servers", "dashboard", "notifications"):
+        assert (runtime.code / app / "__init__.py").is_file(), app
+
+
 def test_it_installs_without_the_dev_tools(runtime):
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(runtime.code)}
     check = subprocess.run([runtime.bin("pip"), "check"], capture_output=True, text=True, env=env)
