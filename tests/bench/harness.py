@@ -25,6 +25,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -195,26 +196,37 @@ def gunicorn(
 def served(command: list[str], *, env: dict[str, str], probe: str, any_answer: bool = False) -> Iterator[str]:
     """Run a server process, wait until `probe` answers, yield its base URL, stop it by pid.
 
-    any_answer: an HTTP error status counts as up (a server that refuses a bare GET)."""
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    parts = urllib.parse.urlsplit(probe)
-    try:
-        wait_until_up(probe, proc, any_answer=any_answer)
-        yield f"{parts.scheme}://{parts.netloc}"
-    finally:
-        proc.send_signal(signal.SIGTERM)
+    any_answer: an HTTP error status counts as up (a server that refuses a bare GET).
+    Its stderr goes to a temporary file, never a pipe: a pipe nobody reads after start-up
+    fills with a chatty server's log lines and then blocks the server mid-request."""
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+        parts = urllib.parse.urlsplit(probe)
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            wait_until_up(probe, proc, any_answer=any_answer, log=log)
+            yield f"{parts.scheme}://{parts.netloc}"
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
-def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 30, *, any_answer: bool = False) -> None:
+def wait_until_up(
+    url: str, proc: subprocess.Popen, timeout: float = 30, *, any_answer: bool = False, log: Any = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-3000:] if proc.stderr else ''}")
+            said = b""
+            if log is not None:
+                log.seek(0)
+                said = log.read()
+            elif proc.stderr:
+                said = proc.stderr.read()
+            raise RuntimeError(f"server exited: {said.decode(errors='replace')[-3000:]}")
         try:
             urllib.request.urlopen(url, timeout=1).read()  # noqa: S310 - local bench server
             return
