@@ -74,9 +74,10 @@ def _migrations_digest() -> str:
     """What a migrated database depends on: every migration of the project and the pinned
     versions of the libraries whose apps bring their own."""
     digest = hashlib.sha256((ROOT / "constraints.txt").read_bytes())
-    for package in ("askpro", "mcp_core", "mcp_servers", "dashboard"):
-        for path in sorted((ROOT / package).glob("**/migrations/*.py")):
-            digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    # Every app of the project, top-level (askpro/, notifications/) or a server (mcp_servers/x/).
+    paths = [*ROOT.glob("*/migrations/*.py"), *ROOT.glob("*/*/migrations/*.py")]
+    for path in sorted(paths):
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
 
