@@ -610,6 +610,8 @@ if MESSAGING_PUBLIC_URL and not MESSAGING_PUBLIC_URL.startswith(("https://", "ht
     )
 # Deferred messages (quiet hours) due for sending are picked up this many at a time per run.
 MESSAGING_DEFERRED_BATCH = env_int("MESSAGING_DEFERRED_BATCH", 100, minimum=1, maximum=10_000)
+# messaging.send_batch: requests to Twilio in flight at once per batch (kept-alive connections).
+MESSAGING_BATCH_CONCURRENCY = env_int("MESSAGING_BATCH_CONCURRENCY", 16, minimum=1, maximum=200)
 # --- Google Calendar (mcp_servers.gcal): each tenant's calendars, two-way with appointments ---
 # Google's API origin (the client library appends /calendar/v3/), its OAuth token endpoint
 # (refresh tokens, service-account JWT grants, authorization codes) and its consent page; all

@@ -220,6 +220,8 @@ class OperationContext:
     # The failure of the execution, set before guards' exit() so they can judge it (a breaker
     # ignores an upstream that rejected one tenant's credentials).
     error: MCPError | None = None
+    # How many calls this one counts as against the tenant's rate limit (Operation.weight).
+    weight: int = 1
 
     def remaining(self) -> float:
         import time

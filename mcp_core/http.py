@@ -11,6 +11,7 @@ from __future__ import annotations
 import email.utils
 import http.cookiejar
 import logging
+import os
 import random
 import threading
 import time
@@ -44,6 +45,15 @@ def pooled_session(service: str, base_url: str, *, pool_maxsize: int = 16) -> re
                 # One session serves every tenant: a cookie set by an answer for one tenant
                 # must never ride along on the next tenant's request.
                 session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+                # With trust_env on, requests reads the proxy variables, NO_PROXY, the CA bundle
+                # variables and ~/.netrc again on every request (0.3-0.6 ms each, measured with
+                # the Twilio sandbox). The environment does not change while we run: read it
+                # once. (A credential from ~/.netrc is never wanted: every client sends its own.)
+                session.trust_env = False
+                session.proxies.update(requests.utils.get_environ_proxies(base_url))
+                bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+                if bundle:
+                    session.verify = bundle
                 # Retries are ours (deadline-aware, idempotent-only); urllib3 must not add its own.
                 adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=0)
                 session.mount("http://", adapter)

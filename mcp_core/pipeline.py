@@ -286,6 +286,8 @@ def _route(request: MCPRequest) -> MCPResponse:
         ctx = OperationContext(
             request=request, principal=principal, tenant=tenant, deadline=time.monotonic() + timeout
         )
+        if op.weight is not None:
+            ctx.weight = max(1, op.weight(params))
         data = _run_guarded(op, ctx, params)
     except MCPError as exc:
         error = exc

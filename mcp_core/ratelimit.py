@@ -40,7 +40,7 @@ WINDOW_SECONDS = 60  # the Plan's limits are per minute
 SLOT_MARGIN_SECONDS = 30.0  # an in-flight slot outlives the call's deadline by this much at most
 
 # KEYS: rate (GCRA theoretical arrival time), inflight (zset slot -> expiry ms)
-# ARGV: limit, window_ms, max_concurrent, slot_id, slot_expires_in_ms
+# ARGV: limit, window_ms, max_concurrent, slot_id, slot_expires_in_ms, cost (calls this one counts as)
 # Returns {allowed 0/1, reason, remaining, retry_after_ms, reset_ms, in_flight}
 _LUA = """
 local t = redis.call('TIME')
@@ -60,9 +60,10 @@ if limit <= 0 then
   return {0, 'rate', 0, window, window, in_flight}
 end
 local interval = window / limit
+local cost = tonumber(ARGV[6] or '1')
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
-local new_tat = tat + interval
+local new_tat = tat + interval * cost
 local allow_at = new_tat - window
 if now < allow_at then
   return {0, 'rate', 0, math.ceil(allow_at - now), math.ceil(tat - now), in_flight}
@@ -148,7 +149,9 @@ class _LocalLimiter:
         self.tat: dict[str, float] = {}
         self.slots: dict[str, dict[str, float]] = {}
 
-    def decide(self, rate_key: str, slot_key: str, limits: Limits, slot: str, slot_ttl_ms: int) -> Decision:
+    def decide(
+        self, rate_key: str, slot_key: str, limits: Limits, slot: str, slot_ttl_ms: int, cost: int = 1
+    ) -> Decision:
         window = WINDOW_SECONDS * 1000.0
         with self.lock:
             now = time.monotonic() * 1000
@@ -161,7 +164,7 @@ class _LocalLimiter:
                 return Decision(False, "rate", 0, window / 1000, window / 1000, len(slots))
             interval = window / limits.per_minute
             tat = max(self.tat.get(rate_key, 0.0), now)
-            new_tat = tat + interval
+            new_tat = tat + interval * cost
             if now < new_tat - window:
                 return Decision(
                     False,
@@ -197,18 +200,21 @@ def _redis_script() -> Any:
     return _script
 
 
-def decide(tenant_id: int, service: str, limits: Limits, slot: str, slot_ttl_s: float) -> Decision | None:
-    """Take one call's token and slot, or refuse. None when Redis is unavailable (fail open)."""
+def decide(
+    tenant_id: int, service: str, limits: Limits, slot: str, slot_ttl_s: float, cost: int = 1
+) -> Decision | None:
+    """Take `cost` tokens (one per call; a batch's items) and one slot, or refuse. None when Redis
+    is unavailable (fail open)."""
     rate_key = shared_state.make_key(f"rl:r:{tenant_id}:{service}")
     slot_key = shared_state.make_key(f"rl:c:{tenant_id}")
     slot_ttl_ms = int(slot_ttl_s * 1000)
     if not shared_state.uses_redis():
-        return _local.decide(rate_key, slot_key, limits, slot, slot_ttl_ms)
+        return _local.decide(rate_key, slot_key, limits, slot, slot_ttl_ms, cost)
     try:
         allowed, reason, remaining, retry_ms, reset_ms, in_flight = shared_state.run_script(
             _redis_script(),
             [rate_key, slot_key],
-            [limits.per_minute, WINDOW_SECONDS * 1000, limits.concurrency, slot, slot_ttl_ms],
+            [limits.per_minute, WINDOW_SECONDS * 1000, limits.concurrency, slot, slot_ttl_ms, cost],
             what="rate limit",
         )
     except shared_state.SharedStateUnavailable:
@@ -255,8 +261,19 @@ class RateLimitGuard(Guard):
         if tenant is None:
             return None
         limits = limits_for(tenant)
+        if ctx.weight > limits.per_minute > 0:
+            # Could never pass, however long the caller waited: say so instead of a retry_after.
+            raise MCPError(
+                ErrorCode.VALIDATION_ERROR,
+                f"This call counts as {ctx.weight} calls and plan {limits.policy!r} allows "
+                f"{limits.per_minute} per minute to {op.service}; send at most {limits.per_minute} at once",
+                details={"limit": "rate", "policy": limits.policy, "per_minute": limits.per_minute,
+                         "weight": ctx.weight},
+            )  # fmt: skip
         slot = uuid.uuid4().hex
-        decision = decide(tenant.pk, op.service, limits, slot, ctx.remaining() + SLOT_MARGIN_SECONDS)
+        decision = decide(
+            tenant.pk, op.service, limits, slot, ctx.remaining() + SLOT_MARGIN_SECONDS, ctx.weight
+        )
         if decision is None:
             return None  # fail open: nothing taken, nothing to release
         ctx.metadata["rate_limit"] = {
@@ -281,10 +298,11 @@ class RateLimitGuard(Guard):
                 },
                 retry_after=decision.retry_after,
             )
+        counted = f" (this call counts as {ctx.weight})" if ctx.weight > 1 else ""
         raise MCPError(
             ErrorCode.RATE_LIMITED,
             f"Rate limit reached: plan {limits.policy!r} allows {limits.per_minute} calls per minute "
-            f"to {op.service}; retry in {math.ceil(decision.retry_after)}s",
+            f"to {op.service}{counted}; retry in {math.ceil(decision.retry_after)}s",
             details={"limit": "rate", "policy": limits.policy, "per_minute": limits.per_minute},
             retry_after=decision.retry_after,
         )

@@ -44,6 +44,8 @@ class Operation:
     schemas: DynamicSchemas | None = field(default=None, repr=False, compare=False)
     revision: str = ""
     tenant_ids: frozenset[int] | None = None
+    # How many calls one call counts as against the tenant's rate limit (a batch: its items).
+    weight: Callable[[Any], int] | None = field(default=None, repr=False, compare=False)
 
     @property
     def scope(self) -> str:
@@ -89,6 +91,7 @@ def operation(
     timeout: float | None = None,
     platform_only: bool = False,
     name: str | None = None,
+    weight: Callable[[Any], int] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a server method as an operation. The method is called as
     `method(self, ctx: OperationContext, params) -> result instance`.
@@ -97,6 +100,8 @@ def operation(
     tenant_scoped: the operation works on one tenant's records; tenant keys act on their
     own tenant, platform keys must name one. platform_only: tenant keys are refused.
     timeout: the call's deadline in seconds (settings.MCP_DEFAULT_TIMEOUT when None).
+    weight: params -> how many calls this call counts as against the tenant's rate limit
+    (default 1); a batch operation counts its items, so batching never bypasses the plan.
     """
 
     def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -116,6 +121,7 @@ def operation(
             timeout=timeout,
             platform_only=platform_only,
             func=func,
+            weight=weight,
         )
         return func
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -35,9 +35,13 @@ from askpro.models import Appointment, Company, Customer
 from mcp_core import signals
 from mcp_core.contracts import ErrorCode, MCPResponse
 from mcp_core.pipeline import call_for_tenant
+from mcp_core.ratelimit import limits_for
 
 from . import texts
 from .models import Notification, NotificationSettings, Reminder
+
+# messaging.send_batch takes at most this many messages per call.
+BATCH_MAX = 500
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +152,7 @@ def on_appointment_changed(appointment_id: int, change: str) -> None:
         transaction.on_commit(lambda: send_change_message.delay(appointment_id, change))
 
 
-# --- delivering one message over the channels ---------------------------------------------------
+# --- delivering messages over the channels -------------------------------------------------------
 
 
 @dataclass
@@ -159,6 +163,23 @@ class Outcome:
     channel: str = ""
     note: str = ""
     retry_after: float = 0.0
+
+
+@dataclass
+class Job:
+    """One message to deliver: to whom (the appointment's customer), what, under which keys, and
+    how far along the channel order it has come."""
+
+    appointment: Appointment
+    kind: str
+    key_base: str
+    conf: NotificationSettings
+    reminder: Reminder | None = None
+    final: bool = True
+    first_try: bool = False
+    order: list[str] = field(default_factory=list)
+    tried: list[str] = field(default_factory=list)
+    outcome: Outcome | None = None
 
 
 def channel_order(customer: Customer | None, conf: NotificationSettings) -> list[str]:
@@ -211,11 +232,9 @@ def _request(
     return "messaging", "send_sms", {"to": to, "body": body}
 
 
-def _is_passing(response: MCPResponse) -> bool:
-    error = response.error or {}
-    code = response.error_code
-    details = error.get("details") or {}
-    if code == ErrorCode.CONFLICT and details.get("field") == "idempotency_key":
+def _is_passing(code: str, details: dict[str, Any]) -> bool:
+    """A failure that says nothing against the channel (try it again later)."""
+    if code == ErrorCode.CONFLICT and str(details.get("field") or "").endswith("idempotency_key"):
         return True  # the same send is being handled by another worker right now
     if code == ErrorCode.UPSTREAM_ERROR:
         status = details.get("upstream_status")
@@ -223,25 +242,156 @@ def _is_passing(response: MCPResponse) -> bool:
     return code in PASSING
 
 
-def _record(
-    appointment: Appointment, reminder: Reminder | None, kind: str, channel: str, key: str, **fields: Any
-) -> None:
-    """Write this attempt's row, one per key (a retry overwrites it): one INSERT ... ON CONFLICT."""
-    row = Notification(
-        company_id=appointment.company_id,
-        idempotency_key=key,
-        appointment=appointment,
-        reminder=reminder,
-        kind=kind,
-        channel=channel,
-        **fields,
-    )
-    Notification.objects.bulk_create(
-        [row],
-        update_conflicts=True,
-        unique_fields=["company", "idempotency_key"],
-        update_fields=["reminder", *fields.keys(), "updated_at"],
-    )
+@dataclass
+class _Answer:
+    """One message's answer from a server, whether it came alone or in a batch."""
+
+    ok: bool
+    data: dict[str, Any] = field(default_factory=dict)  # the message or email, deferred
+    code: str = ""
+    message: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _answer_of(response: MCPResponse) -> _Answer:
+    if response.success:
+        return _Answer(True, response.data or {})
+    error = response.error or {}
+    return _Answer(False, code=str(error.get("code")), message=str(error.get("message") or ""),
+                   details=error.get("details") or {})  # fmt: skip
+
+
+def _send_messaging(company: Company, requests: list[tuple[str, str, dict[str, Any]]]) -> list[_Answer]:
+    """SMS and WhatsApp messages of one tenant through messaging.send_batch: (channel, key,
+    params) -> one answer each. Batches no bigger than the tenant's plan lets one call count."""
+    per_call = BATCH_MAX
+    per_minute = limits_for(company).per_minute
+    if per_minute > 0:
+        per_call = min(per_call, per_minute)
+    answers: list[_Answer] = []
+    for start in range(0, len(requests), per_call):
+        part = requests[start : start + per_call]
+        messages = [{"channel": channel, **params, "idempotency_key": key} for channel, key, params in part]
+        response = call_for_tenant("messaging", "send_batch", {"messages": messages}, tenant_id=company.pk,
+                                   caller=CALLER)  # fmt: skip
+        if not response.success:  # the whole call was refused (rate limit, no account, ...)
+            answers += [_answer_of(response)] * len(part)
+            continue
+        for item in response.data["results"]:
+            if item["ok"]:
+                answers.append(_Answer(True, {"message": item["message"], "deferred": item["deferred"]}))
+            else:
+                error = item["error"]
+                details = {k: error[k] for k in ("field", "reason", "upstream_status", "retry_after") if error.get(k) is not None}  # fmt: skip
+                answers.append(_Answer(False, code=error["code"], message=error["message"], details=details))
+    return answers
+
+
+def _notification(job: Job, channel: str, key: str, **fields: Any) -> Notification:
+    appointment = job.appointment
+    return Notification(company_id=appointment.company_id, idempotency_key=key, appointment=appointment,
+                        reminder=job.reminder, kind=job.kind, channel=channel, **fields)  # fmt: skip
+
+
+_NOTIFICATION_FIELDS = ["reminder", "status", "service", "message_id", "recipient", "error_code",
+                        "error_message", "price", "price_unit", "updated_at"]  # fmt: skip
+
+
+def _write(rows: list[Notification]) -> None:
+    """Every attempt's row, one per key (a retry overwrites it): one INSERT ... ON CONFLICT."""
+    if rows:
+        Notification.objects.bulk_create(rows, update_conflicts=True, unique_fields=["company", "idempotency_key"],
+                                         update_fields=_NOTIFICATION_FIELDS)  # fmt: skip
+
+
+def deliver_many(jobs: list[Job]) -> list[Outcome]:
+    """Deliver many messages, each over the first channel that takes it, in rounds: each round
+    tries every unfinished message on its next channel, the SMS and WhatsApp ones of a tenant in
+    one messaging.send_batch call, emails one by one. A passing failure stops a message's walk
+    (retry later, same keys) unless it is the final attempt."""
+    for job in jobs:
+        job.order = channel_order(job.appointment.customer, job.conf)
+    pending = list(jobs)
+    while pending:
+        rows: list[Notification] = []
+        attempts: list[tuple[Job, str, str, str, str, str, dict[str, Any]]] = []
+        for job in pending:
+            while job.order:
+                channel = job.order.pop(0)
+                key, to = f"{job.key_base}:{channel}", _recipient(job.appointment, channel)
+                if to:
+                    service, operation, params = _request(job.appointment, job.kind, channel, to, job.conf)
+                    attempts.append((job, channel, key, to, service, operation, params))
+                    break
+                rows.append(_notification(job, channel, key, status=Notification.Status.SKIPPED,
+                                          error_message="no phone number" if channel != "email" else "no email address"))  # fmt: skip
+                job.tried.append(f"{channel}: no address")
+            else:
+                job.outcome = _exhausted(job)
+        # A retry looks for an attempt an earlier try (a worker that died) got accepted.
+        retried = [a for a in attempts if not a[0].first_try]
+        if retried:
+            accepted = set(
+                Notification.objects.filter(
+                    idempotency_key__in=[a[2] for a in retried], status__in=ACCEPTED,
+                    company_id__in={a[0].appointment.company_id for a in retried},
+                ).values_list("company_id", "idempotency_key")
+            )  # fmt: skip
+            for job, channel, key, *_ in retried:
+                if (job.appointment.company_id, key) in accepted:
+                    job.outcome = Outcome("sent", channel, "already sent")
+            attempts = [a for a in attempts if a[0].outcome is None]
+        answers = _send_all(attempts)
+        for (job, channel, key, to, service, _, _), answer in zip(attempts, answers, strict=True):
+            if answer.ok:
+                sent = answer.data.get("message") or answer.data.get("email") or {}
+                status = (
+                    Notification.Status.DEFERRED if answer.data.get("deferred") else Notification.Status.SENT
+                )
+                rows.append(_notification(job, channel, key, status=status, service=service, message_id=sent.get("id"),
+                                          recipient=sent.get("customer_number") or to, price=sent.get("price"),
+                                          price_unit=sent.get("price_unit") or ""))  # fmt: skip
+                job.outcome = Outcome("sent", channel, f"{channel}: {status}")
+                continue
+            passing = _is_passing(answer.code, answer.details)
+            rows.append(_notification(job, channel, key, service=service, recipient=to, error_code=answer.code[:30],
+                                      status=Notification.Status.FAILED if passing else Notification.Status.REFUSED,
+                                      error_message=answer.message[:500]))  # fmt: skip
+            job.tried.append(f"{channel}: {answer.code}")
+            if passing and not job.final:
+                retry_after = float(answer.details.get("retry_after") or 0)
+                job.outcome = Outcome("retry", channel, "; ".join(job.tried), retry_after)
+        _write(rows)
+        pending = [job for job in pending if job.outcome is None]
+    return [job.outcome for job in jobs]  # type: ignore[misc]
+
+
+def _send_all(attempts: list[tuple]) -> list[_Answer]:
+    """One round's messages: SMS and WhatsApp per tenant in batches, emails one by one."""
+    answers: list[_Answer | None] = [None] * len(attempts)
+    batches: dict[int, list[int]] = {}
+    companies: dict[int, Company] = {}
+    for i, (job, _, key, _, service, operation, params) in enumerate(attempts):
+        if service == "messaging":
+            batches.setdefault(job.appointment.company_id, []).append(i)
+            companies[job.appointment.company_id] = job.appointment.company
+        else:
+            response = call_for_tenant(service, operation, params, tenant_id=job.appointment.company_id,
+                                       caller=CALLER, idempotency_key=key)  # fmt: skip
+            answers[i] = _answer_of(response)
+    for company_id, positions in batches.items():
+        requests = [(attempts[i][1], attempts[i][2], attempts[i][6]) for i in positions]
+        for i, answer in zip(positions, _send_messaging(companies[company_id], requests), strict=True):
+            answers[i] = answer
+    return answers  # type: ignore[return-value]
+
+
+def _exhausted(job: Job) -> Outcome:
+    """No channel left: skipped when none had an address, failed otherwise."""
+    note = "; ".join(job.tried) or "no channel"
+    if not job.tried or all(t.endswith("no address") for t in job.tried):
+        return Outcome("skipped", "", note)
+    return Outcome("failed", "", note)
 
 
 def deliver(
@@ -254,60 +404,10 @@ def deliver(
     conf: NotificationSettings | None = None,
     first_try: bool = False,
 ) -> Outcome:
-    """Send one message over the first channel that takes it. A passing failure stops the walk
-    (retry later, same keys) unless this is the final attempt. `first_try`: no earlier attempt
-    can have recorded anything under these keys (no need to look)."""
+    """Send one message over the first channel that takes it (deliver_many of one)."""
     conf = conf or settings_for(appointment.company)
-    tried: list[str] = []
-    passing: Outcome | None = None
-    for channel in channel_order(appointment.customer, conf):
-        key = f"{key_base}:{channel}"
-        to = _recipient(appointment, channel)
-        if not to:
-            _record(appointment, reminder, kind, channel, key, status=Notification.Status.SKIPPED,
-                    error_message="no phone number" if channel != "email" else "no email address")  # fmt: skip
-            tried.append(f"{channel}: no address")
-            continue
-        if not first_try:
-            earlier = Notification.objects.filter(
-                company_id=appointment.company_id, idempotency_key=key
-            ).first()
-            if earlier is not None and earlier.status in ACCEPTED:
-                return Outcome("sent", channel, "already sent")
-        service, operation, params = _request(appointment, kind, channel, to, conf)
-        response = call_for_tenant(
-            service, operation, params, tenant_id=appointment.company_id, caller=CALLER, idempotency_key=key
-        )
-        if response.success:
-            data = response.data or {}
-            message = data.get("message") or data.get("email") or {}
-            status = Notification.Status.DEFERRED if data.get("deferred") else Notification.Status.SENT
-            _record(
-                appointment, reminder, kind, channel, key,
-                status=status, service=service, message_id=message.get("id"),
-                recipient=message.get("customer_number") or to, error_code="", error_message="",
-                price=message.get("price"), price_unit=message.get("price_unit") or "",
-            )  # fmt: skip
-            return Outcome("sent", channel, f"{channel}: {status}")
-        error = response.error or {}
-        code = str(error.get("code"))
-        is_passing = _is_passing(response)
-        _record(
-            appointment, reminder, kind, channel, key,
-            status=Notification.Status.FAILED if is_passing else Notification.Status.REFUSED,
-            service=service, recipient=to, error_code=code[:30],
-            error_message=str(error.get("message") or "")[:500],
-        )  # fmt: skip
-        tried.append(f"{channel}: {code}")
-        if is_passing and not final:
-            retry_after = float((error.get("details") or {}).get("retry_after") or 0)
-            passing = Outcome("retry", channel, "; ".join(tried), retry_after)
-            break
-    if passing is not None:
-        return passing
-    if not tried or all(t.endswith("no address") for t in tried):
-        return Outcome("skipped", "", "; ".join(tried) or "no channel")
-    return Outcome("failed", "", "; ".join(tried))
+    job = Job(appointment, kind, key_base, conf, reminder=reminder, final=final, first_try=first_try)
+    return deliver_many([job])[0]
 
 
 def send_change_message(appointment_id: int, change: str, now: dt.datetime | None = None) -> str:
@@ -401,8 +501,10 @@ def claim(ids: list[int], now: dt.datetime) -> list[int]:
 
 
 def send_reminders(ids: list[int]) -> dict[str, int]:
-    """Claim these reminders and send each; the ones another worker holds are left to it. The
-    claim covers the chunk, so a chunk must take well under REMINDERS_CLAIM_LEASE_SECONDS."""
+    """Claim these reminders, send them together (deliver_many: the SMS and WhatsApp ones of a
+    tenant in one batch call) and finish them, conditionally on still holding their claim. The
+    ones another worker holds are left to it. The claim covers the chunk, so a chunk must take
+    well under REMINDERS_CLAIM_LEASE_SECONDS."""
     now = timezone.now()
     claimed = claim(ids, now)
     counts: dict[str, int] = {"taken": len(ids) - len(claimed)} if len(claimed) < len(ids) else {}
@@ -410,50 +512,45 @@ def send_reminders(ids: list[int]) -> dict[str, int]:
         pk__in=claimed
     )
     confs: dict[int, NotificationSettings] = {}
+    finished: dict[tuple[str, str, str, float], list[int]] = {}
+    jobs: list[Job] = []
     for reminder in rows.order_by("due_at"):
-        company = reminder.appointment.company
+        appointment = reminder.appointment
+        if appointment.status not in ACTIVE or appointment.starts_at != reminder.starts_at:
+            finished.setdefault(("cancelled", "", "the appointment was moved or cancelled", 0.0), []).append(
+                reminder.pk
+            )
+            continue
+        if appointment.starts_at <= now:
+            finished.setdefault(("skipped", "", "too late: the appointment has begun", 0.0), []).append(
+                reminder.pk
+            )
+            continue
+        company = appointment.company
         conf = confs.get(company.pk) or confs.setdefault(company.pk, settings_for(company))
-        result = send_reminder(reminder, now, conf)
-        counts[result] = counts.get(result, 0) + 1
-    return counts
-
-
-def send_reminder(reminder: Reminder, claimed_at: dt.datetime, conf: NotificationSettings) -> str:
-    """Send one claimed reminder and finish it, conditionally on still holding its claim."""
-    appointment = reminder.appointment
-    mine = Reminder.objects.filter(pk=reminder.pk, status=Reminder.Status.SENDING, claimed_at=claimed_at)
-    now = timezone.now()
-    if appointment.status not in ACTIVE or appointment.starts_at != reminder.starts_at:
-        mine.update(
-            status=Reminder.Status.CANCELLED, note="the appointment was moved or cancelled", updated_at=now
+        jobs.append(Job(appointment, Notification.Kind.REMINDER, reminder.idempotency_base, conf, reminder=reminder,
+                        final=reminder.attempts >= settings.REMINDERS_MAX_ATTEMPTS, first_try=reminder.attempts == 1))  # fmt: skip
+    for job, outcome in zip(jobs, deliver_many(jobs), strict=True):
+        wait = (
+            max(outcome.retry_after, float(settings.REMINDERS_RETRY_SECONDS))
+            if outcome.result == "retry"
+            else 0.0
         )
-        return "cancelled"
-    if appointment.starts_at <= now:
-        mine.update(
-            status=Reminder.Status.SKIPPED, note="too late: the appointment has begun", updated_at=now
+        finished.setdefault((outcome.result, outcome.channel, outcome.note[:300], wait), []).append(
+            job.reminder.pk
         )
-        return "skipped"
-    outcome = deliver(
-        appointment,
-        Notification.Kind.REMINDER,
-        reminder.idempotency_base,
-        reminder=reminder,
-        final=reminder.attempts >= settings.REMINDERS_MAX_ATTEMPTS,
-        conf=conf,
-        first_try=reminder.attempts == 1,
-    )
     done = timezone.now()
-    if outcome.result == "sent":
-        mine.update(status=Reminder.Status.SENT, sent_at=done, channel=outcome.channel,
-                    note=outcome.note[:300], updated_at=done)  # fmt: skip
-    elif outcome.result == "retry":
-        wait = max(outcome.retry_after, float(settings.REMINDERS_RETRY_SECONDS))
-        mine.update(status=Reminder.Status.PLANNED, due_at=done + dt.timedelta(seconds=wait),
-                    note=outcome.note[:300], updated_at=done)  # fmt: skip
-    else:
-        status = Reminder.Status.SKIPPED if outcome.result == "skipped" else Reminder.Status.FAILED
-        mine.update(status=status, note=outcome.note[:300], updated_at=done)
-    return outcome.result
+    status_of = {"sent": Reminder.Status.SENT, "retry": Reminder.Status.PLANNED, "skipped": Reminder.Status.SKIPPED,
+                 "failed": Reminder.Status.FAILED, "cancelled": Reminder.Status.CANCELLED}  # fmt: skip
+    for (result, channel, note, wait), pks in finished.items():
+        updates: dict[str, Any] = {"status": status_of[result], "note": note, "updated_at": done}
+        if result == "sent":
+            updates.update(sent_at=done, channel=channel)
+        elif result == "retry":
+            updates["due_at"] = done + dt.timedelta(seconds=wait)
+        Reminder.objects.filter(pk__in=pks, status=Reminder.Status.SENDING, claimed_at=now).update(**updates)
+        counts[result] = counts.get(result, 0) + len(pks)
+    return counts
 
 
 # --- replies and delivery reports ---------------------------------------------------------------

@@ -2,25 +2,33 @@
 TWILIO_API_BASE (the sandbox in tests), timeouts within the call's deadline, Twilio's errors
 mapped to MCP error codes.
 
-The library builds every URL on https://api.twilio.com; our HTTP client (the library's own,
-subclassed) swaps that origin for settings.TWILIO_API_BASE and sends through the project's
-pooled session. No retries: creating a message is not idempotent at Twilio.
+The library builds every URL on https://api.twilio.com; our HTTP clients (the library's own,
+subclassed) swap that origin for settings.TWILIO_API_BASE. One message at a time goes through
+the project's pooled requests session; a batch (`create_many`) through the library's
+asynchronous interface on one aiohttp session, a few kept-alive connections with many requests
+in flight. No retries: creating a message is not idempotent at Twilio.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextvars
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import aiohttp
 import requests
 from django.conf import settings
 from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http import AsyncHttpClient
 from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
 from twilio.rest import Client
 
 from mcp_core.contracts import ErrorCode, MCPError, OperationContext
@@ -131,6 +139,99 @@ def call(ctx: OperationContext | None, what: str, fn: Callable[..., T], *args: A
         logger.info(
             "upstream twilio %s -> %s in %.1f ms", what, status, (time.perf_counter() - started) * 1000
         )
+
+
+class BatchHttpClient(AsyncHttpClient):
+    """The library's asynchronous HTTP client interface on one aiohttp session (one batch's),
+    aimed at TWILIO_API_BASE, each request's timeout within the batch's deadline. Unlike the
+    library's own async client it logs nothing (its log lines carry numbers and headers)."""
+
+    def __init__(self, base: str, session: aiohttp.ClientSession, deadline: float) -> None:
+        super().__init__(logger=logger, is_async=True, timeout=READ_TIMEOUT)
+        self.base = base.rstrip("/")
+        self.session = session
+        self.deadline = deadline
+        # The same proxy the pooled requests session uses for this origin (none: direct).
+        self.proxy = requests.utils.get_environ_proxies(self.base).get(self.base.split(":", 1)[0])
+
+    async def request(self, method, url, params=None, data=None, headers=None, auth=None, timeout=None,
+                      allow_redirects=False) -> Response:  # fmt: skip
+        if url.startswith(TWILIO_ORIGIN):
+            url = self.base + url[len(TWILIO_ORIGIN) :]
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        headers = dict(headers or {})
+        if auth is not None:
+            headers["Authorization"] = aiohttp.encode_basic_auth(auth[0], auth[1])
+        async with self.session.request(
+            method.upper(),
+            url,
+            params=params,
+            data=data,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=min(READ_TIMEOUT, remaining)),
+            allow_redirects=allow_redirects,
+            proxy=self.proxy,
+        ) as response:
+            text = await response.text()
+        return Response(response.status, text, response.headers)
+
+
+def not_attempted(what: str) -> MCPError:
+    """A request of a batch never sent: the batch's deadline came first (nothing reached Twilio)."""
+    return MCPError(
+        ErrorCode.TIMEOUT,
+        f"messaging: the call's deadline passed before {what} (not sent)",
+        details={"not_attempted": True},
+    )
+
+
+def create_many(account: TwilioAccount, messages: list[dict[str, Any]], *, deadline: float,
+                concurrency: int) -> list[Any]:  # fmt: skip
+    """Create many messages at Twilio at once: `concurrency` requests in flight on kept-alive
+    connections. One answer per request, in order: the library's MessageInstance, or the
+    MCPError it came to. A request not started before `deadline` is not sent (not_attempted)."""
+    if not messages:
+        return []
+    started = time.perf_counter()
+    coroutine = _create_many(account, messages, deadline, concurrency)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        answers = asyncio.run(coroutine)
+    else:  # called from async code: the batch gets a loop of its own on another thread
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            answers = pool.submit(asyncio.run, coroutine).result()
+    outcomes = Counter("ok" if not isinstance(a, MCPError) else str(a.code) for a in answers)
+    logger.info("upstream twilio send message x%d -> %s in %.1f ms", len(messages), dict(outcomes),
+                (time.perf_counter() - started) * 1000)  # fmt: skip
+    return answers
+
+
+async def _create_many(account: TwilioAccount, messages: list[dict[str, Any]], deadline: float,
+                       concurrency: int) -> list[Any]:  # fmt: skip
+    base = settings.TWILIO_API_BASE.rstrip("/")
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, trust_env=False) as session:
+        api = Client(account.account_sid, account.auth_token, environment={},
+                     http_client=BatchHttpClient(base, session, deadline))  # fmt: skip
+        gate = asyncio.Semaphore(concurrency)
+
+        async def create(kwargs: dict[str, Any]) -> Any:
+            async with gate:
+                if time.monotonic() >= deadline:
+                    return not_attempted("send message")
+                try:
+                    return await api.messages.create_async(**kwargs)
+                except TwilioRestException as exc:
+                    return map_error(exc, "send message")
+                except TimeoutError:
+                    return MCPError(ErrorCode.TIMEOUT, "twilio did not answer in time (send message)")
+                except (aiohttp.ClientError, TwilioException, OSError, ValueError):
+                    return MCPError(ErrorCode.UPSTREAM_ERROR, "twilio cannot be reached (send message)")
+
+        return await asyncio.gather(*(create(kwargs) for kwargs in messages))
 
 
 def map_error(exc: TwilioRestException, what: str) -> MCPError:

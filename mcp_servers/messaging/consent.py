@@ -82,15 +82,25 @@ def opt_out_of(company: Company, number: str) -> OptOut | None:
     return OptOut.objects.filter(company=company, number=number, opted_out=True).first()
 
 
-def ensure_may_message(company: Company, number: str, *, field: str = "to") -> None:
-    """Refuse, saying why, to message a customer who opted out."""
-    row = opt_out_of(company, number)
-    if row is None:
-        return
+def opted_out_among(company: Company, numbers: set[str]) -> dict[str, OptOut]:
+    """The opt-outs of these numbers, in one query (a batch's consent check)."""
+    rows = OptOut.objects.filter(company=company, number__in=numbers, opted_out=True)
+    return {row.number: row for row in rows}
+
+
+def opted_out_error(company: Company, row: OptOut, *, field: str = "to") -> MCPError:
+    """The refusal to message a customer who opted out, saying when and how."""
     how = f"sent {row.keyword}" if row.source == "keyword" and row.keyword else f"set by {row.source}"
-    raise MCPError(
+    return MCPError(
         ErrorCode.CONFLICT,
-        f"{field}: {number} opted out of messages from {company.name} ({how} on "
+        f"{field}: {row.number} opted out of messages from {company.name} ({how} on "
         f"{timezone.localtime(row.changed_at):%Y-%m-%d %H:%M}); they must send START to receive messages again",
         details={"field": field, "reason": "opted_out"},
     )
+
+
+def ensure_may_message(company: Company, number: str, *, field: str = "to") -> None:
+    """Refuse, saying why, to message a customer who opted out."""
+    row = opt_out_of(company, number)
+    if row is not None:
+        raise opted_out_error(company, row, field=field)

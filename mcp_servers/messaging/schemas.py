@@ -62,6 +62,36 @@ class SendWhatsAppParams(Params):
     urgent: Urgent = False
 
 
+BATCH_MAX = 500
+IdempotencyKey = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="This message's own Idempotency-Key (printable ASCII, no spaces): a repeat with it "
+        "answers with the message already sent",
+    ),
+]
+
+
+class BatchMessage(Params):
+    channel: Literal["sms", "whatsapp"]
+    to: PhoneIn
+    body: Annotated[str, Meta(min_length=1, max_length=1600, description="The text (WhatsApp: only inside the 24-hour window)")] | None = None  # fmt: skip
+    content_sid: ContentSid | None = None
+    content_variables: ContentVariables | None = None
+    urgent: Urgent = False
+    idempotency_key: IdempotencyKey | None = None
+
+
+class SendBatchParams(Params):
+    messages: Annotated[
+        list[BatchMessage],
+        Meta(min_length=1, max_length=BATCH_MAX, description=f"1 to {BATCH_MAX} messages, each on its own"),
+    ]
+
+
 class MessageParams(Params):
     message_id: MessageId
     refresh: Annotated[bool, Meta(description="Ask Twilio for the latest status and price first")] = True
@@ -124,6 +154,31 @@ class SendResult(Result):
     message: MessageInfo
     deferred: bool
     note: str
+
+
+class BatchItemError(Result):
+    code: str
+    message: str
+    field: str | None
+    reason: str | None
+    upstream_status: int | None  # Twilio's HTTP status, when Twilio refused or failed
+    retry_after: float | None  # seconds, when waiting may help
+
+
+class BatchItemResult(Result):
+    index: int
+    ok: bool
+    message: MessageInfo | None  # the message sent, deferred, or already sent with the same key
+    deferred: bool
+    note: str
+    error: BatchItemError | None
+
+
+class SendBatchResult(Result):
+    results: list[BatchItemResult]  # one per message, in the order given
+    sent: int
+    deferred: int
+    failed: int
 
 
 class MessageResult(Result):

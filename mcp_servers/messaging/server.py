@@ -21,6 +21,8 @@ from .client import TwilioAccount, twilio_client
 from .models import FINAL_STATUSES, Message, MessagingAccount, OptOut
 from .numbers import to_e164
 from .schemas import (
+    BatchItemError,
+    BatchItemResult,
     ConversationParams,
     ConversationResult,
     CostsParams,
@@ -33,6 +35,8 @@ from .schemas import (
     MessageResult,
     OptOutList,
     OptOutResult,
+    SendBatchParams,
+    SendBatchResult,
     SendResult,
     SendSmsParams,
     SendWhatsAppParams,
@@ -42,12 +46,67 @@ from .schemas import (
     message_info,
     opt_out_info,
 )
-from .services import TWILIO_TOKEN, Outgoing
+from .services import TWILIO_TOKEN, BatchOutcome, Outgoing
 
 
 def _country(company) -> str:
     row = MessagingAccount.objects.filter(company=company).only("country").first()
     return row.country if row else "DE"
+
+
+def _batch_outgoing(item, country: str, prefix: str) -> Outgoing:
+    """One message of a batch, checked as send_sms / send_whatsapp check theirs."""
+    to = to_e164(item.to, country, field=f"{prefix}to")
+    if item.channel == "sms":
+        if item.body is None or item.content_sid is not None:
+            raise MCPError(
+                ErrorCode.VALIDATION_ERROR,
+                f"{prefix}body: an SMS needs a body and takes no content_sid",
+                details={"field": f"{prefix}body"},
+            )
+        return Outgoing(channel="sms", to=to, body=item.body, urgent=item.urgent)
+    if item.body is None and item.content_sid is None:
+        raise MCPError(
+            ErrorCode.VALIDATION_ERROR,
+            f"{prefix}body: give a text (inside the 24-hour window) or content_sid (an approved template)",
+            details={"field": f"{prefix}body"},
+        )
+    if item.content_variables and not item.content_sid:
+        raise MCPError(
+            ErrorCode.VALIDATION_ERROR,
+            f"{prefix}content_variables: only with content_sid",
+            details={"field": f"{prefix}content_variables"},
+        )
+    return Outgoing(
+        channel="whatsapp",
+        to=to,
+        body="" if item.content_sid else (item.body or ""),
+        content_sid=item.content_sid or "",
+        content_variables=dict(item.content_variables or {}),
+        urgent=item.urgent,
+    )
+
+
+def _item_result(index: int, outcome: BatchOutcome) -> BatchItemResult:
+    error = None
+    if outcome.error is not None:
+        details = outcome.error.details or {}
+        error = BatchItemError(
+            code=str(outcome.error.code),
+            message=outcome.error.message,
+            field=details.get("field"),
+            reason=details.get("reason"),
+            upstream_status=details.get("upstream_status"),
+            retry_after=details.get("retry_after"),
+        )
+    return BatchItemResult(
+        index=index,
+        ok=error is None,
+        message=message_info(outcome.message) if outcome.message is not None and error is None else None,
+        deferred=outcome.deferred and error is None,
+        note=outcome.note,
+        error=error,
+    )
 
 
 class MessagingServer(MCPServer):
@@ -152,6 +211,58 @@ class MessagingServer(MCPServer):
             ctx, company, out, idempotency_key=ctx.request.idempotency_key or ""
         )
         return SendResult(message=message_info(message), deferred=deferred, note=note)
+
+    @operation(
+        description="""Send up to 500 SMS and WhatsApp messages in one call (appointment reminders, a
+        notice to many customers), each with the rules of send_sms and send_whatsapp: numbers
+        normalised, opted-out customers refused, the WhatsApp window, quiet hours, and its own
+        idempotency_key (a repeat answers with the message already sent). Each message gets its own
+        result, in order: ok with the message (or deferred), or the error that refused it; one bad
+        message never stops the others. The batch counts as one call per message against the
+        tenant's rate limit.""",
+        params=SendBatchParams,
+        result=SendBatchResult,
+        scope="write",
+        open_world=True,
+        timeout=60.0,
+        weight=lambda params: len(params.messages),
+    )
+    def send_batch(self, ctx: OperationContext, params: SendBatchParams) -> SendBatchResult:
+        company = ctx.require_tenant()
+        services.account_for(company)
+        country = _country(company)
+        results: list[BatchItemResult | None] = [None] * len(params.messages)
+        items: list[tuple[str, Outgoing, str]] = []
+        positions: list[int] = []
+        first_with_key: dict[str, int] = {}
+        for i, item in enumerate(params.messages):
+            prefix = f"messages[{i}]."
+            key = item.idempotency_key or ""
+            if key in first_with_key:
+                raise MCPError(
+                    ErrorCode.VALIDATION_ERROR,
+                    f"{prefix}idempotency_key: the same as messages[{first_with_key[key]}]'s; each message "
+                    "needs its own",
+                    details={"field": f"{prefix}idempotency_key"},
+                )
+            if key:
+                first_with_key[key] = i
+            try:
+                out = _batch_outgoing(item, country, prefix)
+            except MCPError as exc:
+                results[i] = _item_result(i, BatchOutcome(error=exc))
+                continue
+            items.append((prefix, out, key))
+            positions.append(i)
+        for i, outcome in zip(positions, services.send_batch(ctx, company, items), strict=True):
+            results[i] = _item_result(i, outcome)
+        done = [r for r in results if r is not None]
+        return SendBatchResult(
+            results=done,
+            sent=sum(1 for r in done if r.ok and not r.deferred),
+            deferred=sum(1 for r in done if r.deferred),
+            failed=sum(1 for r in done if not r.ok),
+        )
 
     # --- reading ---
     @operation(

@@ -131,7 +131,10 @@ def whatsapp_window(company: Company, number: str, now: dt.datetime | None = Non
     return last + WHATSAPP_WINDOW if last else None
 
 
-def check_whatsapp(account: Account, out: Outgoing, now: dt.datetime) -> None:
+def check_whatsapp(account: Account, out: Outgoing, now: dt.datetime, *, window_open: bool | None = None,
+                   field: str = "to") -> None:  # fmt: skip
+    """WhatsApp's rules for one message: a sender, and free text only inside the customer's
+    24-hour window (`window_open` when the caller already knows; otherwise looked up)."""
     if not account.twilio.whatsapp_sender:
         raise MCPError(
             ErrorCode.NOT_CONFIGURED,
@@ -145,12 +148,14 @@ def check_whatsapp(account: Account, out: Outgoing, now: dt.datetime) -> None:
             "body: give a text (inside the 24-hour window) or content_sid (an approved template)",
             details={"field": "body"},
         )
-    if whatsapp_window(account.company, out.to, now) is None:
+    if window_open is None:
+        window_open = whatsapp_window(account.company, out.to, now) is not None
+    if not window_open:
         raise MCPError(
             ErrorCode.CONFLICT,
-            f"to: {out.to} has not written to this tenant on WhatsApp in the last 24 hours, so WhatsApp "
+            f"{field}: {out.to} has not written to this tenant on WhatsApp in the last 24 hours, so WhatsApp "
             "allows no free text; send an approved template (content_sid and content_variables)",
-            details={"field": "to", "reason": "whatsapp_window_closed"},
+            details={"field": field, "reason": "whatsapp_window_closed"},
         )
 
 
@@ -162,6 +167,12 @@ def status_callback_url(company: Company) -> str | None:
 
 def twilio_create(ctx: OperationContext | None, account: Account, out: Outgoing) -> Any:
     """Ask Twilio to send one message; its MessageInstance."""
+    api = twilio_client(account.twilio)
+    return twilio_api.call(ctx, "send message", api.messages.create, **create_kwargs(account, out))
+
+
+def create_kwargs(account: Account, out: Outgoing) -> dict[str, Any]:
+    """The library's messages.create arguments for one message."""
     kwargs: dict[str, Any] = {"to": out.to}
     sender = (
         account.twilio.whatsapp_sender if out.channel == Message.Channel.WHATSAPP else account.twilio.sender
@@ -181,8 +192,7 @@ def twilio_create(ctx: OperationContext | None, account: Account, out: Outgoing)
     callback = status_callback_url(account.company)
     if callback:
         kwargs["status_callback"] = callback
-    api = twilio_client(account.twilio)
-    return twilio_api.call(ctx, "send message", api.messages.create, **kwargs)
+    return kwargs
 
 
 def _price(value: Any) -> Decimal | None:
@@ -275,6 +285,8 @@ def send(
 
 def _uncertain(exc: MCPError) -> bool:
     """No answer, or Twilio failing on its side: the message may or may not exist there."""
+    if exc.details.get("not_attempted"):
+        return False
     status = exc.details.get("upstream_status")
     return exc.code == ErrorCode.TIMEOUT or (
         exc.code == ErrorCode.UPSTREAM_ERROR and (status is None or status >= 500)
@@ -291,6 +303,158 @@ def _save_new(message: Message) -> None:
             "idempotency_key: another request with this key is being handled; try again",
             details={"field": "idempotency_key"},
         ) from None
+
+
+@dataclass
+class BatchOutcome:
+    """What became of one message of a batch: its row (sent, deferred, or the one already sent
+    with its key) or the error that refused it."""
+
+    message: Message | None = None
+    deferred: bool = False
+    note: str = ""
+    error: MCPError | None = None
+
+
+def send_batch(
+    ctx: OperationContext | None, company: Company, items: list[tuple[str, Outgoing, str]]
+) -> list[BatchOutcome]:
+    """Send many messages with the rules of `send`, each on its own: (field prefix, message,
+    idempotency key) -> one outcome each, in order. What `send` asks per message is asked once
+    per batch: one query for consent, one for the WhatsApp windows, one for the keys already
+    used, one INSERT of the rows that reserve the keys, the Twilio requests concurrently on
+    kept-alive connections, and a few UPDATEs for what Twilio answered."""
+    account = account_for(company)
+    now = timezone.now()
+    outcomes = [BatchOutcome() for _ in items]
+    opted_out = consent.opted_out_among(company, {out.to for _, out, _ in items})
+    free_whatsapp = {
+        out.to for _, out, _ in items if out.channel == Message.Channel.WHATSAPP and not out.content_sid
+    }
+    open_windows = set()
+    if free_whatsapp:
+        open_windows = set(
+            Message.objects.filter(company=company, customer_number__in=free_whatsapp,
+                                   channel=Message.Channel.WHATSAPP, direction=Message.Direction.INBOUND,
+                                   created_at__gt=now - WHATSAPP_WINDOW)
+            .values_list("customer_number", flat=True).distinct()
+        )  # fmt: skip
+    keys = [key for _, _, key in items if key]
+    earlier = {
+        m.idempotency_key: m for m in Message.objects.filter(company=company, idempotency_key__in=keys)
+    }
+    until = quiet_until(account.row, now)
+    new: list[tuple[int, Message]] = []
+    for i, (prefix, out, key) in enumerate(items):
+        outcome = outcomes[i]
+        try:
+            if out.to in opted_out:
+                raise consent.opted_out_error(company, opted_out[out.to], field=f"{prefix}to")
+            if out.channel == Message.Channel.WHATSAPP:
+                check_whatsapp(account, out, now, window_open=out.to in open_windows, field=f"{prefix}to")
+            if key and key in earlier:
+                if not out.same_as(earlier[key]):
+                    raise MCPError(ErrorCode.CONFLICT, f"{prefix}idempotency_key: already used for another message",
+                                   details={"field": f"{prefix}idempotency_key"})  # fmt: skip
+                outcome.message, outcome.deferred = earlier[key], earlier[key].status == "deferred"
+                outcome.note = "the same request was already made: its message"
+                continue
+        except MCPError as exc:
+            outcome.error = exc
+            continue
+        message = Message(company=company, channel=out.channel, direction=Message.Direction.OUTBOUND,
+                          customer_number=out.to, body=out.body, content_sid=out.content_sid,
+                          content_variables=out.content_variables, urgent=out.urgent, idempotency_key=key[:255])  # fmt: skip
+        if until is not None and not out.urgent:
+            message.status, message.status_rank, message.send_after = (
+                "deferred",
+                STATUS_RANK["deferred"],
+                until,
+            )
+            outcome.deferred = True
+            outcome.note = f"quiet hours: deferred until {timezone.localtime(until, tenant_zone(company)):%Y-%m-%d %H:%M %Z}"
+        else:
+            message.status, message.status_rank = "accepted", STATUS_RANK["accepted"]
+        new.append((i, message))
+    # The rows first, as in `send`: they reserve the keys before anything reaches Twilio.
+    _save_new_many([m for _, m in new])
+    for i, message in new:
+        if message.pk is None:
+            outcomes[i].error = MCPError(
+                ErrorCode.CONFLICT,
+                f"{items[i][0]}idempotency_key: another request with this key is being handled; try again",
+                details={"field": f"{items[i][0]}idempotency_key"},
+            )
+        else:
+            outcomes[i].message = message
+    to_send = [(i, m) for i, m in new if m.pk is not None and m.status == "accepted"]
+    answers = twilio_api.create_many(
+        account.twilio,
+        [create_kwargs(account, items[i][1]) for i, _ in to_send],
+        deadline=ctx.deadline if ctx is not None else time.monotonic() + BACKGROUND_DEADLINE_S,
+        concurrency=settings.MESSAGING_BATCH_CONCURRENCY,
+    )
+    sent: list[Message] = []
+    refused: list[int] = []
+    uncertain: dict[str, list[int]] = {}
+    sent_at = timezone.now()
+    for (i, message), answer in zip(to_send, answers, strict=True):
+        if isinstance(answer, MCPError):
+            outcomes[i].error, outcomes[i].message = answer, None
+            if _uncertain(answer):
+                note = f"no clear answer from Twilio ({answer.code}); it may have been sent"
+                uncertain.setdefault(note, []).append(message.pk)
+            else:
+                refused.append(message.pk)  # nothing was sent: nothing stays written
+            continue
+        _apply_sent(message, answer)
+        message.sent_at = sent_at  # one time for the batch: its rows are written together
+        outcomes[i].note = "sent to Twilio"
+        sent.append(message)
+    _store_sent(sent)
+    if refused:
+        Message.objects.filter(pk__in=refused).delete()
+    for note, pks in uncertain.items():
+        Message.objects.filter(pk__in=pks).update(error_message=note, updated_at=timezone.now())
+    return outcomes
+
+
+def _save_new_many(messages: list[Message]) -> None:
+    """INSERT the rows at once. Should a key be taken meanwhile (another request with it is in
+    flight), row by row instead: the rows whose key was taken stay without a pk."""
+    if not messages:
+        return
+    try:
+        with transaction.atomic():
+            Message.objects.bulk_create(messages)
+    except IntegrityError:
+        for message in messages:
+            message.pk = None
+            try:
+                with transaction.atomic():
+                    message.save()
+            except IntegrityError:
+                message.pk = None
+
+
+def _store_sent(messages: list[Message]) -> None:
+    """Write what Twilio answered for a batch: its SIDs with one UPDATE, everything else (alike
+    for nearly every message: status, sender, segments, price) with one UPDATE per kind of answer."""
+    if not messages:
+        return
+    now = timezone.now()
+    Message.objects.bulk_update(messages, ["twilio_sid"], batch_size=500)
+    alike: dict[tuple, list[int]] = {}
+    for m in messages:
+        shape = (m.status, m.status_rank, m.sender, m.segments, m.error_code, m.error_message, m.price,
+                 m.price_unit, m.sent_at)  # fmt: skip
+        alike.setdefault(shape, []).append(m.pk)
+    for shape, pks in alike.items():
+        status, rank, sender, segments, error_code, error_message, price, price_unit, sent_at = shape
+        Message.objects.filter(pk__in=pks).update(
+            status=status, status_rank=rank, sender=sender, segments=segments, error_code=error_code,
+            error_message=error_message, price=price, price_unit=price_unit, sent_at=sent_at, updated_at=now,
+        )  # fmt: skip
 
 
 def send_due_deferred(now: dt.datetime | None = None, batch: int | None = None) -> dict[str, int]:

@@ -166,3 +166,14 @@ def test_it_does_not_limit_calls_without_a_tenant(dummy, platform_key):
         )
     assert response.success, response.error
     assert "rate_limit" not in response.metadata
+
+
+def test_it_takes_as_many_tokens_as_a_call_weighs(backend, tenant):
+    """A batch counts as its items: 4 + 4 of 10 pass, the next 4 would exceed the minute."""
+    from mcp_core import ratelimit
+
+    limits = ratelimit.Limits(policy="p", per_minute=10, concurrency=100)
+    decisions = [ratelimit.decide(tenant.pk, "weighted", limits, f"slot{i}", 30.0, cost=4) for i in range(3)]
+    assert [d.allowed for d in decisions] == [True, True, False]
+    assert decisions[1].remaining == 2 and decisions[2].reason == "rate"
+    assert ratelimit.decide(tenant.pk, "weighted", limits, "slot9", 30.0, cost=2).allowed
