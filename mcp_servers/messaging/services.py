@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
@@ -443,7 +443,7 @@ def _store_sent(messages: list[Message]) -> None:
     if not messages:
         return
     now = timezone.now()
-    Message.objects.bulk_update(messages, ["twilio_sid"], batch_size=500)
+    _set_sids([(m.pk, m.twilio_sid) for m in messages])
     alike: dict[tuple, list[int]] = {}
     for m in messages:
         shape = (m.status, m.status_rank, m.sender, m.segments, m.error_code, m.error_message, m.price,
@@ -455,6 +455,21 @@ def _store_sent(messages: list[Message]) -> None:
             status=status, status_rank=rank, sender=sender, segments=segments, error_code=error_code,
             error_message=error_message, price=price, price_unit=price_unit, sent_at=sent_at, updated_at=now,
         )  # fmt: skip
+
+
+def _set_sids(pairs: list[tuple[int, str]]) -> None:
+    """UPDATE ... FROM (VALUES ...): every row its own SID in one statement, PostgreSQL and SQLite
+    alike (Django's bulk_update builds a CASE per row, which cost 0.25 ms a message here)."""
+    table = connection.ops.quote_name(Message._meta.db_table)
+    sid, pk = (connection.ops.quote_name(Message._meta.get_field(f).column) for f in ("twilio_sid", "id"))
+    with connection.cursor() as cursor:
+        for start in range(0, len(pairs), 500):
+            part = pairs[start : start + 500]
+            values = ", ".join(["(%s, %s)"] * len(part))
+            cursor.execute(
+                f"UPDATE {table} SET {sid} = v.column2 FROM (VALUES {values}) AS v WHERE {table}.{pk} = v.column1",
+                [x for pair in part for x in pair],
+            )
 
 
 def send_due_deferred(now: dt.datetime | None = None, batch: int | None = None) -> dict[str, int]:

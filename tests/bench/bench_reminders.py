@@ -1,21 +1,31 @@
 """The reminder sweep: how long 100,000 due appointment reminders take, handed out in bulk and
-sent by real Celery workers through the pipeline and the messaging server to the Twilio sandbox;
-and what the workflow adds to a Twilio status callback.
+sent by real Celery workers through the pipeline and messaging.send_batch to the Twilio sandbox,
+against the bare Twilio requests alone; and what the workflow adds to a Twilio status callback.
 
-    .venv/bin/python -m tests.bench.bench_reminders [--appointments 100000] [--workers 2] [--iterations 1000]
+    .venv/bin/python -m tests.bench.bench_reminders [--appointments 100000] [--workers 2]
+        [--threads 2] [--chunk 500] [--concurrency 4] [--iterations 1000]
 
 1. Hand-out alone: `notifications.services.sweep` moving every due reminder planned -> queued
    (SELECT ... FOR UPDATE SKIP LOCKED + one UPDATE per batch) with the tasks collected, not run.
-2. Sweep and send: the same reminders planned again, one sweep queues them to `--workers` worker
-   processes (prefork, one per core) on a Redis broker with its own queue and key prefix; timed
-   until every reminder is `sent` (each a claim, the pipeline, the messaging operation, one
-   Twilio request to the sandbox in this process, the finishing UPDATE). Target: under 60 s.
-3. Status callbacks: bench_messaging's in-process measurement (POST /webhooks/twilio against the
+2. Sweep and send: the same reminders planned again, one sweep queues them in chunks of
+   `--chunk` to `--workers` worker processes (`--threads` each) on a Redis broker with its own
+   queue and key prefix; timed until every reminder is `sent`. Each chunk: one claim, one
+   messaging.send_batch call through the pipeline (one audit row; `--concurrency` Twilio requests
+   in flight on kept-alive connections), one Notification upsert, one Reminder UPDATE.
+   Target: under 60 s.
+3. Baseline, side by side: the same number of messages sent straight to the same sandbox through
+   the same client code (messaging.client.create_many: the twilio library's asynchronous
+   interface, same batch size and concurrency) from as many processes, with no pipeline and no
+   database. The sweep's time over this is what the workflow costs above the bare requests.
+4. Status callbacks: bench_messaging's in-process measurement (POST /webhooks/twilio against the
    bare view, and applying a stored callback) on messages that each have a Notification row,
    so the apply side includes the workflow's receiver (one UPDATE of the Notification).
 
-Everything runs in a throw-away database; the workers and the sandbox are stopped by pid / in
-process. The machine is shared: read the figures with its load average, printed at the end.
+The sandbox runs in this process, in threads (one per connection), so a few connections serve it
+best on two cores (`--concurrency 4`; against Twilio itself, with 100-300 ms per request, the
+deployment default MESSAGING_BATCH_CONCURRENCY=16 fits better). Everything runs in a throw-away
+database; the workers and the sandbox are stopped by pid / in process. The machine is shared:
+read the figures with its load average, printed at the end.
 """
 
 from __future__ import annotations
@@ -84,6 +94,56 @@ def seed(count: int, twilio) -> None:
         )
 
 
+def bare_twilio(twilio, n: int, processes: int, env: dict[str, str]) -> float:
+    """The baseline: the same number of messages straight to the sandbox through the twilio
+    library's asynchronous interface (messaging's create_many: the batch path's requests,
+    concurrency and connections), from `processes` processes, nothing else (no pipeline, no
+    database). Seconds for all of them."""
+    from tests.bench.harness import PYTHON, ROOT
+
+    sid, token = twilio.add_account(friendly_name="Baseline account")
+    share = n // processes
+    started = time.perf_counter()
+    children = [
+        subprocess.Popen(
+            [
+                PYTHON,
+                "-m",
+                "tests.bench.bench_reminders",
+                "--bare-child",
+                sid,
+                token,
+                str(i * share),
+                str(share),
+            ],
+            cwd=ROOT,
+            env=env,
+        )  # fmt: skip
+        for i in range(processes)
+    ]
+    codes = [child.wait(timeout=3600) for child in children]
+    assert codes == [0] * processes, codes
+    return time.perf_counter() - started
+
+
+def bare_child(sid: str, token: str, first: int, count: int) -> None:
+    """One baseline process: `count` messages in batches of 500, as a send task's batch."""
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    from mcp_servers.messaging.client import TwilioAccount, create_many
+
+    account = TwilioAccount(sid, token, "+4930111111", "")
+    for start in range(first, first + count, 500):
+        messages = [{"to": f"+{PHONE_BASE + i}", "from_": "+4930111111", "body": "Erinnerung: Ihr Termin"}
+                    for i in range(start, min(start + 500, first + count))]  # fmt: skip
+        answers = create_many(account, messages, deadline=time.monotonic() + 600,
+                              concurrency=settings.MESSAGING_BATCH_CONCURRENCY)  # fmt: skip
+        assert not any(isinstance(a, Exception) for a in answers), answers[:3]
+
+
 def start_worker(index: int, threads: int, env: dict[str, str], queue: str) -> subprocess.Popen:
     """One worker process with a thread pool: a send mostly waits (PostgreSQL, Redis, the
     sandbox), so threads overlap those waits the way a deployment's worker concurrency would."""
@@ -119,10 +179,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--appointments", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=2, help="worker processes (one per core)")
-    parser.add_argument("--threads", type=int, default=8, help="threads per worker process")
+    parser.add_argument("--threads", type=int, default=2, help="threads per worker process")
+    parser.add_argument(
+        "--chunk", type=int, default=500, help="reminders per send task (one batch per tenant)"
+    )
     parser.add_argument("--iterations", type=int, default=1000, help="status callbacks measured in process")
+    parser.add_argument("--concurrency", type=int, default=4, help="Twilio requests in flight per batch")
     parser.add_argument("--timeout", type=float, default=3600)
+    parser.add_argument("--bare-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.bare_child:
+        sid, token, first, count = args.bare_child
+        bare_child(sid, token, int(first), int(count))
+        return
 
     from mcp_servers.messaging.sandbox import TwilioSandbox
     from tests.bench.harness import bench_database, bench_env
@@ -139,6 +208,8 @@ def main() -> None:
         "CELERY_TASK_DEFAULT_QUEUE": queue,
         "CELERY_KEY_PREFIX": prefix,
         "REMINDERS_SWEEP_SECONDS": "3600",
+        "REMINDERS_SEND_CHUNK": str(args.chunk),
+        "MESSAGING_BATCH_CONCURRENCY": str(args.concurrency),
         # Twilio status callbacks would go to the public URL: none are delivered in this bench.
     }
     workers: list[subprocess.Popen] = []
@@ -195,9 +266,17 @@ def main() -> None:
                 time.sleep(0.5)
             total = time.perf_counter() - started
             posts = len([r for r in twilio.requests_to(r"/Messages\.json$") if r.method == "POST"])
-            label = f"sweep and send, {args.workers} workers x {args.threads} threads"
+            twilio.request_log.clear()  # the baseline's requests are not the sweep's
+            label = f"sweep and send, {args.workers} workers x {args.threads} threads x {args.concurrency}"
             rate = sent / total
             print(f"{label:52} {total:9.2f} {rate:12.0f}")
+            for worker in workers:
+                stop(worker)
+            workers = []
+            connections.close_all()
+            bare = bare_twilio(twilio, n, args.workers, env)
+            print(f"{'baseline: the bare Twilio requests alone (no pipeline, no DB)':52} {bare:9.2f} {n / bare:12.0f}"
+                  f"   sweep and send = {total / bare:.2f}x baseline")  # fmt: skip
             # The target is for 100,000 reminders; a smaller run is projected at its own rate.
             projected = total if n == 100_000 else 100_000 / rate if rate else float("inf")
             met = "met" if projected < 60 and sent == n else "missed"
