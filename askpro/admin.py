@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from mcp_core.admin_scoping import TenantScopedAdmin
+
 from .admin_secrets import SecretFieldsAdmin
 from .models import (
     Appointment,
@@ -23,7 +25,7 @@ class PlanAdmin(admin.ModelAdmin):
 
 
 @admin.register(Company)
-class CompanyAdmin(SecretFieldsAdmin):
+class CompanyAdmin(TenantScopedAdmin, SecretFieldsAdmin):
     list_display = (
         "name",
         "slug",
@@ -81,7 +83,7 @@ class CompanyAdmin(SecretFieldsAdmin):
 
 
 @admin.register(Branch)
-class BranchAdmin(admin.ModelAdmin):
+class BranchAdmin(TenantScopedAdmin, admin.ModelAdmin):
     list_display = ("name", "company", "city", "phone_number", "is_active")
     list_filter = ("is_active", "company")
     search_fields = ("name", "city", "phone_number")
@@ -97,7 +99,7 @@ class WorkingHoursInline(admin.TabularInline):
 
 
 @admin.register(Staff)
-class StaffAdmin(admin.ModelAdmin):
+class StaffAdmin(TenantScopedAdmin, admin.ModelAdmin):
     inlines = [WorkingHoursInline]
 
     def save_formset(self, request, form, formset, change):
@@ -116,7 +118,7 @@ class StaffAdmin(admin.ModelAdmin):
 
 
 @admin.register(Service)
-class ServiceAdmin(admin.ModelAdmin):
+class ServiceAdmin(TenantScopedAdmin, admin.ModelAdmin):
     list_display = ("name", "company", "branch", "duration_minutes", "price", "is_active")
     list_filter = ("is_active", "company")
     search_fields = ("name",)
@@ -124,7 +126,7 @@ class ServiceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(TenantScopedAdmin, admin.ModelAdmin):
     list_display = ("name", "company", "phone", "email", "created_at")
     list_filter = ("company",)
     search_fields = ("name", "phone", "email")
@@ -133,7 +135,7 @@ class CustomerAdmin(admin.ModelAdmin):
 
 
 @admin.register(Call)
-class CallAdmin(admin.ModelAdmin):
+class CallAdmin(TenantScopedAdmin, admin.ModelAdmin):
     list_display = (
         "started_at",
         "company",
@@ -153,7 +155,7 @@ class CallAdmin(admin.ModelAdmin):
 
 
 @admin.register(Appointment)
-class AppointmentAdmin(admin.ModelAdmin):
+class AppointmentAdmin(TenantScopedAdmin, admin.ModelAdmin):
     list_display = ("starts_at", "company", "branch", "customer", "service", "status")
     list_filter = ("status", "company")
     search_fields = ("customer__name", "customer__phone", "calcom_booking_uid", "notes")
@@ -164,7 +166,7 @@ class AppointmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(PhoneNumber)
-class PhoneNumberAdmin(admin.ModelAdmin):
+class PhoneNumberAdmin(TenantScopedAdmin, admin.ModelAdmin):
     list_display = ("number", "company", "branch", "type", "is_active", "is_primary")
     list_filter = ("type", "is_active", "company")
     search_fields = ("number",)
@@ -172,7 +174,7 @@ class PhoneNumberAdmin(admin.ModelAdmin):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(admin.ModelAdmin):
+class InvoiceAdmin(TenantScopedAdmin, admin.ModelAdmin):
     list_display = ("__str__", "company", "status", "total", "currency", "due_date", "created_at")
     list_filter = ("status", "company")
     search_fields = ("number", "stripe_invoice_id")

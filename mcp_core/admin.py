@@ -4,10 +4,11 @@ from django.core.paginator import Paginator
 from django.utils import timezone
 from django.utils.functional import cached_property
 
+from .admin_scoping import TenantScopedAdmin
 from .api_keys import ScopeError, api_key_create, validate_scopes
 from .contracts import Principal
 from .models import ApiKey, AuditEntry, MetricRollup, OperatorAccess
-from .operators import OperatorRights
+from .operators import OperatorRights, rights_for
 from .registry import get_registry
 
 
@@ -75,12 +76,12 @@ class GrantingAdmin(admin.ModelAdmin):
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
-        form.rights = OperatorRights(request.user)
+        form.rights = rights_for(request)
         return form
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(GrantingAdmin):
+class ApiKeyAdmin(TenantScopedAdmin, GrantingAdmin):
     form = ApiKeyForm
     list_display = (
         "name",
@@ -140,8 +141,14 @@ class OperatorAccessForm(ScopesForm):
 
 
 @admin.register(OperatorAccess)
-class OperatorAccessAdmin(GrantingAdmin):
-    """Who may call which operations from the admin (console, admin actions); see docs/admin-rights.md."""
+class OperatorAccessAdmin(TenantScopedAdmin, GrantingAdmin):
+    """Who may call which operations from the admin (console, admin actions); see docs/admin-rights.md.
+
+    Someone bound to some tenants sees the grants that list only tenants of theirs: a grant on
+    every tenant, or one that also lists another tenant, is not theirs to see or edit.
+    """
+
+    tenant_field = "tenants"
 
     form = OperatorAccessForm
     list_display = ("name", "user", "group", "scope_list", "tenant_list", "updated_at")
@@ -152,6 +159,12 @@ class OperatorAccessAdmin(GrantingAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("tenants")
+
+    def scope_queryset(self, request, queryset, tenant_ids):
+        listed = OperatorAccess.tenants.through.objects
+        return queryset.filter(pk__in=listed.values("operatoraccess_id")).exclude(
+            pk__in=listed.exclude(company_id__in=tenant_ids).values("operatoraccess_id")
+        )
 
     @admin.display(description="Scopes")
     def scope_list(self, obj: OperatorAccess) -> str:
@@ -182,7 +195,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(ReadOnlyAdmin):
+class AuditEntryAdmin(TenantScopedAdmin, ReadOnlyAdmin):
     list_display = (
         "created_at",
         "service",
@@ -205,7 +218,9 @@ class AuditEntryAdmin(ReadOnlyAdmin):
 
 
 @admin.register(MetricRollup)
-class MetricRollupAdmin(ReadOnlyAdmin):
+class MetricRollupAdmin(TenantScopedAdmin, ReadOnlyAdmin):
+    tenant_field = "tenant_id"  # a plain column (0: no tenant), not a ForeignKey
+
     list_display = (
         "minute",
         "service",

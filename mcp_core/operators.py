@@ -148,6 +148,16 @@ class OperatorRights:
         return lines
 
 
+def rights_for(request) -> OperatorRights:
+    """The signed-in user's rights, read once per request: an admin page asks about them for
+    its queryset, every form field and every object, and must not query per row."""
+    rights = getattr(request, "_operator_rights", None)
+    if rights is None or rights.user.pk != request.user.pk:
+        rights = OperatorRights(request.user)
+        request._operator_rights = rights
+    return rights
+
+
 def principal_for_user(user, *, tenant: str | int | Company | None = None) -> Principal:
     """The principal a signed-in user acts as for one call for `tenant` (see the module doc)."""
     return OperatorRights(user).principal(tenant)

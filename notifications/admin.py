@@ -11,12 +11,13 @@ from django.db import transaction
 from askpro.admin import AppointmentAdmin as BaseAppointmentAdmin
 from askpro.models import Appointment
 from mcp_core import signals
+from mcp_core.admin_scoping import TenantScopedAdmin
 
 from .models import Notification, NotificationSettings, Reminder, format_offset
 
 
 @admin.register(NotificationSettings)
-class NotificationSettingsAdmin(admin.ModelAdmin):
+class NotificationSettingsAdmin(TenantScopedAdmin, admin.ModelAdmin):
     list_display = (
         "company",
         "reminders_enabled",
@@ -42,7 +43,7 @@ class _ReadOnly:
 
 
 @admin.register(Notification)
-class NotificationAdmin(_ReadOnly, admin.ModelAdmin):
+class NotificationAdmin(TenantScopedAdmin, _ReadOnly, admin.ModelAdmin):
     list_display = ("created_at", "company", "kind", "channel", "recipient", "status", "price", "price_unit",
                     "error_code", "appointment")  # fmt: skip
     list_filter = ("status", "channel", "kind", "company")
@@ -53,7 +54,7 @@ class NotificationAdmin(_ReadOnly, admin.ModelAdmin):
 
 
 @admin.register(Reminder)
-class ReminderAdmin(_ReadOnly, admin.ModelAdmin):
+class ReminderAdmin(TenantScopedAdmin, _ReadOnly, admin.ModelAdmin):
     list_display = ("due_at", "company", "appointment", "offset", "generation", "status", "attempts",
                     "channel", "sent_at")  # fmt: skip
     list_filter = ("status", "company")

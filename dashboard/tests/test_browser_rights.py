@@ -37,8 +37,11 @@ def test_it_shows_a_viewer_only_the_state_of_secrets_and_lets_a_writer_replace_a
     alice.calcom_api_key = "cal_live_browser_secret_1"
     alice.stripe_webhook_secret = "whsec_browser_secret_2"
     alice.save()
-    make_staff("viewer", perms=["askpro.view_company"])
-    make_staff("writer", perms=["askpro.view_company", "askpro.change_company"])
+    viewer = make_staff("viewer", perms=["askpro.view_company"])
+    writer = make_staff("writer", perms=["askpro.view_company", "askpro.change_company"])
+    # Both act for alice (a staff user without a grant sees no tenant's rows).
+    for user in (viewer, writer):
+        OperatorAccess.objects.create(name="alice", user=user, scopes=["*:read"]).tenants.add(alice)
     change_url = f"{live_server.url}/admin/askpro/company/{alice.pk}/change/"
 
     _login(page, live_server, "viewer")

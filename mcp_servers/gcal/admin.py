@@ -11,13 +11,14 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from askpro.admin_secrets import SecretFieldsAdmin
+from mcp_core.admin_scoping import TenantScopedAdmin
 
 from . import connect
 from .models import CalendarLink, GoogleAccount, PushChannel, ServiceBuffer, SyncConflict
 
 
 @admin.register(GoogleAccount)
-class GoogleAccountAdmin(SecretFieldsAdmin):
+class GoogleAccountAdmin(TenantScopedAdmin, SecretFieldsAdmin):
     list_display = ("company", "mode", "connected_as", "two_way_sync", "connect_link", "updated_at")
     search_fields = ("company__name", "company__slug")
     list_select_related = ("company",)
@@ -51,7 +52,8 @@ class GoogleAccountAdmin(SecretFieldsAdmin):
             raise PermissionDenied
         if not object_id.isdigit():
             raise Http404("no such Google Calendar account")
-        row = get_object_or_404(GoogleAccount, pk=int(object_id))
+        # Through the admin's queryset: a tenant-bound operator connects only their tenants.
+        row = get_object_or_404(self.get_queryset(request), pk=int(object_id))
         try:
             return HttpResponseRedirect(
                 connect.authorization_url(request.session, row.company, self._redirect_uri(request))
@@ -80,7 +82,7 @@ class GoogleAccountAdmin(SecretFieldsAdmin):
 
 
 @admin.register(CalendarLink)
-class CalendarLinkAdmin(admin.ModelAdmin):
+class CalendarLinkAdmin(TenantScopedAdmin, admin.ModelAdmin):
     list_display = ("calendar_id", "company", "staff", "branch", "last_synced_at", "full_syncs")
     list_filter = ("company",)
     search_fields = ("calendar_id", "company__name")
@@ -90,14 +92,14 @@ class CalendarLinkAdmin(admin.ModelAdmin):
 
 
 @admin.register(ServiceBuffer)
-class ServiceBufferAdmin(admin.ModelAdmin):
+class ServiceBufferAdmin(TenantScopedAdmin, admin.ModelAdmin):
     list_display = ("service", "company", "before_minutes", "after_minutes")
     list_select_related = ("service", "company")
     autocomplete_fields = ("company",)
 
 
 @admin.register(PushChannel)
-class PushChannelAdmin(admin.ModelAdmin):
+class PushChannelAdmin(TenantScopedAdmin, admin.ModelAdmin):
     list_display = ("channel_id", "company", "calendar", "expires_at", "stopped_at", "created_at")
     list_filter = ("company",)
     list_select_related = ("company", "calendar")
@@ -110,7 +112,7 @@ class PushChannelAdmin(admin.ModelAdmin):
 
 
 @admin.register(SyncConflict)
-class SyncConflictAdmin(admin.ModelAdmin):
+class SyncConflictAdmin(TenantScopedAdmin, admin.ModelAdmin):
     list_display = ("created_at", "company", "kind", "appointment_id", "calendar_id", "resolution")
     list_filter = ("kind", "company")
     list_select_related = ("company",)

@@ -10,14 +10,16 @@ from django.urls import path, reverse
 
 from askpro.admin_secrets import SecretFieldsAdmin
 from askpro.models import Company
+from mcp_core.admin_scoping import TenantScopedAdmin
 from mcp_core.contracts import MCPError
+from mcp_core.operators import rights_for
 
 from . import services
 from .models import TEMPLATES, EmailAccount, OutboundEmail, Suppression
 
 
 @admin.register(EmailAccount)
-class EmailAccountAdmin(SecretFieldsAdmin):
+class EmailAccountAdmin(TenantScopedAdmin, SecretFieldsAdmin):
     list_display = ("company", "provider", "smtp_host", "from_email", "updated_at")
     search_fields = ("company__name", "company__slug", "from_email")
     list_select_related = ("company",)
@@ -39,7 +41,7 @@ class PreviewForm(forms.Form):
 
 
 @admin.register(OutboundEmail)
-class OutboundEmailAdmin(admin.ModelAdmin):
+class OutboundEmailAdmin(TenantScopedAdmin, admin.ModelAdmin):
     list_display = ("id", "company", "to_email", "template", "language", "status", "ics_sequence", "created_at", "sent_at")  # fmt: skip
     list_filter = ("status", "template", "language", "company")
     search_fields = ("to_email", "message_id", "subject")
@@ -72,6 +74,8 @@ class OutboundEmailAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         form = PreviewForm(request.GET or None)
+        # Only the tenants the user may act for (all of them for most; see mcp_core.admin_scoping).
+        form.fields["company"].queryset = rights_for(request).tenants()
         shown, error = None, ""
         if form.is_valid():
             data = form.cleaned_data
@@ -100,7 +104,7 @@ class OutboundEmailAdmin(admin.ModelAdmin):
 
 
 @admin.register(Suppression)
-class SuppressionAdmin(admin.ModelAdmin):
+class SuppressionAdmin(TenantScopedAdmin, admin.ModelAdmin):
     list_display = ("address", "company", "reason", "detail", "created_at")
     list_filter = ("reason", "company")
     search_fields = ("address", "company__name")

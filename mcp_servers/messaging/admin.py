@@ -4,12 +4,13 @@ messages with status and cost, and the opt-out list. Messages are evidence: read
 from django.contrib import admin
 
 from askpro.admin_secrets import SecretFieldsAdmin
+from mcp_core.admin_scoping import TenantScopedAdmin
 
 from .models import Message, MessagingAccount, OptOut
 
 
 @admin.register(MessagingAccount)
-class MessagingAccountAdmin(SecretFieldsAdmin):
+class MessagingAccountAdmin(TenantScopedAdmin, SecretFieldsAdmin):
     list_display = ("company", "country", "quiet_hours_start", "quiet_hours_end", "updated_at")
     search_fields = ("company__name", "company__slug")
     list_select_related = ("company",)
@@ -21,7 +22,7 @@ class MessagingAccountAdmin(SecretFieldsAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(TenantScopedAdmin, admin.ModelAdmin):
     list_display = (
         "id",
         "company",
@@ -51,7 +52,7 @@ class MessageAdmin(admin.ModelAdmin):
 
 
 @admin.register(OptOut)
-class OptOutAdmin(admin.ModelAdmin):
+class OptOutAdmin(TenantScopedAdmin, admin.ModelAdmin):
     list_display = ("number", "company", "opted_out", "keyword", "source", "changed_at")
     list_filter = ("opted_out", "source", "company")
     search_fields = ("number", "company__name")

@@ -4,6 +4,7 @@ refusal counters. Events are evidence: nothing here edits them by hand."""
 from django.contrib import admin, messages
 from django.db import transaction
 
+from mcp_core.admin_scoping import TenantScopedAdmin
 from mcp_core.operators import CONSOLE_PERMISSION, principal_for_user
 from mcp_core.pipeline import call_operation
 
@@ -11,7 +12,7 @@ from .models import RejectedDelivery, WebhookEvent
 
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(admin.ModelAdmin):
+class WebhookEventAdmin(TenantScopedAdmin, admin.ModelAdmin):
     list_display = (
         "id",
         "provider",

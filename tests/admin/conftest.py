@@ -20,8 +20,10 @@ from .people import make_staff
 
 @pytest.fixture
 def view_only_user(db):
-    """May view every model and nothing else."""
-    return make_staff("viewer", perms=Permission.objects.filter(codename__startswith="view_"))
+    """May view every model, of every tenant (a read grant on every tenant), and nothing else."""
+    user = make_staff("viewer", perms=Permission.objects.filter(codename__startswith="view_"))
+    OperatorAccess.objects.create(name="read everywhere", user=user, scopes=["*:read"])
+    return user
 
 
 @pytest.fixture
@@ -38,6 +40,103 @@ def superuser(db):
     return make_staff("root", superuser=True)
 
 
+def make_tenant_rows(company) -> None:
+    """A row of every tenant model the admin shows that make_tenant does not create, for
+    `company` (the tenant-scoping test gives one to each of two tenants)."""
+    from mcp_servers.gcal.models import CalendarLink, GoogleAccount, PushChannel, ServiceBuffer, SyncConflict
+    from mcp_servers.mail.models import CalendarSequence, EmailAccount, OutboundEmail, Suppression
+    from mcp_servers.messaging.models import Message, MessagingAccount, OptOut
+    from mcp_servers.webhooks.models import WebhookEvent
+    from notifications.models import Notification, NotificationSettings, Reminder
+
+    now = timezone.now()
+    slug = company.slug
+    Staff.objects.create(company=company, name="Stylist", email=f"s@{slug}.example")
+    Invoice.objects.create(company=company, number=f"INV-{slug}", total=Decimal("10"))
+    api_key_create(name=f"{slug} tenant key", scopes=["database:read"], tenant=company)
+    grant = OperatorAccess.objects.create(
+        name=f"support on {slug}", group=Group.objects.create(name=f"{slug} support"), scopes=["*:read"]
+    )
+    grant.tenants.add(company)
+    AuditEntry.objects.create(
+        request_id=uuid.uuid4().hex,
+        principal="user:root",
+        tenant=company,
+        service="database",
+        operation="search",
+        params={"query": "x"},
+        outcome="success",
+        duration_ms=1.5,
+    )
+    MetricRollup.objects.create(
+        minute=now.replace(second=0, microsecond=0),
+        service="database",
+        operation="search",
+        tenant_id=company.pk,
+        calls=1,
+    )
+    WebhookEvent.objects.create(
+        provider="stripe",
+        event_id=f"evt_{slug}",
+        idempotency_key=f"evt_{slug}",
+        type="invoice.paid",
+        tenant=company,
+        payload={"id": f"evt_{slug}"},
+    )
+    MessagingAccount.objects.create(
+        company=company, account_sid="AC" + "1" * 32, auth_token="twilio-token", sender="+4930111111"
+    )
+    Message.objects.create(
+        company=company, channel="sms", direction="outbound", customer_number="+4915112345678", body="Hallo"
+    )
+    OptOut.objects.create(company=company, number="+4915112345678", keyword="STOP")
+    EmailAccount.objects.create(
+        company=company,
+        smtp_host=f"smtp.{slug}.example",
+        smtp_password="smtp-password",
+        from_email=f"a@{slug}.example",
+    )
+    sent = OutboundEmail.objects.create(
+        company=company, to_email=f"c@{slug}.example", subject="Hallo", status="sent"
+    )
+    Suppression.objects.create(
+        company=company, address=f"gone@{slug}.example", reason="hard_bounce", email=sent
+    )
+    appointment = company.appointments.order_by("pk").first()
+    CalendarSequence.objects.create(
+        company=company, appointment=appointment, uid=f"appointment-1@{slug}.askpro"
+    )
+    GoogleAccount.objects.create(
+        company=company, refresh_token="1//google-refresh", service_account_key='{"private_key": "k"}',
+        push_secret="push-secret",
+    )  # fmt: skip
+    calendar = CalendarLink.objects.create(company=company, calendar_id=f"anna@{slug}.example")
+    ServiceBuffer.objects.create(company=company, service=company.services.first(), before_minutes=5)
+    PushChannel.objects.create(company=company, calendar=calendar, channel_id=uuid.uuid4().hex)
+    SyncConflict.objects.create(
+        company=company,
+        calendar_id=calendar.calendar_id,
+        event_id="e1",
+        kind="edited_in_google",
+        resolution="-",
+    )
+    NotificationSettings.objects.get_or_create(company=company)
+    planned = appointment.starts_at
+    reminder = Reminder.objects.create(
+        company=company, appointment=appointment, offset_minutes=120, starts_at=planned, due_at=planned
+    )
+    Notification.objects.create(
+        company=company,
+        appointment=appointment,
+        reminder=reminder,
+        kind="reminder",
+        channel="sms",
+        recipient="+4915112345678",
+        status="sent",
+        idempotency_key=f"reminder:{appointment.pk}:120:1:sms",
+    )
+
+
 @pytest.fixture
 def every_model_row(alice, bob):
     """At least one row of every model registered in the admin (alice and bob bring the tenant
@@ -52,43 +151,17 @@ def every_model_row(alice, bob):
 
     from dashboard.models import HealthCheckResult, ImprovementRun, Recommendation
     from mcp_servers.federation.models import RemoteServer, RemoteTool
-    from mcp_servers.messaging.models import Message, MessagingAccount, OptOut
     from mcp_servers.queue.models import TaskFailure
-    from mcp_servers.webhooks.models import RejectedDelivery, WebhookEvent
+    from mcp_servers.webhooks.models import RejectedDelivery
 
     now = timezone.now()
-    Group.objects.create(name="support")
     make_staff("someone-else")
-    Staff.objects.create(company=alice, name="Stylist", email="s@alice.example")
-    Invoice.objects.create(company=alice, number="INV-1", total=Decimal("10"))
-    api_key_create(name="alice tenant key", scopes=["database:read"], tenant=alice)
-    grant = OperatorAccess.objects.create(
-        name="support on alice", group=Group.objects.get(), scopes=["*:read"]
-    )
-    grant.tenants.add(alice)
-    AuditEntry.objects.create(
-        request_id=uuid.uuid4().hex,
-        principal="user:root",
-        tenant=alice,
-        service="database",
-        operation="search",
-        params={"query": "x"},
-        outcome="success",
-        duration_ms=1.5,
-    )
+    make_tenant_rows(alice)
     MetricRollup.objects.create(
         minute=now.replace(second=0, microsecond=0), service="database", operation="search", calls=1
     )
     BreakerTransition.objects.create(
         service="calcom", from_state="closed", to_state="open", reason="5 failures"
-    )
-    WebhookEvent.objects.create(
-        provider="stripe",
-        event_id="evt_1",
-        idempotency_key="evt_1",
-        type="invoice.paid",
-        tenant=alice,
-        payload={"id": "evt_1"},
     )
     RejectedDelivery.objects.create(
         provider="stripe",
@@ -97,60 +170,6 @@ def every_model_row(alice, bob):
         last_seen_at=now,
     )
     TaskFailure.objects.create(task_id="t-1", task_name="webhooks.process", exception_type="ValueError")
-    MessagingAccount.objects.create(
-        company=alice, account_sid="AC" + "1" * 32, auth_token="twilio-token", sender="+4930111111"
-    )
-    Message.objects.create(
-        company=alice, channel="sms", direction="outbound", customer_number="+4915112345678", body="Hallo"
-    )
-    OptOut.objects.create(company=alice, number="+4915112345678", keyword="STOP")
-    from mcp_servers.mail.models import CalendarSequence, EmailAccount, OutboundEmail, Suppression
-
-    EmailAccount.objects.create(
-        company=alice,
-        smtp_host="smtp.alice.example",
-        smtp_password="smtp-password",
-        from_email="a@alice.example",
-    )
-    sent = OutboundEmail.objects.create(
-        company=alice, to_email="c@alice.example", subject="Hallo", status="sent"
-    )
-    Suppression.objects.create(company=alice, address="gone@alice.example", reason="hard_bounce", email=sent)
-    appointment = alice.appointments.first()
-    CalendarSequence.objects.create(company=alice, appointment=appointment, uid="appointment-1@alice.askpro")
-    from mcp_servers.gcal.models import CalendarLink, GoogleAccount, PushChannel, ServiceBuffer, SyncConflict
-
-    GoogleAccount.objects.create(
-        company=alice, refresh_token="1//google-refresh", service_account_key='{"private_key": "k"}',
-        push_secret="push-secret",
-    )  # fmt: skip
-    calendar = CalendarLink.objects.create(company=alice, calendar_id="anna@alice-salon.example")
-    ServiceBuffer.objects.create(company=alice, service=alice.services.first(), before_minutes=5)
-    PushChannel.objects.create(company=alice, calendar=calendar, channel_id="c" * 32)
-    SyncConflict.objects.create(
-        company=alice,
-        calendar_id=calendar.calendar_id,
-        event_id="e1",
-        kind="edited_in_google",
-        resolution="-",
-    )
-    from notifications.models import Notification, NotificationSettings, Reminder
-
-    NotificationSettings.objects.get_or_create(company=alice)
-    planned = appointment.starts_at
-    reminder = Reminder.objects.create(
-        company=alice, appointment=appointment, offset_minutes=120, starts_at=planned, due_at=planned
-    )
-    Notification.objects.create(
-        company=alice,
-        appointment=appointment,
-        reminder=reminder,
-        kind="reminder",
-        channel="sms",
-        recipient="+4915112345678",
-        status="sent",
-        idempotency_key=f"reminder:{appointment.pk}:120:1:sms",
-    )
     remote = RemoteServer.objects.create(
         slug="weather", title="Weather", url="https://weather.mcp.example.com/mcp", bearer_token="fed-token"
     )

@@ -7,6 +7,7 @@ import pytest
 from django.urls import reverse
 
 from askpro.models import Appointment
+from mcp_core.models import OperatorAccess
 from mcp_servers.mail.models import OutboundEmail, Suppression
 from tests.admin.people import make_staff
 
@@ -14,8 +15,17 @@ pytestmark = pytest.mark.django_db
 PREVIEW = "admin:mcp_email_preview"
 
 
+def operator(name, tenant, perms):
+    """A staff user with `perms` who may act for `tenant` only (see mcp_core.admin_scoping)."""
+    user = make_staff(name, perms=perms)
+    OperatorAccess.objects.create(name=f"{name} on {tenant.slug}", user=user, scopes=["*:read"]).tenants.add(
+        tenant
+    )
+    return user
+
+
 def test_it_previews_a_template_with_sample_values_for_a_user_who_may_view_emails(client, alice):
-    client.force_login(make_staff("viewer", perms=["mcp_email.view_outboundemail"]))
+    client.force_login(operator("viewer", alice, ["mcp_email.view_outboundemail"]))
     page = client.get(reverse(PREVIEW), {"company": alice.pk, "template": "reminder", "language": "en"})
     assert page.status_code == 200
     html = page.content.decode()
@@ -38,12 +48,24 @@ def test_it_shows_a_real_appointment_only_to_a_user_who_may_view_appointments(cl
         "language": "de",
         "appointment_id": appointment.pk,
     }
-    client.force_login(make_staff("emails-only", perms=["mcp_email.view_outboundemail"]))
+    client.force_login(operator("emails-only", alice, ["mcp_email.view_outboundemail"]))
     assert client.get(reverse(PREVIEW), query).status_code == 403
-    client.force_login(make_staff("both", perms=["mcp_email.view_outboundemail", "askpro.view_appointment"]))
+    client.force_login(operator("both", alice, ["mcp_email.view_outboundemail", "askpro.view_appointment"]))
     html = client.get(reverse(PREVIEW), query).content.decode()
     assert "Guten Tag alice-salon Customer," in html and "METHOD:REQUEST" in html
     assert f"UID:appointment-{appointment.pk}@alice-salon.askpro" in html
+
+
+def test_it_previews_only_for_the_tenants_the_user_may_act_for(client, alice, bob):
+    client.force_login(operator("alice-viewer", alice, ["mcp_email.view_outboundemail"]))
+    page = client.get(reverse(PREVIEW), {"company": bob.pk, "template": "reminder", "language": "en"})
+    assert page.status_code == 200 and "company" in page.context["form"].errors
+    assert 'id="preview-subject"' not in page.content.decode()
+    assert f'<option value="{bob.pk}"' not in page.content.decode()
+    # No grant at all: no tenant to preview for.
+    client.force_login(make_staff("no-grant", perms=["mcp_email.view_outboundemail"]))
+    page = client.get(reverse(PREVIEW), {"company": alice.pk, "template": "reminder", "language": "en"})
+    assert "company" in page.context["form"].errors
 
 
 def test_it_says_when_the_appointment_is_not_the_companys(client, alice, bob):
