@@ -508,14 +508,18 @@ def send_reminders(ids: list[int]) -> dict[str, int]:
     now = timezone.now()
     claimed = claim(ids, now)
     counts: dict[str, int] = {"taken": len(ids) - len(claimed)} if len(claimed) < len(ids) else {}
-    rows = Reminder.objects.select_related("appointment__company", "appointment__customer").filter(
-        pk__in=claimed
+    rows = list(
+        Reminder.objects.select_related("appointment__customer").filter(pk__in=claimed).order_by("due_at")
     )
+    # One Company object per tenant, not one per row: a company row carries encrypted API keys,
+    # decrypted on every load.
+    companies = Company.objects.in_bulk({r.appointment.company_id for r in rows})
     confs: dict[int, NotificationSettings] = {}
     finished: dict[tuple[str, str, str, float], list[int]] = {}
     jobs: list[Job] = []
-    for reminder in rows.order_by("due_at"):
+    for reminder in rows:
         appointment = reminder.appointment
+        appointment.company = companies[appointment.company_id]
         if appointment.status not in ACTIVE or appointment.starts_at != reminder.starts_at:
             finished.setdefault(("cancelled", "", "the appointment was moved or cancelled", 0.0), []).append(
                 reminder.pk
