@@ -128,12 +128,16 @@ def task_failures(since: datetime) -> dict[str, Any]:
 
 
 # --- webhooks (mcp_servers.webhooks) ---
-def webhook_backlog() -> dict[str, Any]:
+def webhook_backlog(*, tenant_ids: frozenset[int] | None = None) -> dict[str, Any]:
+    """Webhook events waiting or failed; with `tenant_ids`, only those tenants' events."""
     model = optional_model("mcp_webhooks", "WebhookEvent")
     if model is None:
         return unavailable("the webhooks app is not installed")
     counts = dict.fromkeys(["received", "processing", "failed"], 0)
-    for row in model.objects.filter(status__in=list(counts)).values("status").annotate(n=_count()).order_by():
+    events = model.objects.filter(status__in=list(counts))
+    if tenant_ids is not None:
+        events = events.filter(tenant_id__in=tenant_ids)
+    for row in events.values("status").annotate(n=_count()).order_by():
         counts[row["status"]] = row["n"]
     return {"available": True, "waiting": counts["received"] + counts["processing"], **counts}
 

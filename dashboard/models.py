@@ -5,6 +5,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from askpro.models import Company
 from mcp_core.models import LATENCY_BUCKETS_MS, ServiceHealth
 
 
@@ -141,6 +142,12 @@ class Recommendation(models.Model):
     status_changed_at = models.DateTimeField(null=True, blank=True)
     status_changed_by = models.CharField(max_length=150, blank=True, default="")
     note = models.TextField(blank=True, default="", help_text="What a self-healing action did, if any.")
+    tenants = models.ManyToManyField(
+        Company,
+        blank=True,
+        related_name="+",
+        help_text="The tenants the finding is about or names; none: a platform finding.",
+    )
 
     class Meta:
         ordering = ["-last_seen_at"]

@@ -1,5 +1,11 @@
 """Every read the dashboard pages make. Pages never scan the audit log: they read the per-minute
-rollups (last hour), the hourly rollups (longer windows) and bounded audit lookups by index."""
+rollups (last hour), the hourly rollups (longer windows) and bounded audit lookups by index.
+
+`tenant_ids` (mcp_core.operators: None = every tenant) narrows what a page shows to an operator
+bound to some tenants: call figures, failures, refusals, webhook backlog, message delivery and
+recommendations count only their tenants' records. What belongs to no tenant and names none
+(stored health checks, breakers, queue depth, pools, task failures per task) stays platform-wide.
+"""
 
 from __future__ import annotations
 
@@ -51,7 +57,11 @@ OUTCOME_LEGEND = [
 ]
 
 
-def _aggregate(qs, time_field: str, group: list[str], bucket: str | None) -> list[dict[str, Any]]:
+def _aggregate(
+    qs, time_field: str, group: list[str], bucket: str | None, tenant_ids: frozenset[int] | None = None
+) -> list[dict[str, Any]]:
+    if tenant_ids is not None:
+        qs = qs.filter(tenant_id__in=tenant_ids)
     fields = list(group)
     if bucket:
         qs = qs.annotate(t=Trunc(time_field, bucket, tzinfo=UTC))
@@ -88,15 +98,20 @@ def metric_rows(
     bucket: str | None,
     hourly: bool,
     until: datetime | None = None,
+    tenant_ids: frozenset[int] | None = None,
 ) -> list[dict[str, Any]]:
     """Summed rollups in [since, until), grouped. With `hourly`, complete hours come from
     MetricHourly (up to its watermark) and the rest from the minute rollups, so the answer is
-    always whole; a late compaction task only makes it slower."""
+    always whole; a late compaction task only makes it slower. `tenant_ids`: only the calls of
+    those tenants (None: every call, of a tenant or of none)."""
     keys = group + (["t"] if bucket else [])
     end = Q(minute__lt=until) if until is not None else Q()
     if not hourly:
         return _merge(
-            _aggregate(MetricRollup.objects.filter(end, minute__gte=since), "minute", group, bucket), keys
+            _aggregate(
+                MetricRollup.objects.filter(end, minute__gte=since), "minute", group, bucket, tenant_ids
+            ),
+            keys,
         )
     watermark = hourly_watermark()
     # The hourly query runs even when its range is empty, so that a page's query count never
@@ -104,8 +119,12 @@ def metric_rows(
     upto = watermark if watermark is not None and watermark > since else since
     if until is not None:
         upto = min(upto, until)
-    rows = _aggregate(MetricHourly.objects.filter(hour__gte=since, hour__lt=upto), "hour", group, bucket)
-    rows += _aggregate(MetricRollup.objects.filter(end, minute__gte=upto), "minute", group, bucket)
+    rows = _aggregate(
+        MetricHourly.objects.filter(hour__gte=since, hour__lt=upto), "hour", group, bucket, tenant_ids
+    )
+    rows += _aggregate(
+        MetricRollup.objects.filter(end, minute__gte=upto), "minute", group, bucket, tenant_ids
+    )
     return _merge(rows, keys)
 
 
@@ -147,11 +166,16 @@ def _latency(row: dict[str, Any]) -> dict[str, Any]:
 # --- MCP dashboard -------------------------------------------------------------------------
 
 
-def _last_failures(now: datetime, since: datetime) -> dict[str, dict[str, Any]]:
+def _last_failures(
+    now: datetime, since: datetime, tenant_ids: frozenset[int] | None = None
+) -> dict[str, dict[str, Any]]:
     """The newest service failure per service in the window (never a caller error or a
     not_configured answer), found through the rollups first so that the audit lookup reads one
-    hour of one operation by index, never a day of everything."""
-    rows = metric_rows(since, group=["service", "operation"], bucket="hour", hourly=True)
+    hour of one operation by index, never a day of everything. With `tenant_ids`, only the
+    failures of those tenants' calls (an error message may quote another tenant's data)."""
+    rows = metric_rows(
+        since, group=["service", "operation"], bucket="hour", hourly=True, tenant_ids=tenant_ids
+    )
     newest: dict[str, tuple[datetime, str]] = {}
     for row in rows:
         if row["service_failures"] and (row["service"] not in newest or row["t"] > newest[row["service"]][0]):
@@ -159,25 +183,34 @@ def _last_failures(now: datetime, since: datetime) -> dict[str, dict[str, Any]]:
     condition = Q(pk=-1)  # matches nothing, but still runs (fixed query count)
     for service, (hour, op) in newest.items():
         condition |= Q(service=service, operation=op, created_at__gte=hour, created_at__lt=hour + td(hours=1))
+    entries = AuditEntry.objects.filter(condition, error_code__in=[str(c) for c in SERVICE_FAILURE_CODES])
+    if tenant_ids is not None:
+        entries = entries.filter(tenant_id__in=tenant_ids)
     entries = (
-        AuditEntry.objects.filter(condition, error_code__in=[str(c) for c in SERVICE_FAILURE_CODES])
-        .annotate(rn=Window(RowNumber(), partition_by=[F("service")], order_by=F("created_at").desc()))
+        entries.annotate(rn=Window(RowNumber(), partition_by=[F("service")], order_by=F("created_at").desc()))
         .filter(rn=1)
         .values("service", "operation", "created_at", "error_code", "error_message", "request_id")
     )
     return {e["service"]: e for e in entries}
 
 
-def dashboard_overview(now: datetime | None = None) -> dict[str, Any]:
-    """One card per registered server and the aggregate status, from stored checks and rollups."""
+def dashboard_overview(
+    now: datetime | None = None, *, tenant_ids: frozenset[int] | None = None
+) -> dict[str, Any]:
+    """One card per registered server and the aggregate status, from stored checks and rollups.
+    With `tenant_ids`, the call figures, failures, delivery and recommendations are those
+    tenants' only; the health checks and breakers are the platform's."""
     now = now or timezone.now()
     registry = get_registry()
     names = sorted(registry.servers)
     checks = {c.service: c for c in HealthCheckResult.objects.filter(service__in=names)}
     hour = {
-        r["service"]: r for r in metric_rows(now - td(hours=1), group=["service"], bucket=None, hourly=False)
+        r["service"]: r
+        for r in metric_rows(
+            now - td(hours=1), group=["service"], bucket=None, hourly=False, tenant_ids=tenant_ids
+        )
     }
-    failures = _last_failures(now, now - td(hours=24))
+    failures = _last_failures(now, now - td(hours=24), tenant_ids)
     breakers = integrations.breaker_states(names)
     cards = []
     stored: dict[str, HealthResult] = {}
@@ -206,11 +239,11 @@ def dashboard_overview(now: datetime | None = None) -> dict[str, Any]:
         "last_checked": max((c.checked_at for c in checks.values()), default=None),
         "breakers_available": breakers["available"],
         "breakers_reason": breakers.get("reason", ""),
-        "open_recommendations": Recommendation.objects.filter(
-            status__in=Recommendation.ACTIVE_STATUSES
-        ).count(),
+        "open_recommendations": visible_recommendations(tenant_ids)
+        .filter(status__in=Recommendation.ACTIVE_STATUSES)
+        .count(),
         "legend": OUTCOME_LEGEND,
-        "delivery": delivery_rates(now=now),
+        "delivery": delivery_rates(now=now, tenant_ids=tenant_ids),
         "generated_at": now,
     }
 
@@ -218,7 +251,7 @@ def dashboard_overview(now: datetime | None = None) -> dict[str, Any]:
 # --- System monitoring ---------------------------------------------------------------------
 
 
-def _refusals(since: datetime, window: str) -> list[dict[str, Any]]:
+def _refusals(since: datetime, window: str, tenant_ids: frozenset[int] | None = None) -> list[dict[str, Any]]:
     codes = list(REFUSAL_CODES)
     counts: dict[tuple[int, str], dict[str, int]] = defaultdict(lambda: dict.fromkeys(codes, 0))
     audit_from = since
@@ -226,20 +259,18 @@ def _refusals(since: datetime, window: str) -> list[dict[str, Any]]:
         watermark = hourly_watermark()
         # The hourly query runs even when its range is empty (a fixed query count).
         audit_from = watermark if watermark is not None and watermark > since else since
+        hourly_rows = RefusalHourly.objects.filter(hour__gte=since, hour__lt=audit_from)
+        if tenant_ids is not None:
+            hourly_rows = hourly_rows.filter(tenant_id__in=tenant_ids)
         for row in (
-            RefusalHourly.objects.filter(hour__gte=since, hour__lt=audit_from)
-            .values("tenant_id", "service", "error_code")
-            .annotate(n=Sum("count"))
-            .order_by()
+            hourly_rows.values("tenant_id", "service", "error_code").annotate(n=Sum("count")).order_by()
         ):
             counts[(row["tenant_id"], row["service"])][row["error_code"]] += row["n"]
     # The audit rows of the open hour (or the last hour): a range on the created_at index.
-    for row in (
-        AuditEntry.objects.filter(created_at__gte=audit_from, error_code__in=codes)
-        .values("tenant_id", "service", "error_code")
-        .annotate(n=Count("id"))
-        .order_by()
-    ):
+    audit_rows = AuditEntry.objects.filter(created_at__gte=audit_from, error_code__in=codes)
+    if tenant_ids is not None:
+        audit_rows = audit_rows.filter(tenant_id__in=tenant_ids)
+    for row in audit_rows.values("tenant_id", "service", "error_code").annotate(n=Count("id")).order_by():
         counts[(row["tenant_id"] or 0, row["service"])][row["error_code"]] += row["n"]
     names = dict(Company.objects.filter(pk__in=[t for t, _ in counts if t] or [-1]).values_list("pk", "name"))
     rows = [
@@ -272,8 +303,13 @@ def _series(rows: list[dict[str, Any]], start: datetime, bucket: str, now: datet
     return points
 
 
-def monitoring_data(window: str = "1h", now: datetime | None = None) -> dict[str, Any]:
-    """Everything the monitoring page draws, for one window; the page polls this as JSON."""
+def monitoring_data(
+    window: str = "1h", now: datetime | None = None, *, tenant_ids: frozenset[int] | None = None
+) -> dict[str, Any]:
+    """Everything the monitoring page draws, for one window; the page polls this as JSON. With
+    `tenant_ids`, the calls, refusals and webhook backlog are those tenants' only (the totals
+    then say nothing of other tenants' volumes); breakers, queues, task failures and pools are
+    the platform's and name no tenant."""
     if window not in WINDOWS:
         raise ValueError(f"window: expected one of {', '.join(WINDOWS)}")
     now = now or timezone.now()
@@ -281,7 +317,7 @@ def monitoring_data(window: str = "1h", now: datetime | None = None) -> dict[str
     hourly = bucket == "hour"
     # One read grouped by (service, bucket) serves both the time series and the per-service
     # figures: summing a few thousand rows in Python is cheaper than a second scan.
-    rows = metric_rows(start, group=["service"], bucket=bucket, hourly=hourly)
+    rows = metric_rows(start, group=["service"], bucket=bucket, hourly=hourly, tenant_ids=tenant_ids)
     series_rows = _merge([{**r, "service": None} for r in rows], ["t"])
     service_rows = _merge([{**r, "t": None} for r in rows], ["service"])
     services = sorted(
@@ -298,10 +334,10 @@ def monitoring_data(window: str = "1h", now: datetime | None = None) -> dict[str
         "totals": {**totals, "calls_per_min": round(totals["calls"] / minutes, 2)},
         "series": _series(series_rows, start, bucket, now),
         "services": services,
-        "refusals": _refusals(start, window),
+        "refusals": _refusals(start, window, tenant_ids),
         "breakers": _jsonable(integrations.breaker_transitions(start)),
         "queue": integrations.queue_depth(),
-        "webhooks": integrations.webhook_backlog(),
+        "webhooks": integrations.webhook_backlog(tenant_ids=tenant_ids),
         "task_failures": _jsonable(integrations.task_failures(start)),
         "pools": integrations.pools(),
     }
@@ -320,8 +356,23 @@ def _jsonable(value: Any) -> Any:
 # --- Improvements --------------------------------------------------------------------------
 
 
-def recommendations_list(status: str | None = None, limit: int = 200) -> list[Recommendation]:
+def visible_recommendations(tenant_ids: frozenset[int] | None = None):
+    """The recommendations an operator may see: all (None: every tenant), else only those about
+    their tenants, i.e. naming at least one tenant and none of another. Platform findings (slow
+    queries, indexes, breakers, callers' keys across tenants) are for platform operators."""
     qs = Recommendation.objects.all()
+    if tenant_ids is None:
+        return qs
+    links = Recommendation.tenants.through.objects
+    theirs = links.filter(company_id__in=tenant_ids).values("recommendation_id")
+    others = links.exclude(company_id__in=tenant_ids).values("recommendation_id")
+    return qs.filter(pk__in=theirs).exclude(pk__in=others)
+
+
+def recommendations_list(
+    status: str | None = None, limit: int = 200, *, tenant_ids: frozenset[int] | None = None
+) -> list[Recommendation]:
+    qs = visible_recommendations(tenant_ids)
     if status == "active":
         qs = qs.filter(status__in=Recommendation.ACTIVE_STATUSES)
     elif status:
@@ -331,9 +382,9 @@ def recommendations_list(status: str | None = None, limit: int = 200) -> list[Re
     return rows
 
 
-def recommendation_counts() -> dict[str, int]:
+def recommendation_counts(*, tenant_ids: frozenset[int] | None = None) -> dict[str, int]:
     counts = dict.fromkeys(Recommendation.Status.values, 0)
-    for row in Recommendation.objects.values("status").annotate(n=Count("id")).order_by():
+    for row in visible_recommendations(tenant_ids).values("status").annotate(n=Count("id")).order_by():
         counts[row["status"]] = row["n"]
     return counts
 

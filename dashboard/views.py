@@ -8,7 +8,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from mcp_core import live
 from mcp_core.discovery import operation_allowed
-from mcp_core.operators import CONSOLE_PERMISSION, OperatorRights
+from mcp_core.operators import CONSOLE_PERMISSION, rights_for
 from mcp_core.registry import get_registry
 
 from . import analytics_page, selectors, services
@@ -34,6 +34,13 @@ RECOMMENDATION_PERMISSION = "dashboard.change_recommendation"
 def _require(request: HttpRequest, permission: str) -> None:
     if not request.user.has_perm(permission):
         raise PermissionDenied
+
+
+def _tenant_ids(request: HttpRequest) -> frozenset[int] | None:
+    """The tenants whose figures the signed-in operator may see; None: every tenant. Someone
+    bound to some tenants (or a staff user with no grant: to none) sees on every page only
+    their tenants' calls, failures, refusals, messages and recommendations (selectors)."""
+    return rights_for(request).tenant_ids
 
 
 def _context(site, request: HttpRequest, title: str, **extra) -> dict:
@@ -76,7 +83,7 @@ def dashboard_view(site, request: HttpRequest) -> HttpResponse:
         else:
             messages.info(request, f"Showing the check from {snapshot.age_seconds:.0f} s ago (reused).")
         return redirect("admin:dashboard")
-    overview = selectors.dashboard_overview()
+    overview = selectors.dashboard_overview(tenant_ids=_tenant_ids(request))
     return TemplateResponse(
         request,
         "admin/dashboard/dashboard.html",
@@ -98,7 +105,7 @@ def dashboard_live_view(site, request: HttpRequest) -> HttpResponse:
     return TemplateResponse(
         request,
         "admin/dashboard/_dashboard_live.html",
-        {"request": request, **selectors.dashboard_overview()},
+        {"request": request, **selectors.dashboard_overview(tenant_ids=_tenant_ids(request))},
     )
 
 
@@ -106,7 +113,7 @@ def monitoring_view(site, request: HttpRequest) -> HttpResponse:
     window = request.GET.get("window", "1h")
     if window not in selectors.WINDOWS:
         window = "1h"
-    data = selectors.monitoring_data(window)
+    data = selectors.monitoring_data(window, tenant_ids=_tenant_ids(request))
     return TemplateResponse(
         request,
         "admin/dashboard/monitoring.html",
@@ -135,12 +142,20 @@ def monitoring_data_view(site, request: HttpRequest) -> HttpResponse:
             },
             status=400,
         )
-    return JsonResponse(selectors.monitoring_data(window))
+    return JsonResponse(selectors.monitoring_data(window, tenant_ids=_tenant_ids(request)))
+
+
+def _may_run_improvements(request: HttpRequest) -> bool:
+    # A run analyses every tenant and reports its findings and errors across them: a platform
+    # action, not for someone bound to some tenants.
+    return request.user.has_perm(RUN_IMPROVEMENTS_PERMISSION) and _tenant_ids(request) is None
 
 
 def improvements_view(site, request: HttpRequest) -> HttpResponse:
+    tenant_ids = _tenant_ids(request)
     if request.method == "POST":
-        _require(request, RUN_IMPROVEMENTS_PERMISSION)
+        if not _may_run_improvements(request):
+            raise PermissionDenied
         run = improvements_run(trigger=ImprovementRun.Trigger.PAGE)
         level = messages.WARNING if run.errors else messages.SUCCESS
         messages.add_message(
@@ -161,13 +176,17 @@ def improvements_view(site, request: HttpRequest) -> HttpResponse:
             site,
             request,
             "System improvements",
-            recommendations=selectors.recommendations_list(None if status == "all" else status),
-            counts=selectors.recommendation_counts(),
-            runs=selectors.runs_list(),
+            recommendations=selectors.recommendations_list(
+                None if status == "all" else status, tenant_ids=tenant_ids
+            ),
+            counts=selectors.recommendation_counts(tenant_ids=tenant_ids),
+            # The run history counts findings and errors of every tenant.
+            show_runs=tenant_ids is None,
+            runs=selectors.runs_list() if tenant_ids is None else [],
             status=status,
             statuses=["active", *Recommendation.Status.values, "all"],
             analyzers=analyzers,
-            can_run_improvements=request.user.has_perm(RUN_IMPROVEMENTS_PERMISSION),
+            can_run_improvements=_may_run_improvements(request),
             can_act=request.user.has_perm(RECOMMENDATION_PERMISSION),
         ),
     )
@@ -177,6 +196,10 @@ def improvement_action_view(site, request: HttpRequest, pk: int, action: str) ->
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     _require(request, RECOMMENDATION_PERMISSION)
+    tenant_ids = _tenant_ids(request)
+    if tenant_ids is not None and not selectors.visible_recommendations(tenant_ids).filter(pk=pk).exists():
+        # Not theirs (or a platform finding): unknown to them, like an object of another tenant.
+        raise Http404("no such recommendation")
     try:
         rec = services.recommendation_set_status(rec_id=pk, action=action, user=request.user)
     except services.ActionError as exc:
@@ -194,7 +217,7 @@ def console_view(site, request: HttpRequest) -> HttpResponse:
     # The console calls operations with the operator's own rights (mcp_core.operators).
     _require(request, CONSOLE_PERMISSION)
     registry = get_registry()
-    rights = OperatorRights(request.user)
+    rights = rights_for(request)
     reach = rights.reach()
     # Listed: what some grant of the operator covers. Anything else can still be opened by
     # name; the pipeline then refuses it (and audits the refusal).
@@ -256,7 +279,7 @@ def _analytics_params(request: HttpRequest) -> tuple[str, dict]:
 
 
 def analytics_view(site, request: HttpRequest) -> HttpResponse:
-    rights = OperatorRights(request.user)
+    rights = rights_for(request)
     tenants = selectors.analytics_tenants(rights)
     tenant, params = _analytics_params(request)
     tenant = tenant or (tenants[0]["slug"] if tenants else "")
@@ -294,7 +317,7 @@ def analytics_view(site, request: HttpRequest) -> HttpResponse:
 def analytics_export_view(site, request: HttpRequest) -> HttpResponse:
     tenant, params = _analytics_params(request)
     params["report"] = request.GET.get("report", "")
-    answer = services.analytics_export(rights=OperatorRights(request.user), tenant=tenant, params=params)
+    answer = services.analytics_export(rights=rights_for(request), tenant=tenant, params=params)
     if not answer.success:
         return JsonResponse(
             {"error": answer.error}, status=400 if answer.error["code"] == "validation_error" else 403

@@ -14,6 +14,10 @@ In every ModelAdmin of a model that belongs to a tenant (TenantScopedAdmin):
 - list filters on such relations list only those tenants' rows.
 
 The user's rights are read once per request (operators.rights_for), not per row.
+
+Admins of platform-wide models that still mention tenants (a federated server's list of the
+tenants that may call it) mix in PlatformRowsAdmin instead: someone bound to some tenants may
+at most view those rows, and sees only their own tenants in them.
 """
 
 from __future__ import annotations
@@ -213,3 +217,25 @@ class TenantScopedAdmin:
         except ImproperlyConfigured as exc:
             errors.append(checks.Error(str(exc), obj=type(self), id="mcp.E010"))
         return errors
+
+
+class PlatformRowsAdmin:
+    """Mixed into the ModelAdmin of a platform-wide model (listed before the ModelAdmin base):
+    its rows belong to no tenant, so changing one changes it for every tenant. Someone bound to
+    some tenants may at most view them, whatever their model permissions say: no add, change or
+    delete, hence none of the actions that need those. Views of its own that change state
+    check `may_change_platform` (or the has_*_permission methods) as well."""
+
+    @staticmethod
+    def may_change_platform(request) -> bool:
+        """False for someone bound to some tenants (or to none): platform rows are not theirs."""
+        return allowed_tenants(request) is None
+
+    def has_add_permission(self, request, *args):
+        return self.may_change_platform(request) and super().has_add_permission(request, *args)
+
+    def has_change_permission(self, request, obj=None):
+        return self.may_change_platform(request) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self.may_change_platform(request) and super().has_delete_permission(request, obj)

@@ -13,15 +13,20 @@ from .models import CHANNELS, Notification
 S = Notification.Status
 
 
-def delivery_rates(days: int = 7, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+def delivery_rates(
+    days: int = 7, now: dt.datetime | None = None, *, tenant_ids: frozenset[int] | None = None
+) -> list[dict[str, Any]]:
     """Per channel over the last `days`: messages accepted by the server, refused, delivered and
     undelivered, and the delivery rate (delivered of those with a final delivery status; None
-    while no message has one, e.g. email without delivery reports)."""
+    while no message has one, e.g. email without delivery reports). `tenant_ids`: only those
+    tenants' messages (None: every tenant's)."""
     now = now or timezone.now()
+    rows = Notification.objects.filter(created_at__gte=now - dt.timedelta(days=days))
+    if tenant_ids is not None:
+        rows = rows.filter(company_id__in=tenant_ids)
     counts = {
         row["channel"]: row
-        for row in Notification.objects.filter(created_at__gte=now - dt.timedelta(days=days))
-        .values("channel")
+        for row in rows.values("channel")
         .annotate(
             accepted=Count("pk", filter=Q(status__in=[S.SENT, S.DEFERRED, S.DELIVERED, S.UNDELIVERED])),
             delivered=Count("pk", filter=Q(status=S.DELIVERED)),

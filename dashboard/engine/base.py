@@ -12,13 +12,16 @@ from django.conf import settings
 @dataclass(slots=True)
 class Finding:
     """What an analyzer saw. `fingerprint` names the thing (an operation, a table, a tenant) so
-    that seeing it again updates the same recommendation."""
+    that seeing it again updates the same recommendation. `tenant_ids`: the tenants (Company
+    pks) it is about or names, if any; a finding that names a tenant must list it, as it decides
+    who sees the recommendation (an operator bound to some tenants sees only those about theirs)."""
 
     fingerprint: str
     severity: str  # low | medium | high | critical
     title: str
     evidence: dict[str, Any]
     suggested_action: str
+    tenant_ids: tuple[int, ...] = ()
 
 
 @dataclass(slots=True)

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from askpro.models import Company
 from mcp_core import live
 from mcp_core.audit import audit_record
 
@@ -24,6 +25,14 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[str, dict], None]
 # A first run may find hundreds of things at once; the pages refetch on any one event anyway.
 MAX_LIVE_EVENTS_PER_ANALYZER = 5
+# The live event's title for a finding about a tenant (see _run_one).
+TENANT_FINDING_TITLE = "a finding about a tenant: see the improvements page"
+
+
+def _existing_tenants(finding: Finding) -> list[int]:
+    # Who may see the recommendation follows these (dashboard.selectors.visible_recommendations).
+    ids = {int(t) for t in finding.tenant_ids if t}
+    return list(Company.objects.filter(pk__in=ids).values_list("pk", flat=True)) if ids else []
 
 
 def _upsert(analyzer: Analyzer, finding: Finding, now) -> tuple[str, Recommendation | None]:
@@ -42,6 +51,7 @@ def _upsert(analyzer: Analyzer, finding: Finding, now) -> tuple[str, Recommendat
         rec.save(
             update_fields=["severity", "title", "evidence", "suggested_action", "last_seen_at", "times_seen"]
         )
+        rec.tenants.set(_existing_tenants(finding))
         return "updated", rec
     snooze = td(days=settings.IMPROVEMENT_DISMISS_SNOOZE_DAYS)
     if Recommendation.objects.filter(
@@ -64,6 +74,7 @@ def _upsert(analyzer: Analyzer, finding: Finding, now) -> tuple[str, Recommendat
                 first_seen_at=now,
                 last_seen_at=now,
             )
+            rec.tenants.set(_existing_tenants(finding))
     except IntegrityError:
         # Another run created it between our read and our insert: refresh that one instead.
         return _upsert(analyzer, finding, now)
@@ -133,7 +144,7 @@ class ImprovementEngine:
             if reason:
                 entry["skipped"] = reason
             else:
-                created: list[Recommendation] = []
+                created: list[tuple[Recommendation, Finding]] = []
                 # A savepoint per analyzer: a failing catalog query must not poison the others.
                 with transaction.atomic():
                     findings = analyzer.analyze(ctx)
@@ -141,7 +152,7 @@ class ImprovementEngine:
                         outcome, rec = _upsert(analyzer, finding, ctx.now)
                         if outcome == "created":
                             run.created += 1
-                            created.append(rec)
+                            created.append((rec, finding))
                         elif outcome == "updated":
                             run.updated += 1
                         if rec is not None and analyzer.healing_enabled:
@@ -149,8 +160,11 @@ class ImprovementEngine:
                 entry["findings"] = len(findings)
                 run.findings += len(findings)
                 # Stored (the analyzer's block has ended): open pages hear of each new one.
-                for rec in created[:MAX_LIVE_EVENTS_PER_ANALYZER]:
-                    live.recommendation_created(rec.pk, rec.analyzer, rec.severity, rec.title)
+                for rec, finding in created[:MAX_LIVE_EVENTS_PER_ANALYZER]:
+                    # Every stream subscriber gets the event, whatever their tenants: a title
+                    # that names a tenant stays on the improvements page, which filters.
+                    title = TENANT_FINDING_TITLE if finding.tenant_ids else rec.title
+                    live.recommendation_created(rec.pk, rec.analyzer, rec.severity, title)
         except Exception as exc:
             logger.exception("analyzer %s failed", analyzer.name)
             entry["error"] = f"{type(exc).__name__}: {exc}"[:500]

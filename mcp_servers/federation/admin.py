@@ -1,5 +1,10 @@
 """The admin of federated remote MCP servers: registrations (credentials write-only), pinned
-tool versions approved with their diff shown, and the marketplace (an MCP Registry)."""
+tool versions approved with their diff shown, and the marketplace (an MCP Registry).
+
+Registrations are platform rows: one serves every tenant in its list. Someone bound to some
+tenants (mcp_core.operators) may at most view them (mcp_core.admin_scoping.PlatformRowsAdmin):
+no add, change, delete, sync, approve, reject or install, whatever their model permissions; a
+registration's tenant list shows them only their own tenants."""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from askpro.admin_secrets import SecretFieldsAdmin
+from mcp_core.admin_scoping import PlatformRowsAdmin, allowed_tenants
 from mcp_core.contracts import MCPError
 
 from . import services
@@ -72,8 +78,14 @@ class RemoteToolInline(admin.TabularInline):
         return format_html('<a href="{}">{}</a>', url, obj.name)
 
 
+def _own_tenants_line(names: list[str], all_tenants: bool) -> str:
+    if names:
+        return ", ".join(names)
+    return "none of yours listed" + (" (it is open to every tenant)" if all_tenants else "")
+
+
 @admin.register(RemoteServer)
-class RemoteServerAdmin(SecretFieldsAdmin):
+class RemoteServerAdmin(PlatformRowsAdmin, SecretFieldsAdmin):
     form = RemoteServerForm
     change_list_template = "admin/mcp_federation/remoteserver_change_list.html"
     list_display = (
@@ -97,6 +109,45 @@ class RemoteServerAdmin(SecretFieldsAdmin):
         ("Who may use it", {"fields": ("enabled", "all_tenants", "tenants")}),
         ("State", {"fields": readonly_fields}),
     )
+
+    # --- someone bound to some tenants: their tenants only, read-only --------------------------
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            # What own_tenants may show: the display method is not given the request.
+            obj._visible_tenant_ids = allowed_tenants(request)
+        return obj
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if allowed_tenants(request) is None:
+            return fieldsets
+        # The full list names other tenants (and which servers they use): not for them.
+        return [
+            (title, {**options, "fields": [_swap_tenants(line) for line in options["fields"]]})
+            for title, options in fieldsets
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if allowed_tenants(request) is not None:
+            readonly.append("own_tenants")
+        return readonly
+
+    def lookup_allowed(self, lookup, value, request=None):
+        # ?tenants=<pk> would tell them which servers another tenant may use.
+        if lookup.split("__")[0] == "tenants" and (request is None or allowed_tenants(request) is not None):
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
+    @admin.display(description="tenants (yours only)")
+    def own_tenants(self, obj):
+        allowed = getattr(obj, "_visible_tenant_ids", frozenset())
+        if allowed is None:
+            names = [t.name for t in obj.tenants.order_by("name")]
+        else:
+            names = list(obj.tenants.filter(pk__in=allowed).order_by("name").values_list("name", flat=True))
+        return _own_tenants_line(names, obj.all_tenants)
 
     @admin.display(description="tools (approved / pending)")
     def tools_summary(self, obj):
@@ -159,6 +210,8 @@ class RemoteServerAdmin(SecretFieldsAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         if request.method == "POST":
+            # Installing adds a platform registration: has_add_permission is False for anyone
+            # bound to some tenants (PlatformRowsAdmin).
             if not self.has_add_permission(request):
                 raise PermissionDenied
             return self._install(request)
@@ -214,8 +267,14 @@ class RemoteServerAdmin(SecretFieldsAdmin):
         return HttpResponseRedirect(reverse("admin:mcp_federation_remoteserver_change", args=[server.pk]))
 
 
+def _swap_tenants(line):
+    if isinstance(line, (list, tuple)):
+        return tuple(_swap_tenants(name) for name in line)
+    return "own_tenants" if line == "tenants" else line
+
+
 @admin.register(RemoteTool)
-class RemoteToolAdmin(admin.ModelAdmin):
+class RemoteToolAdmin(PlatformRowsAdmin, admin.ModelAdmin):
     list_display = ("name", "server", "version", "status", "removed", "fetched_at", "decided_by")
     list_filter = ("status", "removed", "server")
     search_fields = ("name", "server__slug")
@@ -240,7 +299,10 @@ class RemoteToolAdmin(admin.ModelAdmin):
         return False
 
     def has_approve_permission(self, request):
-        return request.user.has_perm("mcp_federation.approve_remotetool")
+        # Approving pins a version for every tenant: not for someone bound to some.
+        return self.may_change_platform(request) and request.user.has_perm(
+            "mcp_federation.approve_remotetool"
+        )
 
     @admin.display(description="change against the approved version")
     def diff_display(self, obj):

@@ -43,6 +43,7 @@ def superuser(db):
 def make_tenant_rows(company) -> None:
     """A row of every tenant model the admin shows that make_tenant does not create, for
     `company` (the tenant-scoping test gives one to each of two tenants)."""
+    from dashboard.models import Recommendation
     from mcp_servers.gcal.models import CalendarLink, GoogleAccount, PushChannel, ServiceBuffer, SyncConflict
     from mcp_servers.mail.models import CalendarSequence, EmailAccount, OutboundEmail, Suppression
     from mcp_servers.messaging.models import Message, MessagingAccount, OptOut
@@ -120,6 +121,14 @@ def make_tenant_rows(company) -> None:
         kind="edited_in_google",
         resolution="-",
     )
+    finding = Recommendation.objects.create(
+        analyzer="test",
+        fingerprint=f"tenant:{company.pk}",
+        severity="low",
+        title=f"{company.name}: a finding about it",
+        suggested_action="-",
+    )
+    finding.tenants.add(company)
     NotificationSettings.objects.get_or_create(company=company)
     planned = appointment.starts_at
     reminder = Reminder.objects.create(

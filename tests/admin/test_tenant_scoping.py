@@ -31,7 +31,6 @@ PLATFORM_WIDE = {
     "mcp_queue.TaskFailure",
     "mcp_federation.RemoteServer",  # a platform registration: its tenants say who may call it
     "mcp_federation.RemoteTool",
-    "dashboard.Recommendation",
     "dashboard.ImprovementRun",
     "dashboard.HealthCheckResult",
     "django_celery_beat.PeriodicTask",

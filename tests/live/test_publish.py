@@ -103,6 +103,24 @@ def test_it_publishes_each_new_recommendation_of_the_engine_once(events):
     assert len([e for e in events(3, timeout=0.5) if e["type"] == "recommendation"]) == 2
 
 
+def test_it_never_names_a_tenant_in_a_recommendation_event(events, alice):
+    from dashboard.engine.base import Analyzer, Finding
+    from dashboard.engine.engine import TENANT_FINDING_TITLE
+
+    class AboutAlice(Analyzer):
+        name = "about_alice"
+        defaults = {}
+
+        def analyze(self, ctx):
+            return [Finding("a", "high", f"{alice.name} misses calls", {}, "-", tenant_ids=(alice.pk,))]
+
+    ImprovementEngine([AboutAlice()]).run(trigger="test")
+    recs = [e for e in events(2) if e["type"] == "recommendation"]
+    # Every subscriber gets the event, whatever their tenants: the title stays on the page.
+    assert [e["title"] for e in recs] == [TENANT_FINDING_TITLE]
+    assert alice.name not in json.dumps(recs)
+
+
 def test_it_never_fails_the_caller_and_sends_nothing_without_a_working_redis():
     dead = {
         "default": {

@@ -90,6 +90,7 @@ class MissedCallsByWeekday(_AnalyticsAnalyzer):
                             "other_days_missed_rate": round(other_rate, 4),
                             "source": "analytics.get_call_funnel",
                         },
+                        tenant_ids=(company.pk,),
                         suggested_action=(
                             f"Check {company.name}'s {day} calls (Retell disconnection reasons, concurrency limit, "
                             "agent availability); add capacity or forward to a person on that day."
@@ -131,6 +132,7 @@ class StaffFullyBooked(_AnalyticsAnalyzer):
                             "utilisation": share,
                             "source": "analytics.get_utilisation",
                         },
+                        tenant_ids=(company.pk,),
                         suggested_action=(
                             f"Callers cannot get {staff['name']} soon: open more working hours, let another "
                             "staff member take the service, or tell the agent to offer other staff."

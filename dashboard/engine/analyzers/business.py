@@ -86,6 +86,7 @@ class UnbookedCalls(Analyzer):
                         f"Listen to a few of {branch.name}'s unbooked calls (Retell transcripts): check the "
                         "agent prompt, the branch's Cal.com event type and whether its calendar has free slots."
                     ),
+                    tenant_ids=(branch.company_id,),
                 )
             )
         return findings

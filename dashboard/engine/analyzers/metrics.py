@@ -234,6 +234,7 @@ class NotConfiguredCalls(Analyzer):
                         "tenants": tenants,
                     },
                     suggested_action=action,
+                    tenant_ids=tuple(sorted(t for t in entry["tenants"] if t)),
                 )
             )
         return findings
@@ -430,6 +431,7 @@ class RateLimitSaturation(Analyzer):
                         "peak_ratio": round(ratio, 3),
                         "refused": refused,
                     },
+                    tenant_ids=(tenant_id,),
                     suggested_action=(
                         f"Ask {company.name} whether the volume is expected: if so, move them to a plan "
                         "with a higher limit; if not, look for a retry loop in their integration "
