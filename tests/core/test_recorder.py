@@ -145,7 +145,8 @@ def test_it_writes_the_queue_from_the_flusher_thread_without_being_asked(princip
     assert set(AuditEntry.objects.values_list("request_id", flat=True)) == {
         r.metadata["request_id"] for r in responses
     }
-    assert MetricRollup.objects.get(operation="get_tenant_stats").calls == 10
+    # Summed: the ten calls may straddle a minute boundary (one rollup row per minute).
+    assert MetricRollup.objects.filter(operation="get_tenant_stats").aggregate(n=Sum("calls"))["n"] == 10
 
 
 @QUEUED
