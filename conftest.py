@@ -10,11 +10,38 @@ from decimal import Decimal
 
 import pytest
 from django.core.cache import cache
+from django.db import connections, transaction
+from django.test import TransactionTestCase
 from django.utils import timezone
 
 from askpro.models import Appointment, Branch, Call, Company, Customer, PhoneNumber, Plan, Service
 from mcp_core import shared_state
 from mcp_core.api_keys import api_key_create
+
+# Rows Django's own post_migrate handlers create (content types, permissions) and the migration
+# record: kept by the transactional tests' flush below, so nothing needs recreating.
+_KEPT_BY_FLUSH = frozenset({"django_content_type", "auth_permission", "django_migrations"})
+
+
+def _delete_all_rows(self) -> None:
+    """TransactionTestCase's flush on PostgreSQL: DELETE FROM every model table but the ones
+    above, in one transaction (Django's foreign keys there are DEFERRABLE INITIALLY DEFERRED, so
+    the order does not matter). Django's flush TRUNCATEs every table and then re-creates the
+    content types and permissions through post_migrate: 0.44 - 0.54 s after every transactional
+    test here, against 0.04 s. SQLite, available_apps and serialized rollback keep Django's."""
+    for alias in self._databases_names(include_mirrors=False):
+        connection = connections[alias]
+        if connection.vendor != "postgresql" or self.available_apps is not None or self.serialized_rollback:
+            _django_fixture_teardown(self)
+            return
+        tables = connection.introspection.django_table_names(only_existing=True, include_views=False)
+        with transaction.atomic(using=alias), connection.cursor() as cursor:
+            for table in sorted(set(tables) - _KEPT_BY_FLUSH):
+                cursor.execute(f"DELETE FROM {connection.ops.quote_name(table)}")
+
+
+_django_fixture_teardown = TransactionTestCase._fixture_teardown
+TransactionTestCase._fixture_teardown = _delete_all_rows
 
 
 @pytest.fixture(autouse=True)
