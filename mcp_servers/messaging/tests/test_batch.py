@@ -204,3 +204,11 @@ def test_it_counts_a_batch_as_its_messages_against_the_rate_limit(world):
     over = world.call("send_batch", {"messages": [sms(n) for n in numbers(3)]})
     assert over.error["code"] == "rate_limited" and "counts as 3" in over.error["message"]
     assert len(posted(world.sandbox)) == 8
+
+
+def test_it_refuses_a_batch_for_a_tenant_without_an_account_even_of_bad_numbers(world):
+    world.alice_account.delete()
+    for messages in ([sms(CUSTOMER)], [sms("123")]):
+        answer = world.call("send_batch", {"messages": messages})
+        assert answer.error["code"] == "not_configured", answer
+    assert posted(world.sandbox) == [] and not Message.objects.exists()
