@@ -7,17 +7,22 @@ stalls) and logs the requests it saw, so tests can prove that no upstream call w
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
 import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
+from aiohttp import web
+
 CONTROL_PREFIX = "/__sandbox__"
+# Threads for handlers that may sleep (faults with a delay, stalls): one per request held.
+HANDLER_THREADS = 32
 
 
 @dataclass
@@ -112,49 +117,74 @@ class SandboxServer:
         self.lock = threading.RLock()
         self.faults: list[Fault] = []
         self.request_log: list[SandboxRequest] = []
-        self._httpd: ThreadingHTTPServer | None = None
+        self._bound_port: int | None = None
+        self._event_loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._handler_pool: concurrent.futures.ThreadPoolExecutor | None = None
 
     # --- lifecycle ---
     @property
     def port(self) -> int:
-        assert self._httpd is not None, "sandbox not started"
-        return self._httpd.server_address[1]
+        assert self._bound_port is not None, "sandbox not started"
+        return self._bound_port
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> SandboxServer:
-        sandbox = self
-
-        class _Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, so clients can pool connections
-            # Headers and body go out in separate writes; with Nagle on, a kept-alive
-            # connection stalls ~40 ms per answer on the client's delayed ACK.
-            disable_nagle_algorithm = True
-
-            def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read request_log
-                return
-
-            def _serve(self) -> None:
-                sandbox._dispatch(self)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
-
-        self._httpd = ThreadingHTTPServer((self.host, self.requested_port), _Handler)
-        self._httpd.daemon_threads = True
+        """Serve on (host, requested port) from an event loop on a thread of its own; returns
+        once the port is bound (an error binding it is raised here)."""
+        ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._event_loop = asyncio.new_event_loop()
+        self._handler_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=HANDLER_THREADS, thread_name_prefix=f"sandbox-{self.service}"
+        )
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name=f"sandbox-{self.service}", daemon=True
+            target=self._run_event_loop, args=(ready,), name=f"sandbox-{self.service}", daemon=True
         )
         self._thread.start()
+        try:
+            ready.result(timeout=30)
+        except BaseException:
+            self._thread.join(timeout=5)
+            self._handler_pool.shutdown(wait=False)
+            self._event_loop = self._thread = self._handler_pool = None
+            raise
         return self
 
+    def _run_event_loop(self, ready: concurrent.futures.Future[None]) -> None:
+        loop = self._event_loop
+        assert loop is not None
+        asyncio.set_event_loop(loop)
+        try:
+            self._http_server = web.Server(self._answer_http, loop=loop, access_log=None)
+            self._listener = loop.run_until_complete(
+                loop.create_server(self._http_server, self.host, self.requested_port, reuse_address=True)
+            )
+        except BaseException as exc:
+            loop.close()
+            ready.set_exception(exc)
+            return
+        self._bound_port = self._listener.sockets[0].getsockname()[1]
+        ready.set_result(None)
+        try:
+            loop.run_forever()
+        finally:
+            self._listener.close()
+            loop.run_until_complete(self._listener.wait_closed())
+            loop.run_until_complete(self._http_server.shutdown(timeout=1))
+            loop.close()
+
     def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
+        loop, thread, executor = self._event_loop, self._thread, self._handler_pool
+        if loop is None or thread is None:
+            return
+        self._event_loop = self._thread = self._handler_pool = None
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> SandboxServer:
         return self.start()
@@ -189,33 +219,32 @@ class SandboxServer:
         return None
 
     # --- dispatch ---
-    def _dispatch(self, handler: BaseHTTPRequestHandler) -> None:
-        parts = urlsplit(handler.path)
-        length = int(handler.headers.get("Content-Length") or 0)
-        body = handler.rfile.read(length) if length else b""
+    async def _answer_http(self, incoming: web.BaseRequest) -> web.StreamResponse:
+        """One HTTP request: the route's answer. Handlers are plain functions; they run on the
+        loop itself, except while faults are set or for the control paths, which may sleep (a
+        delay, a stall) and so run on a thread, never holding up other connections."""
+        parts = urlsplit(incoming.raw_path)
         request = SandboxRequest(
-            method=handler.command,
+            method=incoming.method,
             path=parts.path,
             query=parse_qs(parts.query, keep_blank_values=True),
-            headers={k.lower(): v for k, v in handler.headers.items()},
-            body=body,
+            headers={k.lower(): v for k, v in incoming.headers.items()},
+            body=await incoming.content.read() if incoming.can_read_body else b"",
         )
-        if parts.path.startswith(CONTROL_PREFIX):
-            response = self._control(request)
+        if self.faults or parts.path.startswith(CONTROL_PREFIX):
+            loop = asyncio.get_running_loop()
+            response = await loop.run_in_executor(self._handler_pool, self._respond_to, request)
         else:
-            with self.lock:
-                self.request_log.append(request)
-            response = self._handle(request)
+            response = self._respond_to(request)
         payload, headers = response.encode()
-        try:
-            handler.send_response(response.status)
-            for name, value in headers.items():
-                handler.send_header(name, value)
-            handler.send_header("Content-Length", str(len(payload)))
-            handler.end_headers()
-            handler.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (a timeout test): nothing to answer
+        return web.Response(status=response.status, body=payload, headers=headers)
+
+    def _respond_to(self, request: SandboxRequest) -> SandboxResponse:
+        if request.path.startswith(CONTROL_PREFIX):
+            return self._control(request)
+        with self.lock:
+            self.request_log.append(request)
+        return self._handle(request)
 
     def _handle(self, request: SandboxRequest) -> SandboxResponse:
         fault = self._take_fault(request)
