@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from askpro.models import Appointment
+from askpro.models import Appointment, Customer
 from mcp_core.api_keys import api_key_authenticate
 from mcp_core.pipeline import call_operation
 from mcp_servers.calcom.tests.conftest import weekday_at
@@ -383,3 +383,33 @@ def test_it_calls_the_servers_as_a_system_caller_bound_to_the_tenant(world, bob)
     assert other.error_code == "forbidden"
     assert call_for_tenant("messaging", "set_opt_out", {"number": PHONE, "opted_out": True},
                            tenant_id=world.alice.pk, caller="reminders").success  # fmt: skip
+
+
+def test_a_chunk_of_reminders_takes_the_same_statements_however_many_it_holds(world):
+    """Nothing is loaded row by row (a field left out of REMINDER_FIELDS would be: one query per
+    reminder), whether a chunk holds 3 reminders or 12 (the first chunk, of 1, fills the caches)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    counts = []
+    for size in (1, 3, 12):
+        customers = [Customer.objects.create(company=world.alice, name=f"C{size}-{i}", phone=f"+4915112{size:02d}{i:04d}",
+                                             language="en") for i in range(size)]  # fmt: skip
+        starts = timezone.now() + dt.timedelta(hours=30)
+        appointments = [Appointment.objects.create(company=world.alice, customer=c, starts_at=starts,
+                                                   ends_at=starts + dt.timedelta(minutes=30)) for c in customers]  # fmt: skip
+        for appointment in appointments:
+            services.plan_reminders(appointment.pk)
+            make_due(appointment)
+        ids = list(
+            Reminder.objects.filter(appointment__in=appointments, offset_minutes=1440).values_list(
+                "pk", flat=True
+            )
+        )
+        Reminder.objects.filter(pk__in=ids).update(status="queued")
+        with CaptureQueriesContext(connection) as queries:
+            assert services.send_reminders(ids) == {"sent": size}
+        counts.append(len(queries))
+    assert counts[1] == counts[2], counts
+    texts = [t for t in world.texts() if "appointment" in t["Body"].lower()]
+    assert len(texts) == 16 and {t["To"] for t in texts} >= {"+4915112120011"}
