@@ -171,9 +171,13 @@ class SandboxServer:
         try:
             loop.run_forever()
         finally:
+            # Clients' kept-alive connections are closed, not waited for (a graceful shutdown
+            # waits out its whole timeout on an idle one: a second for every sandbox stopped).
             self._listener.close()
+            for connection in list(self._http_server.connections):
+                connection.force_close()
+            loop.run_until_complete(self._http_server.shutdown(timeout=0.1))
             loop.run_until_complete(self._listener.wait_closed())
-            loop.run_until_complete(self._http_server.shutdown(timeout=1))
             loop.close()
 
     def stop(self) -> None:
