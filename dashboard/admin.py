@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from mcp_core.admin_scoping import TenantScopedAdmin
+from mcp_core.admin_scoping import PlatformOnlyAdmin, TenantScopedAdmin
 
 from .models import HealthCheckResult, ImprovementRun, Recommendation
 from .selectors import visible_recommendations
@@ -23,7 +23,9 @@ class RecommendationAdmin(TenantScopedAdmin, admin.ModelAdmin):
 
 
 @admin.register(ImprovementRun)
-class ImprovementRunAdmin(admin.ModelAdmin):
+class ImprovementRunAdmin(PlatformOnlyAdmin, admin.ModelAdmin):
+    """The engine's runs: platform rows, and a run's stored error may quote any tenant's data."""
+
     list_display = ("started_at", "trigger", "duration_ms", "findings", "created", "updated")
     list_filter = ("trigger",)
 
@@ -32,7 +34,9 @@ class ImprovementRunAdmin(admin.ModelAdmin):
 
 
 @admin.register(HealthCheckResult)
-class HealthCheckResultAdmin(admin.ModelAdmin):
+class HealthCheckResultAdmin(PlatformOnlyAdmin, admin.ModelAdmin):
+    """Health check results: platform rows whose detail may name any tenant's upstream."""
+
     list_display = ("service", "status", "latency_ms", "checked_at", "detail")
 
     def has_add_permission(self, request):

@@ -239,3 +239,15 @@ class PlatformRowsAdmin:
 
     def has_delete_permission(self, request, obj=None):
         return self.may_change_platform(request) and super().has_delete_permission(request, obj)
+
+
+class PlatformOnlyAdmin(PlatformRowsAdmin):
+    """Mixed into the ModelAdmin of platform rows whose content may quote any tenant's data (an
+    analyzer's stored error, a health check's detail): someone bound to some tenants does not
+    see them at all, whatever their model permissions say."""
+
+    def has_view_permission(self, request, obj=None):
+        return self.may_change_platform(request) and super().has_view_permission(request, obj)
+
+    def has_module_permission(self, request):
+        return self.may_change_platform(request) and super().has_module_permission(request)

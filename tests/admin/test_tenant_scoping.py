@@ -31,8 +31,8 @@ PLATFORM_WIDE = {
     "mcp_queue.TaskFailure",
     "mcp_federation.RemoteServer",  # a platform registration: its tenants say who may call it
     "mcp_federation.RemoteTool",
-    "dashboard.ImprovementRun",
-    "dashboard.HealthCheckResult",
+    "dashboard.ImprovementRun",  # hidden from tenant-bound operators (PlatformOnlyAdmin)
+    "dashboard.HealthCheckResult",  # the same
     "django_celery_beat.PeriodicTask",
     "django_celery_beat.ClockedSchedule",
     "django_celery_beat.CrontabSchedule",
@@ -262,3 +262,27 @@ def test_it_refuses_at_start_up_a_scoped_admin_without_a_way_to_the_tenant():
     site.register(Plan, PlanAdmin)
     assert [e.id for e in site._registry[Plan].check()] == ["mcp.E010"]
     assert all(not a.check() for a in admin.site._registry.values() if isinstance(a, TenantScopedAdmin))
+
+
+def test_it_hides_platform_rows_that_may_quote_any_tenant_from_a_tenant_bound_operator(
+    client, alice_operator, every_model_row
+):
+    """An engine run's stored error or a health check's detail may name any tenant: a bound
+    operator with every model permission gets neither the pages nor the rows; a superuser does."""
+    from dashboard.models import HealthCheckResult, ImprovementRun
+
+    client.force_login(alice_operator)
+    index = client.get(reverse("admin:index")).content.decode()
+    for model in (ImprovementRun, HealthCheckResult):
+        info = (model._meta.app_label, model._meta.model_name)
+        assert reverse("admin:{}_{}_changelist".format(*info)) not in index
+        assert client.get(reverse("admin:{}_{}_changelist".format(*info))).status_code == 403
+        row = model.objects.first()
+        assert client.get(reverse("admin:{}_{}_change".format(*info), args=[row.pk])).status_code in (
+            302,
+            403,
+        )
+    client.force_login(make_staff("root", superuser=True))
+    for model in (ImprovementRun, HealthCheckResult):
+        info = (model._meta.app_label, model._meta.model_name)
+        assert client.get(reverse("admin:{}_{}_changelist".format(*info))).status_code == 200
