@@ -126,6 +126,8 @@ def insert_many(objs: list[models.Model], *, unique_fields: list[str] | None = N
     Django prepares no value one by one: half bulk_create's client cost per row (measured in
     docs/benchmarks.md). auto_now and auto_now_add fields get one time for all the rows.
     Elsewhere (SQLite, `make run`) it is bulk_create. Raises IntegrityError as bulk_create does."""
+    if bool(unique_fields) != bool(update_fields):
+        raise ValueError("insert_many: unique_fields and update_fields go together")
     if not objs:
         return
     model = type(objs[0])
@@ -143,22 +145,16 @@ def insert_many(objs: list[models.Model], *, unique_fields: list[str] | None = N
     if unique_fields:
         keys = ", ".join(quote(meta.get_field(name).column) for name in unique_fields)
         changes = ", ".join(
-            f"{quote(c)} = EXCLUDED.{quote(c)}"
-            for c in (meta.get_field(n).column for n in update_fields or [])
+            f"{quote(c)} = EXCLUDED.{quote(c)}" for c in (meta.get_field(n).column for n in update_fields)
         )
-        sql += (
-            f" ON CONFLICT ({keys}) DO UPDATE SET {changes}"
-            if changes
-            else f" ON CONFLICT ({keys}) DO NOTHING"
-        )
+        sql += f" ON CONFLICT ({keys}) DO UPDATE SET {changes}"
     sql += f" RETURNING {quote(meta.pk.column)}"
     with connection.cursor() as cursor:
         cursor.execute(sql, _columns(objs, fields, timezone.now()))
         pks = [row[0] for row in cursor.fetchall()]
-    if len(pks) == len(objs):
-        for obj, pk in zip(objs, pks, strict=True):
-            obj.pk = pk
-            obj._state.adding, obj._state.db = False, connection.alias
+    for obj, pk in zip(objs, pks, strict=True):  # every row comes back, inserted or updated
+        obj.pk = pk
+        obj._state.adding, obj._state.db = False, connection.alias
 
 
 def update_many(objs: list[models.Model], fields: list[str]) -> int:

@@ -121,6 +121,9 @@ class SandboxServer:
         self._event_loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._handler_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        # Made and used on the loop's thread only.
+        self._http_server: web.Server | None = None
+        self._listener: asyncio.AbstractServer | None = None
 
     # --- lifecycle ---
     @property

@@ -145,3 +145,9 @@ def test_naive_datetimes_and_plain_numbers_are_prepared_as_django_would(company)
     got = Message.objects.get(pk=row.pk)
     assert got.send_after == timezone.make_aware(naive)  # in TIME_ZONE, as Django takes it
     assert got.price == Decimal("0.07900") and got.keyword == "12"
+
+
+def test_an_upsert_names_both_its_key_and_what_it_updates(company):
+    with pytest.raises(ValueError, match="go together"):
+        insert_many([message(company, "x")], unique_fields=["company", "idempotency_key"])
+    assert not Message.objects.exists()
